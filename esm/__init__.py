@@ -1,0 +1,3 @@
+"""esm: AWS Lambda-style event source mappings as a self-hosted daemon."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,152 @@
+"""Extension points, as Protocols. Connectors implement these; the core calls them.
+
+Threading contract: a mapping's reader thread owns its `Source` and is the only thread that
+calls it. Targets and destinations are called from lane-worker threads and must be safe to
+call from several threads at once (one instance per mapping).
+
+Construction: every connector class is built as `cls(settings, context)`, where `settings`
+is an instance of the class attribute `Settings` (a frozen dataclass parsed strictly from
+the mapping's YAML, see `esm.schema`) and `context` is a `ConnectorContext`. Constructors
+must not do I/O; `Source.open` / the first call does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from esm.records import Event, Family, InvokeResult, Record
+
+
+class Clock(Protocol):
+    """Time, injected so that every loop runs under a fake clock in unit tests."""
+
+    def now(self) -> float:
+        """Wall-clock epoch seconds (record ages, notice timestamps)."""
+
+    def monotonic(self) -> float:
+        """Monotonic seconds (windows, timeouts, backoff)."""
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait up to `seconds` or until `stop` is set; True if `stop` is set."""
+
+
+class CheckpointStore(Protocol):
+    """Lane positions for sources without broker-side offsets (DynamoDB Streams, Kinesis)."""
+
+    def load(self, mapping: str, lane: str) -> str | None: ...
+
+    def save(self, mapping: str, lane: str, position: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorContext:
+    """What the daemon hands every connector it builds."""
+
+    mapping: str
+    stop: threading.Event
+    clock: Clock
+    checkpoints: CheckpointStore | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTraits:
+    """Static facts about a source type, used by config validation and the core.
+
+    family: "stream" (ordered lanes, position checkpoint, retries block the lane) or
+        "queue" (per-record ack, failed records redelivered by the broker) — DESIGN §3.
+    default_batch_size / max_batch_size: AWS defaults and limits (ESM-SPEC §1.2).
+    default_batching_window_seconds: 0, or 0.5 for Kafka.
+    window_required_above_10: BatchSize > 10 needs a window ≥ 1 s (SQS, Kinesis, DynamoDB).
+    supports_on_failure_destination: DestinationConfig.OnFailure allowed (not SQS).
+    caps_infinite_retries_with_destination: Kafka's rule, infinite retries + destination
+        means 10 retries (ESM-SPEC §4.4).
+    batch_info_key: name of the notice's batch-info object (KafkaBatchInfo, ...).
+    """
+
+    family: Family
+    default_batch_size: int = 100
+    max_batch_size: int = 10000
+    default_batching_window_seconds: float = 0.0
+    window_required_above_10: bool = True
+    supports_on_failure_destination: bool = True
+    caps_infinite_retries_with_destination: bool = False
+    batch_info_key: str = "BatchInfo"
+
+
+class LaneListener(Protocol):
+    """Implemented by the reader; a source calls it (on the reader thread) when the broker
+    changes which lanes this replica owns (Kafka rebalance, lease taken or lost)."""
+
+    def lanes_assigned(self, lanes: Collection[str]) -> None: ...
+
+    def lanes_revoked(self, lanes: Collection[str]) -> None:
+        """Blocks until in-flight batches of `lanes` are settled (or the drain budget runs
+        out); afterwards the reader forgets those lanes and never acks for them again."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Reads records from a broker. Called only from the mapping's reader thread."""
+
+    traits: ClassVar[SourceTraits]
+
+    def open(self, listener: LaneListener) -> None:
+        """Connect, join the group / take leases. May raise SourceUnavailable."""
+
+    def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
+        """Up to `max_records` new records, in lane order; waits at most `timeout_seconds`.
+        Paused lanes yield nothing. May raise SourceUnavailable."""
+
+    def ack(self, records: Sequence[Record]) -> None:
+        """Finished for good. Stream family: the core passes, per lane, a contiguous run in
+        lane order, so committing the last record's position is correct."""
+
+    def release(self, records: Sequence[Record], delay_seconds: float) -> None:
+        """Queue family: make these records deliverable again (after `delay_seconds` where
+        the broker supports it). Stream sources never receive release."""
+
+    def pause(self, lanes: Collection[str]) -> None: ...
+
+    def resume(self, lanes: Collection[str]) -> None: ...
+
+    def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
+        """The AWS-shaped event document for a batch (ESM-SPEC §2)."""
+
+    def event_overhead_bytes(self) -> int:
+        """Encoded size of an event with no records (envelope), for the 6 MB limit."""
+
+    def item_identifier(self, value: object) -> str | None:
+        """Normalise one `batchItemFailures[].itemIdentifier` to a `Record.item_id`, or None
+        when it is malformed (empty, null, wrong type) — a whole-batch failure."""
+
+    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
+        """The notice's `<traits.batch_info_key>` object for these records (ESM-SPEC §4.5)."""
+
+    def lag(self) -> Mapping[str, float]:
+        """Records not yet processed, per lane (offset lag, pending + undelivered); may be
+        empty when unknown. Called by the reader at most every few seconds."""
+
+    def close(self) -> None: ...
+
+
+class Target(Protocol):
+    """Invokes the function synchronously. Safe to call from several threads."""
+
+    def invoke(self, event: Event, timeout_seconds: float) -> InvokeResult:
+        """Returned or FunctionFailed; raises InvokeError when the event never reached the
+        function (DESIGN §6)."""
+
+    def close(self) -> None: ...
+
+
+class Destination(Protocol):
+    """Where notices for discarded records go. Safe to call from several threads."""
+
+    def send(self, notice: Mapping[str, Any], records: Sequence[Record]) -> None:
+        """Durable before it returns; raises DestinationError otherwise. `records` are the
+        records the notice is about (Kafka topic destination keys one message per record)."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,96 @@
+"""The one table of connector types: name → "module:Class".
+
+Lookup order: this table, then the entry points `esm.sources` / `esm.targets` /
+`esm.destinations` (third-party connectors), then a literal `module:Class`. Classes are
+imported only when a mapping uses them, so the core never imports a client library it
+does not need (and never imports one at all: DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+from typing import Literal
+
+from esm.errors import ConfigError
+
+Kind = Literal["sources", "targets", "destinations"]
+
+SOURCES: dict[str, str] = {
+    "memory": "connectors.sources.memory:MemorySource",
+    "redis_streams": "connectors.sources.redis_streams:RedisStreamsSource",
+    "kafka": "connectors.sources.kafka:KafkaSource",
+    "sqs": "connectors.sources.sqs:SqsSource",
+    "dynamodb_streams": "connectors.sources.dynamodb_streams:DynamoDBStreamsSource",
+    "kinesis": "connectors.sources.kinesis:KinesisSource",
+}
+
+TARGETS: dict[str, str] = {
+    "python": "connectors.targets.python:PythonTarget",
+    "http": "connectors.targets.http:HttpTarget",
+    "lambda": "connectors.targets.aws_lambda:LambdaTarget",
+}
+
+DESTINATIONS: dict[str, str] = {
+    "file": "connectors.destinations.file:FileDestination",
+    "redis_stream": "connectors.destinations.redis_stream:RedisStreamDestination",
+    "kafka": "connectors.destinations.kafka:KafkaDestination",
+    "sqs": "connectors.destinations.sqs:SqsDestination",
+    "sns": "connectors.destinations.sns:SnsDestination",
+    "s3": "connectors.destinations.s3:S3Destination",
+}
+
+_TABLES: dict[Kind, dict[str, str]] = {
+    "sources": SOURCES,
+    "targets": TARGETS,
+    "destinations": DESTINATIONS,
+}
+
+
+def known_types(kind: Kind) -> list[str]:
+    """Every type name usable for `kind`: the table plus installed entry points."""
+    names = set(_TABLES[kind])
+    names.update(ep.name for ep in entry_points(group=f"esm.{kind}"))
+    return sorted(names)
+
+
+def resolve(kind: Kind, type_name: str) -> type:
+    """The connector class for `type_name`; ConfigError naming the choices if unknown."""
+    spec = _TABLES[kind].get(type_name)
+    if spec is None:
+        for ep in entry_points(group=f"esm.{kind}"):
+            if ep.name == type_name:
+                spec = ep.value
+                break
+    if spec is None and ":" in type_name:
+        spec = type_name
+    if spec is None:
+        raise ConfigError(f"unknown {kind[:-1]} type {type_name!r}{did_you_mean(type_name, known_types(kind))}")
+    return import_object(spec)
+
+
+def import_object(spec: str) -> type:
+    """Import "module:attr" and return the attribute; ConfigError if that fails."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"{spec!r} is not of the form module:name")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r} for {spec!r}: {exc}") from exc
+    try:
+        obj: type = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """' (did you mean X?)' when a choice is close to `word`, else ' (expected one of …)'."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    if choices:
+        return f" (expected one of: {', '.join(choices)})"
+    return ""

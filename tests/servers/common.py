@@ -1,0 +1,58 @@
+"""Helpers shared by the server harnesses: free ports, readiness waits, cache folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class ServerUnavailable(RuntimeError):
+    """A real server a test needs could not be installed or started. Never skip on this."""
+
+
+def cache_dir(name: str) -> Path:
+    """Download cache outside the repo: $ESM_TEST_CACHE, else ~/.cache/esm-test-servers."""
+    root = os.environ.get("ESM_TEST_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "esm-test-servers"
+    )
+    path = Path(root) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_seconds: float, proc: subprocess.Popen[bytes] | None = None,
+                  host: str = "127.0.0.1") -> None:
+    """Block until host:port accepts connections; ServerUnavailable on timeout or exit."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServerUnavailable(f"server process exited with {proc.returncode} before "
+                                    f"listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise ServerUnavailable(f"nothing listening on {host}:{port} after {timeout_seconds:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_seconds: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout_seconds)
