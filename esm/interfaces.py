@@ -89,7 +89,10 @@ class LaneListener(Protocol):
 
 @runtime_checkable
 class Source(Protocol):
-    """Reads records from a broker. Called only from the mapping's reader thread."""
+    """Reads records from a broker. The client-touching methods (open, poll, ack, release,
+    pause, resume, lag, close) are called only from the mapping's reader thread. The pure
+    methods (build_event, event_overhead_bytes, item_identifier, batch_info) use no client
+    and may be called from lane-worker threads."""
 
     traits: ClassVar[SourceTraits]
 
