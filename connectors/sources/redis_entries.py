@@ -1,0 +1,151 @@
+"""Turn Redis stream entries into esm Records (pure; no client).
+
+Event record shape (esm's own, close to SQS; DESIGN §3):
+    {"eventSource": "redis:streams", "eventSourceARN": "redis://cache:6379/0/orders",
+     "stream": "orders", "messageId": "1700000000000-0",
+     "fields": {"type": "order", "body": "{\"amount\": 12}"}, "body": "{\"amount\": 12}",
+     "attributes": {"deliveryCount": "1", "timestamp": "1700000000000", "consumerGroup": "esm"}}
+
+- `body` is the value of the configured body field, and is left out when the entry has no
+  such field.
+- Field values that are not UTF-8 are base64-encoded and named in
+  `attributes.binaryFields`. A field *name* that is not UTF-8 is decoded with backslash
+  escapes (names are JSON keys and must be text).
+- Redis allows one name twice in an entry; the last value wins, as in a JSON object.
+- Filtering (ESM-SPEC §3.4, SQS row): the filter sees `body` parsed when it is valid JSON,
+  else the plain string, so a JSON pattern never matches a plain body and vice versa.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from esm.records import Record
+
+EVENT_SOURCE = "redis:streams"
+
+
+def event_source_arn(url: str, stream: str) -> str:
+    """`redis://host:port/db/<stream>` for `url`, without credentials (DESIGN §3)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if parts.scheme == "unix":
+        db = query.get("db", ["0"])[0]
+        return f"unix://{parts.path}/{db}/{stream}"
+    host = parts.hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    db = parts.path.strip("/") or query.get("db", ["0"])[0]
+    return f"{parts.scheme}://{host}:{parts.port or 6379}/{db}/{stream}"
+
+
+def entry_timestamp_ms(entry_id: str) -> int:
+    """The millisecond part of an entry id: when Redis appended the entry (auto ids)."""
+    millis, _, _ = entry_id.partition("-")
+    try:
+        return int(millis)
+    except ValueError:
+        return 0
+
+
+class EntryDecoder:
+    """Builds Records for one source: knows the group, the body field and the ARNs."""
+
+    __slots__ = ("_arns", "_group", "_body_field")
+
+    def __init__(self, url: str, streams: Sequence[str], group: str, body_field: str) -> None:
+        self._arns = {stream: event_source_arn(url, stream) for stream in streams}
+        self._group = group
+        self._body_field = body_field
+
+    def arn(self, stream: str) -> str:
+        return self._arns[stream]
+
+    def record(self, stream: str, entry_id: str, raw_fields: Mapping[bytes, bytes],
+               delivery_count: int, handle: object = None) -> Record:
+        """One Record; `delivery_count` is 1 on first delivery (XREADGROUP '>'). `handle`
+        marks which source instance read it, for its ack/release bookkeeping."""
+        fields, binary = decode_fields(raw_fields)
+        millis = entry_timestamp_ms(entry_id)
+        attributes: dict[str, Any] = {"deliveryCount": str(delivery_count),
+                                      "timestamp": str(millis), "consumerGroup": self._group}
+        if binary:
+            attributes["binaryFields"] = binary
+        payload: dict[str, Any] = {
+            "eventSource": EVENT_SOURCE, "eventSourceARN": self._arns[stream],
+            "stream": stream, "messageId": entry_id, "fields": fields,
+        }
+        body = fields.get(self._body_field)
+        if body is not None:
+            payload["body"] = body
+        payload["attributes"] = attributes
+        view = None
+        if body is not None and self._body_field not in binary:
+            view = _json_body_view(payload, body)
+        return Record(
+            lane=stream, position=entry_id, item_id=entry_id, payload=payload,
+            size_bytes=len(orjson.dumps(payload)), timestamp=millis / 1000.0,
+            filter_view=view, delivery_count=delivery_count, handle=handle,
+        )
+
+    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
+        """`RedisStreamBatchInfo` for a notice, shaped like KinesisBatchInfo (ESM-SPEC §4.5).
+        A batch holds one lane, so the first record names the stream."""
+        if not records:
+            return {"batchSize": 0, "consumerGroup": self._group}
+        first, last = records[0], records[-1]
+        return {
+            "stream": first.lane,
+            "eventSourceArn": self._arns.get(first.lane, ""),
+            "consumerGroup": self._group,
+            "startMessageId": first.item_id,
+            "endMessageId": last.item_id,
+            "approximateArrivalOfFirstRecord": iso_millis(first.timestamp),
+            "approximateArrivalOfLastRecord": iso_millis(last.timestamp),
+            "batchSize": len(records),
+            "maxDeliveryCount": max(r.delivery_count for r in records),
+        }
+
+
+def decode_fields(raw: Mapping[bytes, bytes]) -> tuple[dict[str, str], list[str]]:
+    """Fields as text, and the names of those whose values had to be base64-encoded."""
+    try:
+        return {k.decode(): v.decode() for k, v in raw.items()}, []
+    except UnicodeDecodeError:
+        pass  # rare: fall back to the per-field path below
+    fields: dict[str, str] = {}
+    binary: list[str] = []
+    for key, value in raw.items():
+        name = key.decode("utf-8", "backslashreplace")
+        try:
+            fields[name] = value.decode()
+        except UnicodeDecodeError:
+            fields[name] = base64.b64encode(value).decode("ascii")
+            binary.append(name)
+    return fields, binary
+
+
+def text(value: object) -> str:
+    """A reply value as str (the client returns bytes: decode_responses is off)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def iso_millis(epoch_seconds: float) -> str:
+    """ISO-8601 UTC with milliseconds, as AWS writes notice timestamps."""
+    stamp = datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def _json_body_view(payload: dict[str, Any], body: str) -> dict[str, Any] | None:
+    """The filter's view with `body` parsed, or None (filter on payload) when not JSON."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return {**payload, "body": parsed}

@@ -1,0 +1,258 @@
+"""Redis Streams source (`type: redis_streams`): queue family, one lane per stream key.
+
+Guarantees and how they are kept (DESIGN §3):
+- Reads go through a consumer group (created with MKSTREAM if missing; TRIM_HORIZON → id
+  `0`, LATEST → `$`), under a consumer name unique per replica (`<hostname>-<pid>` unless
+  configured), so replicas split the entries between them.
+- An entry is XACKed only when the core acks it: the target succeeded, the filter rejected
+  it, or its notice is durable in the on-failure destination. Each delivery is acked at
+  most once; an entry released by the core is never acked by that delivery.
+- Release does nothing on purpose: the entry stays pending and is reclaimed with XAUTOCLAIM
+  once idle for `visibility_timeout_seconds`, by this replica or another (a crashed
+  replica's entries too). A release `delay_seconds` is therefore not honoured: redelivery
+  always waits for the visibility timeout, like an SQS message after a failed batch
+  (ESM-SPEC §4.2).
+- `Record.delivery_count` is 1 for new entries and Redis's delivery counter (XPENDING) for
+  reclaimed ones; the core dead-letters at `max_deliveries` (DESIGN §3).
+- An entry still in flight here is not delivered a second time by this replica when it
+  reclaims it. A target slower than the visibility timeout can still see an entry twice
+  through another replica: delivery is at least once (ESM-SPEC §7).
+- Redis errors become SourceUnavailable; the supervisor closes this source and builds a new
+  one with backoff. Unacked entries stay pending and are reclaimed, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections import deque
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import redis
+
+from connectors.sources.redis_client import build_client, read_credentials
+from connectors.sources.redis_entries import EntryDecoder
+from connectors.sources.redis_entries import text as _text
+from connectors.sources.redis_reclaim import Reclaimer
+from connectors.sources.redis_settings import (
+    RedisStreamsSettings,
+    mapping_problems,
+    settings_problems,
+)
+from esm.errors import ConfigError, SourceUnavailable
+from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
+from esm.records import Record
+
+log = logging.getLogger(__name__)
+
+_ENVELOPE_BYTES = len(b'{"Records":[]}')
+
+
+class RedisStreamsSource:
+    """Reads one or more stream keys through a consumer group (see the module docstring)."""
+
+    Settings: ClassVar[type] = RedisStreamsSettings
+    traits: ClassVar[SourceTraits] = SourceTraits(
+        family="queue", default_batch_size=10, max_batch_size=10000,
+        window_required_above_10=True, supports_on_failure_destination=True,
+        batch_info_key="RedisStreamBatchInfo")
+
+    def __init__(self, settings: RedisStreamsSettings, context: ConnectorContext,
+                 client: redis.Redis | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        problems = settings_problems(settings)
+        if problems:
+            raise ConfigError(problems)
+        self.settings = settings
+        self.context = context
+        self.consumer = settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+        self._owns_client = client is None
+        self._client = client or build_client(settings, read_credentials(settings, environ))
+        self._streams = tuple(settings.streams)
+        self._group = settings.consumer_group
+        self._decoder = EntryDecoder(settings.url, self._streams, self._group,
+                                     settings.body_field)
+        self._paused: set[str] = set()
+        # Entries this instance has read and not yet seen acked or released, per stream.
+        self._held: dict[str, set[str]] = {s: set() for s in self._streams}
+        # Read from Redis (so pending for this consumer) but not yet handed to the core.
+        self._buffer: dict[str, deque[Record]] = {s: deque() for s in self._streams}
+        self._reclaimer = Reclaimer(self._client, self._group, self.consumer,
+                                    settings.visibility_timeout_seconds)
+        self._next_reclaim = 0.0
+        self._reclaim_interval = min(1.0, settings.visibility_timeout_seconds / 2)
+
+    @classmethod
+    def check_mapping(cls, settings: RedisStreamsSettings,
+                      mapping_data: dict[str, Any]) -> list[str]:
+        return mapping_problems(settings, mapping_data)
+
+    # -- reader-thread methods ----------------------------------------------------------
+
+    def open(self, listener: LaneListener) -> None:
+        with self._translate("open"):
+            self._create_groups()
+        log.info("redis_streams: consumer %s joined group %s on %d stream(s)",
+                 self.consumer, self._group, len(self._streams))
+        listener.lanes_assigned(list(self._streams))
+
+    def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
+        active = [s for s in self._streams if s not in self._paused]
+        if not active:
+            self.context.clock.wait(self.context.stop, timeout_seconds)
+            return []
+        with self._translate("poll"):
+            try:
+                self._fill(active, max_records, timeout_seconds)
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("NOGROUP"):
+                    raise
+                log.warning("redis_streams: group %s vanished (stream deleted?); recreating",
+                            self._group)
+                self._create_groups()
+        return self._take(active, max_records)
+
+    def ack(self, records: Sequence[Record]) -> None:
+        """XACK, one pipeline round trip per call. A record this instance already acked or
+        saw released is skipped; one read by an earlier instance (before a reconnect) is
+        acked anyway, since Redis ignores ids that are no longer pending."""
+        by_stream: dict[str, list[str]] = {}
+        for record in records:
+            held = self._held.get(record.lane)
+            if held is None:
+                continue
+            if record.handle is self:
+                if record.item_id not in held:
+                    continue
+                held.discard(record.item_id)
+            by_stream.setdefault(record.lane, []).append(record.item_id)
+        if not by_stream:
+            return
+        with self._translate("ack"):
+            pipe = self._client.pipeline(transaction=False)
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, self._group, *ids)
+            pipe.execute()
+
+    def release(self, records: Sequence[Record], delay_seconds: float) -> None:
+        """Leave the entries pending: XAUTOCLAIM redelivers them after the visibility
+        timeout. `delay_seconds` is ignored (see the module docstring)."""
+        for record in records:
+            if record.handle is self:
+                self._held.get(record.lane, set()).discard(record.item_id)
+
+    def pause(self, lanes: Collection[str]) -> None:
+        self._paused.update(lanes)
+
+    def resume(self, lanes: Collection[str]) -> None:
+        self._paused.difference_update(lanes)
+
+    def lag(self) -> Mapping[str, float]:
+        """Per stream: entries not yet delivered to the group (XINFO GROUPS `lag`) plus
+        entries delivered and not acked (`pending`). `lag` is unknown to Redis after some
+        deletions; then only `pending` counts."""
+        with self._translate("lag"):
+            pipe = self._client.pipeline(transaction=False)
+            for stream in self._streams:
+                pipe.xinfo_groups(stream)
+            replies = pipe.execute(raise_on_error=False)
+        out: dict[str, float] = {}
+        for stream, groups in zip(self._streams, replies, strict=True):
+            if isinstance(groups, Exception):
+                continue
+            for group in groups:
+                if _text(group.get("name")) == self._group:
+                    out[stream] = float((group.get("lag") or 0) + (group.get("pending") or 0))
+        return out
+
+    def close(self) -> None:
+        """Forget this consumer in the group when it holds no pending entry (names are
+        per process, so they would pile up); keep it when it does, so that its entries
+        are reclaimed by others."""
+        try:
+            for stream in self._streams:
+                self._forget_consumer_if_idle(stream)
+        except redis.RedisError as exc:
+            log.debug("redis_streams: could not remove consumer on close: %s", exc)
+        finally:
+            if self._owns_client:
+                self._client.close()
+
+    # -- pure methods -------------------------------------------------------------------
+
+    def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
+        return {"Records": [r.payload for r in records]}
+
+    def event_overhead_bytes(self) -> int:
+        return _ENVELOPE_BYTES
+
+    def item_identifier(self, value: object) -> str | None:
+        """batchItemFailures itemIdentifier = messageId, a non-empty string."""
+        return value if isinstance(value, str) and value else None
+
+    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
+        return self._decoder.batch_info(records)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _create_groups(self) -> None:
+        start = "0" if self.settings.starting_position == "TRIM_HORIZON" else "$"
+        for stream in self._streams:
+            try:
+                self._client.xgroup_create(stream, self._group, id=start, mkstream=True)
+                log.info("redis_streams: created group %s on %s at %s",
+                         self._group, stream, start)
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("BUSYGROUP"):
+                    raise  # an existing group keeps its position, as Kafka's (ESM-SPEC §1.2)
+
+    def _fill(self, active: list[str], max_records: int, timeout_seconds: float) -> None:
+        """Reclaim idle pending entries when due, then read new ones into the buffer."""
+        now = self.context.clock.monotonic()
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self._reclaim_interval
+            for stream in active:
+                held = self._held[stream]
+                for entry_id, fields, count in self._reclaimer.claim(stream, max_records, held):
+                    self._hold(self._decoder.record(stream, entry_id, fields, count, self))
+        buffered = sum(len(self._buffer[s]) for s in active)
+        if buffered >= max_records:
+            return
+        block_ms = min(self.settings.block_milliseconds, int(timeout_seconds * 1000))
+        reply = self._client.xreadgroup(
+            self._group, self.consumer, dict.fromkeys(active, ">"),
+            count=max_records - buffered, block=block_ms if block_ms > 0 and not buffered else None)
+        for raw_stream, entries in reply or ():
+            stream = _text(raw_stream)
+            for raw_id, fields in entries:
+                if fields is not None:
+                    self._hold(self._decoder.record(stream, _text(raw_id), fields, 1, self))
+
+    def _hold(self, record: Record) -> None:
+        self._held[record.lane].add(record.item_id)
+        self._buffer[record.lane].append(record)
+
+    def _take(self, active: list[str], max_records: int) -> list[Record]:
+        out: list[Record] = []
+        for stream in active:
+            buffer = self._buffer[stream]
+            while buffer and len(out) < max_records:
+                out.append(buffer.popleft())
+        return out
+
+    def _forget_consumer_if_idle(self, stream: str) -> None:
+        for consumer in self._client.xinfo_consumers(stream, self._group):
+            if _text(consumer.get("name")) == self.consumer and not consumer.get("pending"):
+                self._client.xgroup_delconsumer(stream, self._group, self.consumer)
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise SourceUnavailable(
+                f"redis_streams {action} failed (group {self._group}): "
+                f"{type(exc).__name__}: {exc}") from exc
