@@ -19,6 +19,7 @@ Kind = Literal["sources", "targets", "destinations"]
 
 SOURCES: dict[str, str] = {
     "memory": "connectors.sources.memory:MemorySource",
+    "memory_queue": "connectors.sources.memory:MemoryQueueSource",
     "redis_streams": "connectors.sources.redis_streams:RedisStreamsSource",
     "kafka": "connectors.sources.kafka:KafkaSource",
     "sqs": "connectors.sources.sqs:SqsSource",

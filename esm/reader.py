@@ -1,0 +1,372 @@
+"""The reader: one thread per mapping that owns the source client.
+
+It polls, filters, batches per lane, dispatches closed batches to lane workers, and applies
+the settlements they send back (only this thread touches the source). DESIGN §2:
+- a lane has one batch in flight (per ordering-key slot when parallelization_factor > 1);
+- back-pressure: at most one closed batch waits behind a lane's in-flight batch, then the
+  lane is paused at the source; the whole mapping buffers at most `max_buffered_records`,
+  then stops polling; memory is bounded by configuration, never by backlog;
+- stream family acks go through a `LaneLedger`, so only a finished, contiguous prefix of a
+  lane is ever committed (filtered records included, checklist 32);
+- on stop it polls no more, waits for in-flight batches within the drain budget, applies
+  their settlements, and returns; undispatched records stay unacked (redelivered later).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import zlib
+from collections.abc import Collection, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from esm.batching import BatchLimits, LaneBatcher
+from esm.config_types import MappingConfig
+from esm.interfaces import Clock, Source
+from esm.lane_worker import LaneWorker
+from esm.metrics import MappingMetrics
+from esm.positions import LaneLedger
+from esm.records import Batch, Record, Settlement
+from esm.status import MappingStatus
+
+log = logging.getLogger(__name__)
+
+
+class Matcher:  # the shape of esm.filtering's compiled matchers
+    def matches(self, document: dict) -> bool: ...  # type: ignore[type-arg]
+
+
+@dataclass(eq=False)
+class _Lane:
+    """Reader-side state of one lane (or one ordering-key slot of a lane)."""
+
+    slot: str
+    lane: str
+    batcher: LaneBatcher
+    ready: list[Batch] = field(default_factory=list)
+    busy: bool = False
+    paused: bool = False
+
+
+class Reader:
+    """Runs one mapping's read loop until `stop` is set; see the module docstring."""
+
+    def __init__(self, *, mapping: MappingConfig, source: Source, matcher: Matcher,
+                 worker: LaneWorker, pool: Executor, max_in_flight: int,
+                 metrics: MappingMetrics, status: MappingStatus, clock: Clock,
+                 stop: threading.Event, run_stop: threading.Event | None = None,
+                 drain_seconds: float = 30.0,
+                 lag_interval_seconds: float = 5.0, idle_poll_seconds: float = 1.0) -> None:
+        self.mapping = mapping
+        self.source = source
+        self.matcher = matcher
+        self.worker = worker
+        self.pool = pool
+        self.max_in_flight = max_in_flight
+        self.metrics = metrics
+        self.status = status
+        self.clock = clock
+        self.stop = stop
+        self.run_stop = run_stop or threading.Event()
+        self.drain_seconds = drain_seconds
+        self.lag_interval_seconds = lag_interval_seconds
+        self.idle_poll_seconds = idle_poll_seconds
+        self.stream = source.traits.family == "stream"
+        self.limits = BatchLimits(mapping.batch_size, mapping.maximum_batching_window_in_seconds,
+                                  source.event_overhead_bytes())
+        self.max_buffered_records = mapping.batch_size * (max_in_flight + 1)
+        self._lanes: dict[str, _Lane] = {}
+        self._ledgers: dict[str, LaneLedger] = {}
+        self._waiting: dict[str, None] = {}  # slots with a ready batch, insertion-ordered
+        self._settlements: queue.SimpleQueue[tuple[_Lane, Settlement]] = queue.SimpleQueue()
+        self._in_flight = 0
+        self._buffered = 0
+        self._next_lag_at = 0.0
+        self._crashed: BaseException | None = None
+        self.idle = False
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.source.open(self)
+        self.status.update(ready=True, state="Enabled")
+        self.metrics.up.set(1)
+        try:
+            while not self.stop.is_set():
+                self.step()
+        finally:
+            self.metrics.up.set(0)
+            self.status.update(ready=False)
+            self.run_stop.set()  # workers finish their current invocation, start no retries
+        self.drain()  # only on a clean stop: a crashed reader's source may be unusable
+
+    def step(self) -> None:
+        """One turn: settle, close due batches, dispatch, then poll (or wait)."""
+        self.apply_settlements(0)
+        self._close_due_batches()
+        self._dispatch()
+        self._report()
+        if self.stop.is_set():
+            return
+        if self._buffered >= self.max_buffered_records:
+            self.apply_settlements(self._short_wait())
+            return
+        self._poll()
+
+    def _poll(self) -> None:
+        if self._in_flight:
+            timeout = self._short_wait()  # settlements are applied between polls
+        elif self._buffered:
+            timeout = min(self.idle_poll_seconds, self._until_next_deadline())
+        else:
+            timeout = self.idle_poll_seconds
+        room = max(1, min(self.mapping.batch_size, self.max_buffered_records - self._buffered))
+        started = time.monotonic()
+        records = self.source.poll(room, timeout)
+        self.idle = not records and not self._in_flight and not self._buffered
+        if records:
+            self.ingest(records)
+            return
+        left = timeout - (time.monotonic() - started)
+        if left > 0.005:  # the source returned early: wait here, not in a busy loop
+            self.apply_settlements(left)
+
+    def _short_wait(self) -> float:
+        return min(0.05, self._until_next_deadline())
+
+    def _until_next_deadline(self) -> float:
+        """Seconds until the earliest open batch's window closes (1 h if none is open)."""
+        deadlines = [d for lane in self._lanes.values()
+                     if (d := lane.batcher.deadline()) is not None]
+        if not deadlines:
+            return 3600.0
+        return max(0.0, min(deadlines) - self.clock.monotonic())
+
+    # -- ingest: filter and batch -----------------------------------------------------------
+
+    def ingest(self, records: Sequence[Record]) -> None:
+        self.metrics.count("polled", len(records))
+        now = self.clock.monotonic()
+        filtered: list[Record] = []
+        for record in records:
+            matched = self._matches(record)
+            if self.stream:
+                self._ledger(record.lane).track(record, finished=not matched)
+            if not matched:
+                filtered.append(record)
+                continue
+            self._add(record, now)
+        if filtered:
+            self.metrics.count("filtered_out", len(filtered))
+            self._ack_filtered(filtered)
+
+    def _matches(self, record: Record) -> bool:
+        view = record.filter_view if record.filter_view is not None else record.payload
+        try:
+            return bool(self.matcher.matches(view))  # type: ignore[arg-type]
+        except Exception:  # a matcher bug must not drop records: deliver them
+            log.exception("mapping %s: filter raised on record %s; delivering it",
+                          self.mapping.name, record.item_id)
+            return True
+
+    def _add(self, record: Record, now: float) -> None:
+        lane = self._lane(record)
+        self._buffered += 1
+        if not self.limits.fits_alone(record):
+            self._queue_batches(lane, [b for b in (lane.batcher.flush(),) if b is not None])
+            self._queue_batches(lane, [Batch(lane.lane, (record,))])
+            return
+        self._queue_batches(lane, lane.batcher.add(record, now))
+
+    def _ack_filtered(self, filtered: list[Record]) -> None:
+        if not self.stream:
+            self.source.ack(filtered)
+            self.metrics.count("deleted", len(filtered))
+            return
+        for lane in {r.lane for r in filtered}:
+            ready = self._ledgers[lane].pop_finished()
+            if ready:
+                self.source.ack(ready)
+                self.metrics.count("committed", len(ready))
+
+    def _ledger(self, lane: str) -> LaneLedger:
+        ledger = self._ledgers.get(lane)
+        if ledger is None:
+            ledger = self._ledgers[lane] = LaneLedger()
+        return ledger
+
+    def _lane(self, record: Record) -> _Lane:
+        slot = record.lane
+        factor = self.mapping.parallelization_factor
+        if factor > 1 and record.ordering_key is not None:
+            slot = f"{record.lane}#{zlib.crc32(record.ordering_key.encode()) % factor}"
+        lane = self._lanes.get(slot)
+        if lane is None:
+            lane = self._lanes[slot] = _Lane(slot, record.lane, LaneBatcher(record.lane, self.limits))
+        return lane
+
+    def _queue_batches(self, lane: _Lane, batches: list[Batch]) -> None:
+        if not batches:
+            return
+        lane.ready.extend(batches)
+        if not lane.busy:
+            self._waiting[lane.slot] = None
+        if lane.busy and not lane.paused:
+            lane.paused = True
+            self.source.pause([lane.lane])
+
+    def _close_due_batches(self) -> None:
+        now = self.clock.monotonic()
+        for lane in self._lanes.values():
+            if lane.batcher.due(now):
+                batch = lane.batcher.flush()
+                if batch is not None:
+                    self._queue_batches(lane, [batch])
+
+    # -- dispatch and settle ----------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        for slot in list(self._waiting):
+            if self._in_flight >= self.max_in_flight:
+                return
+            lane = self._lanes.get(slot)
+            del self._waiting[slot]
+            if lane is None or lane.busy or not lane.ready:
+                continue
+            batch = lane.ready.pop(0)
+            lane.busy = True
+            self._in_flight += 1
+            self._buffered -= len(batch)
+            self.metrics.iterator_age.set(max(0.0, self.clock.now() - batch.records[-1].timestamp))
+            self.pool.submit(self._run_batch, lane, batch)
+
+    def _run_batch(self, lane: _Lane, batch: Batch) -> None:
+        """Runs on a lane-worker thread."""
+        def settle(settlement: Settlement) -> None:
+            self._settlements.put((lane, settlement))
+        try:
+            self.worker.process(batch, settle)
+        except BaseException as exc:  # reported to the reader, which restarts the mapping
+            log.exception("mapping %s: lane worker crashed", self.mapping.name)
+            self._crashed = exc
+
+    def apply_settlements(self, wait_seconds: float) -> None:
+        """Apply every queued settlement, waiting up to `wait_seconds` for the first."""
+        try:
+            item = self._settlements.get(timeout=wait_seconds) if wait_seconds > 0 \
+                else self._settlements.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._settle(*item)
+            try:
+                item = self._settlements.get_nowait()
+            except queue.Empty:
+                break
+        if self._crashed is not None:
+            raise RuntimeError("a lane worker crashed") from self._crashed
+
+    def _settle(self, lane: _Lane, s: Settlement) -> None:
+        current = self._lanes.get(lane.slot) is lane
+        if s.finished:
+            self._in_flight -= 1
+            lane.busy = False
+            if current and lane.ready:
+                self._waiting[lane.slot] = None
+            if lane.paused and current:
+                lane.paused = False
+                self.source.resume([lane.lane])
+        if not current:
+            return  # the lane was revoked: never ack for it again
+        if s.ack:
+            self._ack(lane.lane, s.ack)
+        if s.release:
+            self.source.release(s.release, s.release_delay_seconds)
+            self.metrics.count("released", len(s.release))
+
+    def _ack(self, lane: str, records: tuple[Record, ...]) -> None:
+        if not self.stream:
+            self.source.ack(records)
+            self.metrics.count("deleted", len(records))
+            return
+        ready = self._ledgers[lane].finish(records)
+        if ready:
+            self.source.ack(ready)
+            self.metrics.count("committed", len(ready))
+
+    # -- lane ownership (LaneListener) ------------------------------------------------------
+
+    def lanes_assigned(self, lanes: Collection[str]) -> None:
+        log.info("mapping %s: lanes assigned: %s", self.mapping.name, ", ".join(sorted(lanes)))
+
+    def lanes_revoked(self, lanes: Collection[str]) -> None:
+        """Settle in-flight batches of `lanes` (within the drain budget), then forget them."""
+        revoked = set(lanes)
+        slots = [s for s, lane in self._lanes.items() if lane.lane in revoked]
+        for slot in slots:
+            lane = self._lanes[slot]
+            dropped = sum(len(b) for b in lane.ready) + len(lane.batcher)
+            self._buffered -= dropped
+            lane.ready.clear()
+            lane.batcher.flush()
+        deadline = time.monotonic() + self.drain_seconds
+        while any(self._lanes[s].busy for s in slots) and time.monotonic() < deadline:
+            self.apply_settlements(0.05)
+        for slot in slots:
+            self._waiting.pop(slot, None)
+            del self._lanes[slot]
+        for lane_name in revoked:
+            self._ledgers.pop(lane_name, None)
+        log.info("mapping %s: lanes revoked: %s", self.mapping.name, ", ".join(sorted(revoked)))
+
+    # -- stop and report ------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Wait for in-flight batches (within the budget) and apply their settlements."""
+        deadline = time.monotonic() + self.drain_seconds
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            self.apply_settlements(0.05)
+        if self._in_flight:
+            log.warning("mapping %s: %d batch(es) still in flight after the %.0fs drain budget;"
+                        " their records will be delivered again", self.mapping.name,
+                        self._in_flight, self.drain_seconds)
+        if not self.stream:
+            self._release_undispatched()
+
+    def _release_undispatched(self) -> None:
+        """Queue family: hand buffered, never-dispatched records back at once."""
+        records = [r for lane in self._lanes.values() for b in lane.ready for r in b.records]
+        for lane in self._lanes.values():
+            batch = lane.batcher.flush()
+            if batch is not None:
+                records.extend(batch.records)
+            lane.ready.clear()
+        if records:
+            try:
+                self.source.release(records, 0.0)
+            except Exception as exc:  # they come back after the visibility timeout anyway
+                log.warning("mapping %s: could not release %d buffered record(s): %s",
+                            self.mapping.name, len(records), exc)
+
+    def _report(self) -> None:
+        now = self.clock.monotonic()
+        if now < self._next_lag_at:
+            return
+        self._next_lag_at = now + self.lag_interval_seconds
+        lag_value: float | None = None
+        try:
+            lag = self.source.lag()
+            lag_value = float(sum(lag.values())) if lag else None
+        except Exception as exc:  # lag is informative; a failure here must not stop reading
+            log.debug("mapping %s: lag unavailable: %s", self.mapping.name, exc)
+        if lag_value is not None:
+            self.metrics.offset_lag.set(lag_value)
+        self.metrics.in_flight.set(self._in_flight)
+        self.status.update(
+            lag=lag_value, in_flight_batches=self._in_flight, buffered_records=self._buffered,
+            lanes=len(self._lanes), paused_lanes=sum(1 for lane in self._lanes.values() if lane.paused),
+            outstanding_records=sum(len(led) for led in self._ledgers.values()),
+        )
