@@ -222,7 +222,7 @@ class RedisStreamsSource:
         if buffered >= max_records:
             return
         block_ms = min(self.settings.block_milliseconds, int(timeout_seconds * 1000))
-        reply = self._client.xreadgroup(
+        reply: Any = self._client.xreadgroup(
             self._group, self.consumer, dict.fromkeys(active, ">"),
             count=max_records - buffered, block=block_ms if block_ms > 0 and not buffered else None)
         for raw_stream, entries in reply or ():
