@@ -6,6 +6,7 @@ AWS's parameter names in snake_case (ESM-SPEC §1.2) where AWS has one.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ class ConnectorSpec:
     """A resolved connector: its type name, class, and parsed `cls.Settings` instance."""
 
     type: str
-    cls: type
+    cls: builtins.type
     settings: Any
 
 
