@@ -1,0 +1,256 @@
+"""FilterCriteria: compile EventBridge-style patterns once, match records fast.
+
+Public API (DESIGN §5; other tools and the conformance corpus call exactly this):
+- `compile_pattern(pattern) -> Matcher`: one pattern, a JSON string or an already-parsed dict.
+- `compile_filters(patterns) -> Matcher`: several patterns ORed; no patterns match all
+  (ESM-SPEC §3.1).
+- `Matcher.matches(document) -> bool`: the document is the record's decoded filter view.
+- `test_filter_cli(pattern_json, event_json) -> int`: `esm test-filter` exit code,
+  0 match, 1 no match, 2 invalid pattern or event (DESIGN §9).
+
+Invalid patterns raise `FilterPatternError("<json path>: <rule broken>")`.
+
+Structure rules (ESM-SPEC §3.3; DESIGN §5 where they differ):
+- fields in one object are ANDed; `$or` (an array of >= 2 objects) ORs sub-patterns and may
+  appear at any level and nest;
+- a dotted key `"a.b"` is the path a -> b, in the pattern and, as a fallback, in the event;
+- duplicate keys: the last wins (also when a dotted key and a nested object name one path);
+- when an object-valued pattern field meets an event array, each array element is tried
+  as a whole, so every field matched under it comes from the same element.
+The pattern is turned into nested closures here; leaves into predicates by `esm.filter_leaf`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from esm.errors import FilterPatternError
+from esm.filter_leaf import MISSING, Predicate, compile_leaf
+from esm.filter_operators import LeafSpec, parse_leaf
+from esm.filter_syntax import child_path, fail, kind
+
+# ESM-SPEC §1.2: FilterCriteria.Filters[].Pattern is a string of at most 4096 characters.
+MAX_PATTERN_CHARS = 4096
+# Not an AWS rule: bounds recursion when compiling and matching (4096 chars allow ~700).
+MAX_DEPTH = 64
+OR_KEY = "$or"
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """A compiled pattern (or OR of patterns). Immutable, so safe to share across threads."""
+
+    test: Callable[[Any], bool]
+    description: str = field(default="", compare=False)
+
+    def matches(self, document: dict[str, Any]) -> bool:
+        """True when the record's filter view matches (ESM-SPEC §3.3)."""
+        return self.test(document)
+
+
+def _match_all(_document: Any) -> bool:
+    return True
+
+
+MATCH_ALL = Matcher(_match_all, "match all")
+
+
+def compile_pattern(pattern: str | dict[str, Any]) -> Matcher:
+    """Validate and compile one pattern; raises FilterPatternError naming path and rule."""
+    tree = _parse(pattern)
+    root = _Node()
+    _fill(root, tree, "$", 0, top_level=True)
+    test, _on_missing = _compile_node(root)
+    return Matcher(test, json.dumps(tree, separators=(",", ":"))[:200])
+
+
+def compile_filters(patterns: Iterable[str | dict[str, Any]]) -> Matcher:
+    """OR several patterns (ESM-SPEC §3.1); an empty list matches every record.
+
+    Errors name the filter: `filters[2]: $.detail: ...`.
+    """
+    matchers: list[Matcher] = []
+    for index, pattern in enumerate(patterns):
+        try:
+            matchers.append(compile_pattern(pattern))
+        except FilterPatternError as exc:
+            raise FilterPatternError(f"filters[{index}]: {exc}") from exc
+    if not matchers:
+        return MATCH_ALL
+    if len(matchers) == 1:
+        return matchers[0]
+    tests = tuple(matcher.test for matcher in matchers)
+    return Matcher(lambda doc: any(test(doc) for test in tests),
+                   " OR ".join(matcher.description for matcher in matchers))
+
+
+def test_filter_cli(pattern_json: str, event_json: str) -> int:
+    """`esm test-filter --pattern P --event E`: 0 match, 1 no match, 2 bad input (stderr)."""
+    try:
+        event = json.loads(event_json)
+    except ValueError as exc:
+        print(f"invalid event: not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(event, dict):
+        print(f"invalid event: must be a JSON object, got {kind(event)}", file=sys.stderr)
+        return 2
+    try:
+        matcher = compile_pattern(pattern_json)
+    except FilterPatternError as exc:
+        print(f"invalid pattern: {exc}", file=sys.stderr)
+        return 2
+    return 0 if matcher.matches(event) else 1
+
+
+test_filter_cli.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse(pattern: Any) -> dict[str, Any]:
+    """A JSON string or a dict, at most 4096 characters, whose top level is an object."""
+    if isinstance(pattern, str):
+        text = pattern
+        try:
+            tree = json.loads(pattern, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            fail("$", f"the pattern is not valid JSON: {exc}")
+    elif isinstance(pattern, dict):
+        tree = pattern
+        try:
+            text = json.dumps(pattern, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            fail("$", f"the pattern is not JSON-serialisable: {exc}")
+    else:
+        fail("$", f"a pattern must be a JSON string or an object, got {type(pattern).__name__}")
+    if len(text) > MAX_PATTERN_CHARS:
+        fail("$", f"the pattern is {len(text)} characters long; the limit is "
+                  f"{MAX_PATTERN_CHARS}")
+    if not isinstance(tree, dict):
+        fail("$", f"the pattern must be a JSON object, got {kind(tree)}")
+    return tree
+
+
+@dataclass(slots=True)
+class _Node:
+    """An object level of the pattern: ANDed fields plus ANDed `$or` groups."""
+
+    fields: dict[str, _Node | LeafSpec] = field(default_factory=dict)
+    ors: list[list[_Node]] = field(default_factory=list)
+
+
+def _fill(node: _Node, obj: dict[str, Any], path: str, depth: int,
+          top_level: bool = False) -> None:
+    if depth > MAX_DEPTH:
+        fail(path, f"the pattern nests deeper than {MAX_DEPTH} objects")
+    if not obj and not top_level:
+        fail(path, "empty objects are not allowed; name at least one field")
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            fail(path, f"field names must be strings, got {key!r}")
+        if key == OR_KEY:
+            node.ors.append(_or_group(value, child_path(path, key), depth))
+        else:
+            _add_field(node, key.split("."), value, path, depth)
+
+
+def _add_field(node: _Node, segments: list[str], value: Any, path: str, depth: int) -> None:
+    """Place `value` at the dotted path; the last definition of a path wins (DESIGN §5)."""
+    head, rest = segments[0], segments[1:]
+    where = child_path(path, head)
+    if not rest and not isinstance(value, dict):
+        node.fields[head] = parse_leaf(value, where)
+        return
+    child = node.fields.get(head)
+    if not isinstance(child, _Node):
+        child = node.fields[head] = _Node()
+    if rest:
+        _add_field(child, rest, value, where, depth + 1)
+    else:
+        _fill(child, value, where, depth + 1)
+
+
+def _or_group(value: Any, path: str, depth: int) -> list[_Node]:
+    """`$or` takes an array of at least two non-empty objects [EB operators]."""
+    if not isinstance(value, list) or len(value) < 2:
+        fail(path, f"$or takes an array of at least two objects, got {_describe(value)}")
+    group: list[_Node] = []
+    for index, alternative in enumerate(value):
+        where = f"{path}[{index}]"
+        if not isinstance(alternative, dict):
+            fail(where, f"each $or alternative must be an object, got {kind(alternative)}")
+        node = _Node()
+        _fill(node, alternative, where, depth + 1)
+        group.append(node)
+    return group
+
+
+def _describe(value: Any) -> str:
+    return f"an array of {len(value)}" if isinstance(value, list) else kind(value)
+
+
+def _compile_node(node: _Node) -> tuple[Predicate, bool]:
+    """A predicate over the value at this node's path, and whether MISSING matches it.
+
+    A MISSING value, a scalar, or an empty array holds no fields, so it matches exactly
+    when every field and `$or` group accepts MISSING (only `exists: false` does).
+    """
+    match_object, on_missing = _compile_object(node)
+
+    def match(value: Any) -> bool:
+        if type(value) is dict:
+            return match_object(value)
+        if type(value) is list and value:
+            # Array consistency (DESIGN §5): the whole sub-pattern against one element.
+            return any(match(element) for element in value)
+        return on_missing
+
+    return match, on_missing
+
+
+def _compile_object(node: _Node) -> tuple[Predicate, bool]:
+    fields = _compile_fields(node)
+    compiled_groups = [[_compile_object(alt) for alt in group] for group in node.ors]
+    groups = tuple(tuple(test for test, _ in group) for group in compiled_groups)
+    on_missing = all(missing for _, _, _, missing in fields) and all(
+        any(missing for _, missing in group) for group in compiled_groups)
+    checks = tuple((key, prefix, test) for key, prefix, test, _ in fields)
+
+    def match_object(document: dict[str, Any]) -> bool:
+        get = document.get
+        for key, dotted_prefix, test in checks:
+            value = get(key, MISSING)
+            if value is MISSING and dotted_prefix is not None:
+                value = _dotted_view(document, dotted_prefix)
+            if not test(value):
+                return False
+        return all(any(alt(document) for alt in group) for group in groups)
+
+    return match_object, on_missing
+
+
+def _compile_fields(node: _Node) -> list[tuple[str, str | None, Predicate, bool]]:
+    """(key, dotted-key prefix or None, predicate, matches MISSING) per field. Leaves
+    come first: they are the cheapest and most selective checks, so misses exit early."""
+    compiled: list[tuple[int, str, str | None, Predicate, bool]] = []
+    for key, child in node.fields.items():
+        if isinstance(child, LeafSpec):
+            compiled.append((0, key, None, compile_leaf(child), child.exists_false))
+        else:
+            test, on_missing = _compile_node(child)
+            compiled.append((1, key, key + ".", test, on_missing))
+    compiled.sort(key=lambda item: item[0])
+    return [(key, prefix, test, missing) for _, key, prefix, test, missing in compiled]
+
+
+def _dotted_view(document: dict[str, Any], prefix: str) -> Any:
+    """Event keys written dotted (`{"a.b": 1}`) seen as the nested object `a` (DESIGN §5)."""
+    view = {key[len(prefix):]: value for key, value in document.items()
+            if key.startswith(prefix)}
+    return view if view else MISSING
