@@ -1,0 +1,174 @@
+"""The `lambda` target: invoke a real AWS Lambda function (or a Lambda-compatible emulator
+via `endpoint_url`) with boto3 `Invoke`, `InvocationType="RequestResponse"` (DESIGN §6).
+
+    FunctionError in the response     → FunctionFailed from the payload (Lambda's error JSON
+                                        {"errorType", "errorMessage", "stackTrace"})
+    otherwise                         → Returned (payload parsed as JSON; empty → None)
+    any ClientError (throttling, 5xx service errors, ResourceNotFound, AccessDenied, ...),
+    connection errors, read timeouts  → raise InvokeError
+
+Every invocation error is an InvokeError because AWS retries those until the records
+expire, without using up `maximum_retry_attempts` (ESM-SPEC §4.1); the message says
+which kind it was, so a missing function or permission shows up plainly in the logs.
+
+botocore's own retries are off (`max_attempts: 0`): retries and backoff belong to the
+failure policy. The read timeout is `timeout_seconds + 5` so that a function running to
+its own timeout answers with a function error before the socket gives up.
+The client is built on first use, once, under a lock; boto3 clients are thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import orjson
+from botocore.config import Config  # type: ignore[import-untyped]
+from botocore.exceptions import (  # type: ignore[import-untyped]
+    BotoCoreError,
+    ClientError,
+    ReadTimeoutError,
+)
+
+from esm.errors import InvokeError
+from esm.interfaces import ConnectorContext
+from esm.records import Event, FunctionFailed, InvokeResult, Returned
+
+DEFAULT_REGION = "us-east-1"
+READ_TIMEOUT_MARGIN_SECONDS = 5.0
+_EXCERPT_BYTES = 1024
+# Error codes whose cause is configuration, not load: said so in the message.
+_CONFIG_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException",
+                           "AccessDenied", "UnrecognizedClientException",
+                           "InvalidSignatureException"})
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaSettings:
+    function_name: str = field(metadata={
+        "doc": "function name, partial or full ARN (name:alias allowed)"})
+    qualifier: str | None = field(default=None, metadata={"doc": "version or alias"})
+    region: str | None = field(default=None, metadata={
+        "doc": "AWS region; default: from a function ARN, then boto3's chain, then us-east-1"})
+    endpoint_url: str | None = field(default=None, metadata={
+        "doc": "Lambda-compatible endpoint (emulators, VPC endpoints)"})
+    timeout_seconds: float = field(default=900.0, metadata={
+        "min": 1, "max": 900, "doc": "the function's timeout; the socket waits 5 s more"})
+    connect_timeout_seconds: float = field(default=5.0, metadata={
+        "min": 0.1, "max": 60, "doc": "seconds to wait for the TCP/TLS connection"})
+    max_connections: int = field(default=10, metadata={
+        "min": 1, "max": 1000, "doc": "HTTP connections kept to the Lambda endpoint"})
+
+
+class LambdaTarget:
+    """Invokes one Lambda function synchronously; thread-safe."""
+
+    Settings = LambdaSettings
+
+    def __init__(self, settings: LambdaSettings, context: ConnectorContext, *,
+                 client_factory: Callable[[], Any] | None = None) -> None:
+        self._settings = settings
+        self._where = f"lambda Invoke {settings.function_name!r} (mapping {context.mapping!r})"
+        self._client_factory = client_factory or (lambda: build_client(settings))
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def invoke(self, event: Event, timeout_seconds: float) -> InvokeResult:
+        """One RequestResponse invocation. `timeout_seconds` is informational here: the
+        function's own timeout (settings.timeout_seconds) is what Lambda enforces."""
+        params: dict[str, Any] = {"FunctionName": self._settings.function_name,
+                                  "InvocationType": "RequestResponse", "Payload": event.body}
+        if self._settings.qualifier:
+            params["Qualifier"] = self._settings.qualifier
+        try:
+            response = self._get_client().invoke(**params)
+            payload: bytes = response["Payload"].read()
+        except ClientError as exc:
+            raise InvokeError(self._client_error_message(exc)) from exc
+        except ReadTimeoutError as exc:
+            raise InvokeError(f"{self._where}: no response within "
+                              f"{self._settings.timeout_seconds + READ_TIMEOUT_MARGIN_SECONDS:.0f}s"
+                              ) from exc
+        except BotoCoreError as exc:
+            raise InvokeError(f"{self._where}: {type(exc).__name__}: {exc}") from exc
+        function_error = response.get("FunctionError")
+        if function_error:
+            return _function_failed(str(function_error), payload)
+        return _returned(payload)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and hasattr(client, "close"):
+            client.close()
+
+    def _get_client(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._client_factory()
+                client = self._client
+        return client
+
+    def _client_error_message(self, exc: ClientError) -> str:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "ClientError")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        message = f"{self._where}: {code} (HTTP {status}): {error.get('Message', '')}"
+        if code in _CONFIG_CODES:
+            message += " (check function_name, region and permissions; retried until the " \
+                       "records expire)"
+        return message
+
+
+def build_client(settings: LambdaSettings) -> Any:
+    """A boto3 Lambda client with esm's timeouts and botocore retries off."""
+    session = boto3.session.Session()
+    region = settings.region or _region_from_arn(settings.function_name) \
+        or session.region_name or DEFAULT_REGION
+    config = Config(
+        connect_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.timeout_seconds + READ_TIMEOUT_MARGIN_SECONDS,
+        retries={"max_attempts": 0, "mode": "standard"},
+        max_pool_connections=settings.max_connections,
+    )
+    return session.client("lambda", region_name=region, endpoint_url=settings.endpoint_url,
+                          config=config)
+
+
+def _region_from_arn(function_name: str) -> str | None:
+    # arn:aws:lambda:<region>:<account>:function:<name>
+    parts = function_name.split(":")
+    if len(parts) >= 7 and parts[0] == "arn" and parts[2] == "lambda":
+        return parts[3] or None
+    return None
+
+
+def _returned(payload: bytes) -> Returned:
+    # Same rules as the http target (kept apart: connectors never import each other).
+    if not payload.strip():
+        return Returned(payload=None)
+    try:
+        return Returned(payload=orjson.loads(payload))
+    except orjson.JSONDecodeError:
+        return Returned(payload=None, raw=payload, valid_json=False)
+
+
+def _function_failed(function_error: str, payload: bytes) -> FunctionFailed:
+    try:
+        document = orjson.loads(payload) if payload.strip() else None
+    except orjson.JSONDecodeError:
+        document = None
+    if not isinstance(document, dict):
+        text = payload[:_EXCERPT_BYTES].decode("utf-8", "replace")
+        return FunctionFailed(function_error, text)
+    stack = document.get("stackTrace")
+    return FunctionFailed(
+        str(document.get("errorType") or function_error),
+        str(document.get("errorMessage") or ""),
+        tuple(str(line) for line in stack) if isinstance(stack, list) else (),
+    )
