@@ -78,17 +78,18 @@ def settings_problems(settings: RedisStreamsSettings) -> list[str]:
 
 
 def mapping_problems(settings: RedisStreamsSettings, mapping_data: Mapping[str, Any]) -> list[str]:
-    """Rules between the source and the rest of the mapping.
+    """Every rule, as problems relative to the mapping (`source.<key>: problem`), the form
+    `check_mapping` hands back to the config loader.
 
     Like SQS (ESM-SPEC §1.2, checklist 40), a function timeout longer than the visibility
     timeout is refused: another replica would reclaim and deliver entries still in flight.
     """
-    problems = settings_problems(settings)
+    problems = [f"source.{problem}" for problem in settings_problems(settings)]
     target = mapping_data.get("target")
     timeout = target.get("timeout_seconds") if isinstance(target, Mapping) else None
     if isinstance(timeout, int | float) and timeout > settings.visibility_timeout_seconds:
         problems.append(
-            f"visibility_timeout_seconds: must be at least the target's timeout_seconds "
+            f"source.visibility_timeout_seconds: must be at least the target's timeout_seconds "
             f"({timeout:g})")
     return problems
 

@@ -56,8 +56,13 @@ def test_target_timeout_longer_than_visibility_timeout_is_refused() -> None:
     mapping = {"target": {"type": "http", "timeout_seconds": 60}}
     # Then the mapping check names the key
     assert mapping_problems(settings(visibility_timeout_seconds=30), mapping) == [
-        "visibility_timeout_seconds: must be at least the target's timeout_seconds (60)"]
+        "source.visibility_timeout_seconds: must be at least the target's timeout_seconds (60)"]
     assert RedisStreamsSource.check_mapping(settings(visibility_timeout_seconds=60), mapping) == []
+
+
+def test_mapping_check_names_source_keys_relative_to_the_mapping() -> None:
+    assert mapping_problems(settings(streams=("a", "a")), {}) == [
+        "source.streams: must not list a stream twice"]
 
 
 def test_constructor_refuses_bad_settings_without_connecting() -> None:
