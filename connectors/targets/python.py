@@ -119,7 +119,8 @@ class PythonTarget:
     def invoke(self, event: Event, timeout_seconds: float) -> InvokeResult:
         """Run the handler with `timeout_seconds`; never raises for handler behaviour."""
         try:
-            self.load()
+            if self._handler is None:  # lock-free after the first call
+                self.load()
         except ConfigError as exc:
             # Lambda reports an unimportable handler as a function error at invoke time.
             return FunctionFailed("Runtime.ImportModuleError", str(exc))
