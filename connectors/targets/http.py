@@ -60,7 +60,8 @@ class HttpSettings:
         if self.ca_file is not None and not os.path.isfile(self.ca_file):
             problems.append(f"ca_file: {self.ca_file!r} is not a file")
         if problems:
-            raise ConfigError(problems)
+            # One line: the config loader prefixes it with the target's path.
+            raise ConfigError("; ".join(problems))
 
 
 class HttpTarget:
