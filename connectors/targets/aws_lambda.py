@@ -76,6 +76,13 @@ class LambdaTarget:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    @property
+    def function_arn(self) -> str | None:
+        """The function's ARN for on-failure notices when configured as one, else None
+        (the account id is unknown without an API call)."""
+        name = self._settings.function_name
+        return name if name.startswith("arn:") else None
+
     def invoke(self, event: Event, timeout_seconds: float) -> InvokeResult:
         """One RequestResponse invocation. `timeout_seconds` is informational here: the
         function's own timeout (settings.timeout_seconds) is what Lambda enforces."""

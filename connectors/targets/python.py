@@ -110,6 +110,11 @@ class PythonTarget:
         self._load_lock = threading.Lock()
         self._pool = _WorkerPool(f"esm-python-{context.mapping}")
 
+    @property
+    def function_arn(self) -> str:
+        """The ARN shown in the context and in on-failure notices' requestContext."""
+        return self._arn
+
     def load(self) -> None:
         """Import the handler now; ConfigError naming what is wrong. Idempotent."""
         with self._load_lock:

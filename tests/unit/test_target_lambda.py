@@ -195,3 +195,9 @@ def test_connection_refused_raises_invoke_error(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(InvokeError, match="EndpointConnectionError"):
         target.invoke(EVENT, 1)
     target.close()
+
+
+def test_function_arn_is_exposed_only_when_configured_as_an_arn() -> None:
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:billing"
+    assert LambdaTarget(LambdaSettings(function_name=arn), context()).function_arn == arn
+    assert LambdaTarget(LambdaSettings(function_name="billing"), context()).function_arn is None

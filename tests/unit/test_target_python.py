@@ -237,6 +237,8 @@ def test_context_uses_configured_function_name_memory_and_region(make_target: Ma
     assert result.payload["arn"] == "arn:aws:lambda:eu-west-1:000000000000:function:billing"
     assert result.payload["memory"] == 512
     assert result.payload["log_group"] == "/aws/lambda/billing"
+    # And notices use the same ARN
+    assert target.function_arn == result.payload["arn"]
 
 
 def test_exception_becomes_function_failed_with_user_stack(make_target: MakeTarget) -> None:
