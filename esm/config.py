@@ -173,8 +173,6 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
-
 
 def _read_yaml(file: str) -> tuple[object, list[str]]:
     """The parsed document, or `FILE:LINE:COLUMN: problem`. The offending line's text is not
