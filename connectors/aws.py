@@ -67,7 +67,7 @@ def region_for(settings: AwsSettings, resource: str | None = None) -> str:
         parsed = _region_from_resource(resource)
         if parsed:
             return parsed
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     return boto3.session.Session(profile_name=settings.profile).region_name or DEFAULT_REGION
 
@@ -91,7 +91,7 @@ def make_client(service: str, settings: AwsSettings, *, region: str,
     """A boto3 client for `service`. No network I/O happens here (only config/credential
     files may be read). `extra_read_timeout_seconds` is added for long polls."""
     import boto3
-    from botocore.config import Config
+    from botocore.config import Config  # type: ignore[import-untyped]
 
     session = boto3.session.Session(
         aws_access_key_id=settings.access_key_id,

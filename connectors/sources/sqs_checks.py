@@ -10,9 +10,14 @@ from typing import Any, Protocol
 
 
 class _Settings(Protocol):
-    queue_url: str
-    visibility_timeout_seconds: int | None
-    max_receive_count: int | None
+    @property
+    def queue_url(self) -> str: ...
+
+    @property
+    def visibility_timeout_seconds(self) -> int | None: ...
+
+    @property
+    def max_receive_count(self) -> int | None: ...
 
 
 def check_mapping_rules(settings: _Settings, mapping: Mapping[str, Any]) -> list[str]:

@@ -141,11 +141,11 @@ def _settle_chunk(client: Any, queue_url: str, handles: list[str], visibility: i
 
 def _batch_call(client: Any, queue_url: str, pending: dict[str, str],
                 visibility: int | None) -> Any:
+    entries: list[dict[str, Any]] = [{"Id": i, "ReceiptHandle": h} for i, h in pending.items()]
     if visibility is None:
-        entries = [{"Id": i, "ReceiptHandle": h} for i, h in pending.items()]
         return client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
-    entries = [{"Id": i, "ReceiptHandle": h, "VisibilityTimeout": visibility}
-               for i, h in pending.items()]
+    for entry in entries:
+        entry["VisibilityTimeout"] = visibility
     return client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
 
 
