@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -134,8 +135,8 @@ def test_matcher_is_reusable_across_many_documents() -> None:
 
 def test_non_object_document_only_matches_absence_patterns() -> None:
     # Given a document that is not an object (a decoded plain-string body)
-    assert compile_pattern({"a": [{"exists": False}]}).matches("plain")  # type: ignore[arg-type]
-    assert not compile_pattern({"a": ["plain"]}).matches("plain")  # type: ignore[arg-type]
+    assert compile_pattern({"a": [{"exists": False}]}).matches("plain")
+    assert not compile_pattern({"a": ["plain"]}).matches("plain")
 
 
 def test_cli_exits_0_on_match(capsys: pytest.CaptureFixture[str]) -> None:
@@ -172,3 +173,29 @@ def test_cli_checks_the_event_before_the_pattern(capsys: pytest.CaptureFixture[s
     # Given both inputs bad, When tested, Then exit 2 and the event problem is reported
     assert test_filter_cli("nope", "nope") == 2
     assert "invalid event" in capsys.readouterr().err
+
+
+def test_decimal_numbers_compare_by_value() -> None:
+    # Given a document parsed with parse_float=Decimal
+    document = json.loads('{"price": 300.0, "rate": 0.5}', parse_float=Decimal)
+    # Then exact and numeric matching treat Decimals as numbers
+    assert compile_pattern({"price": [300]}).matches(document)
+    assert compile_pattern({"rate": [{"numeric": [">", 0.25, "<", 1]}]}).matches(document)
+    assert not compile_pattern({"price": ["300.0"]}).matches(document)
+
+
+def test_values_that_are_not_json_types_are_not_leaves() -> None:
+    # Given a document holding a non-JSON Python value (bytes), alone and inside an array
+    assert not compile_pattern({"a": [{"exists": True}]}).matches({"a": b"x"})
+    assert not compile_pattern({"a": [{"exists": True}]}).matches({"a": [b"x"]})
+    assert compile_pattern({"a": [{"exists": False}]}).matches({"a": [b"x"]})
+
+
+def test_matcher_is_immutable_and_describes_its_pattern() -> None:
+    # Given a compiled matcher
+    matcher = compile_pattern('{"a": ["x"]}')
+    # When someone tries to change it, Then it refuses
+    with pytest.raises(AttributeError):
+        matcher.matches = lambda _doc: True
+    # And its repr shows the pattern
+    assert repr(matcher) == """Matcher('{"a":["x"]}')"""
