@@ -1,0 +1,295 @@
+"""Kafka source on kafka-python: a consumer group, one lane per topic-partition.
+
+Guarantees (ESM-SPEC §4.4, §8 items 56-61):
+- offsets are committed only when the core acks (success, filter rejection, durable dead
+  letter), synchronously, as last acked offset + 1 per partition;
+- an existing group's committed offsets win; `starting_position` applies only to partitions
+  the group never committed (TRIM_HORIZON → earliest, LATEST → latest, AT_TIMESTAMP → the
+  first offset at or after the timestamp, else the end);
+- paused partitions keep the consumer polling (heartbeats and group membership stay alive)
+  and yield nothing;
+- acks for partitions this replica no longer owns are ignored (never committed).
+
+Rebalances. kafka-python 3 runs rebalance callbacks on its own IO thread, where blocking
+calls (commit) are forbidden, so the callbacks here only queue what changed. Before each
+poll the reader thread checks whether the group wants a rejoin; if so it first hands every
+owned lane to `LaneListener.lanes_revoked`, whose in-flight batches settle and commit while
+this replica still owns them, and only then lets the poll join the group. A rebalance that
+starts between that check and the poll is reported after the poll, when commits are no
+longer possible: those in-flight batches are redelivered to the new owner (duplicates
+bounded by in-flight batches, nothing lost).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, ClassVar
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from kafka import errors as kafka_errors
+from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
+
+from connectors.sources.kafka_event import KafkaEvents, lane_name, parse_item_identifier, to_record
+from connectors.sources.kafka_security import client_options
+from connectors.sources.kafka_settings import KafkaSourceSettings, source_problems
+from esm.errors import SourceUnavailable
+from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
+from esm.records import Record
+
+log = logging.getLogger(__name__)
+
+_RESETS = {"TRIM_HORIZON": "earliest", "LATEST": "latest", "AT_TIMESTAMP": "earliest"}
+# The group moved on: the commit is refused and the records go to the new owner again.
+_LOST_GENERATION = (kafka_errors.CommitFailedError, kafka_errors.IllegalGenerationError,
+                    kafka_errors.UnknownMemberIdError, kafka_errors.RebalanceInProgressError)
+
+
+class _QueueingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on kafka-python's IO thread: records changes for the reader thread, nothing else."""
+
+    def __init__(self) -> None:
+        self.changes: collections.deque[tuple[str, list[TopicPartition]]] = collections.deque()
+
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        self.changes.append(("revoked", list(revoked)))
+
+    def on_partitions_lost(self, lost: Collection[TopicPartition]) -> None:
+        self.changes.append(("revoked", list(lost)))
+
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self.changes.append(("assigned", list(assigned)))
+
+
+class KafkaSource:
+    """Self-managed Kafka (ESM-SPEC §2.4 event shape, §4.4 error handling)."""
+
+    Settings = KafkaSourceSettings
+    traits: ClassVar[SourceTraits] = SourceTraits(
+        family="stream", default_batch_size=100, max_batch_size=10000,
+        default_batching_window_seconds=0.5, window_required_above_10=False,
+        caps_infinite_retries_with_destination=True, batch_info_key="KafkaBatchInfo",
+    )
+
+    def __init__(self, settings: KafkaSourceSettings, context: ConnectorContext, *,
+                 consumer_factory: Any = KafkaConsumer,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self._settings = settings
+        self._context = context
+        self._factory = consumer_factory
+        self._security = client_options(settings, os.environ if environ is None else environ,
+                                        owner=f"{context.mapping}: kafka source")
+        self._events = KafkaEvents(settings.bootstrap_servers)
+        self._consumer: Any = None
+        self._listener: LaneListener | None = None
+        self._rebalance = _QueueingRebalanceListener()
+        self._assigned: dict[str, TopicPartition] = {}
+        self._committed: dict[str, int] = {}
+
+    @classmethod
+    def check_mapping(cls, settings: KafkaSourceSettings,
+                      mapping_data: dict[str, Any]) -> list[str]:
+        """Cross-field rules, checked at startup (see kafka_settings.source_problems)."""
+        return source_problems(settings, mapping_data, os.environ, time.time())
+
+    # ---- connection ------------------------------------------------------------------
+
+    def consumer_options(self) -> dict[str, Any]:
+        """Everything passed to KafkaConsumer; auto-commit is off: esm commits on ack."""
+        s = self._settings
+        return {
+            "bootstrap_servers": list(s.bootstrap_servers), "group_id": s.consumer_group_id,
+            "client_id": s.client_id, "enable_auto_commit": False,
+            "auto_offset_reset": _RESETS[s.starting_position],
+            "session_timeout_ms": int(s.session_timeout_seconds * 1000),
+            "heartbeat_interval_ms": min(3000, int(s.session_timeout_seconds * 1000) // 3),
+            "request_timeout_ms": int(s.request_timeout_seconds * 1000),
+            **self._security,
+        }
+
+    def open(self, listener: LaneListener) -> None:
+        self._listener = listener
+        try:
+            consumer = self._factory(**self.consumer_options())
+            consumer.subscribe(topics=list(self._settings.topics), listener=self._rebalance)
+        except kafka_errors.KafkaError as exc:
+            raise SourceUnavailable(f"kafka {self._events.bootstrap_servers}: {exc}") from exc
+        self._consumer = consumer
+
+    def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        self._assigned.clear()
+        if consumer is None:
+            return
+        try:
+            consumer.close(autocommit=False)
+        except Exception:  # closing is best effort; the broker expires the member anyway
+            log.warning("kafka consumer close failed mapping=%s", self._context.mapping,
+                        exc_info=True)
+
+    def _client(self) -> Any:
+        if self._consumer is None:
+            raise SourceUnavailable("kafka source is not open")
+        return self._consumer
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
+        consumer = self._client()
+        if self._assigned and _rejoin_pending(consumer):
+            self._revoke(list(self._assigned))
+        try:
+            fetched = consumer.poll(timeout_ms=max(0, int(timeout_seconds * 1000)),
+                                    max_records=max(1, max_records))
+        except kafka_errors.KafkaError as exc:
+            raise SourceUnavailable(f"kafka poll failed: {exc}") from exc
+        sought = self._apply_rebalance_changes()
+        now = self._context.clock.now()
+        records: list[Record] = []
+        for tp, messages in fetched.items():
+            lane = lane_name(tp.topic, tp.partition)
+            if lane in self._assigned and lane not in sought:
+                records.extend(to_record(m, now) for m in messages)
+        return records
+
+    def _apply_rebalance_changes(self) -> set[str]:
+        """Tell the reader about queued rebalance changes; the lanes just moved by
+        AT_TIMESTAMP (whose records from this poll were fetched from the wrong place)."""
+        sought: set[str] = set()
+        changes = self._rebalance.changes
+        while changes:
+            kind, tps = changes.popleft()
+            if kind == "revoked":
+                self._revoke([lane_name(tp.topic, tp.partition) for tp in tps])
+            else:
+                sought |= self._assign(tps)
+        return sought
+
+    def _revoke(self, lanes: list[str]) -> None:
+        """In-flight batches of owned lanes settle (and commit) first, then the lanes go."""
+        owned = [lane for lane in lanes if lane in self._assigned]
+        if not owned:
+            return
+        log.info("kafka lanes revoked mapping=%s lanes=%s", self._context.mapping, owned)
+        if self._listener is not None:
+            self._listener.lanes_revoked(owned)
+        for lane in owned:
+            self._assigned.pop(lane, None)
+            self._committed.pop(lane, None)
+
+    def _assign(self, tps: list[TopicPartition]) -> set[str]:
+        new = {lane_name(tp.topic, tp.partition): tp for tp in tps}
+        self._assigned.update(new)
+        log.info("kafka lanes assigned mapping=%s lanes=%s", self._context.mapping, list(new))
+        sought = self._seek_to_timestamp(tps) if self._settings.starting_position == \
+            "AT_TIMESTAMP" else set()
+        if self._listener is not None and new:
+            self._listener.lanes_assigned(list(new))
+        return sought
+
+    def _seek_to_timestamp(self, tps: list[TopicPartition]) -> set[str]:
+        """AT_TIMESTAMP for partitions the group never committed (ESM-SPEC §1.2)."""
+        consumer = self._client()
+        stamp_ms = int((self._settings.starting_position_timestamp or 0) * 1000)
+        try:
+            fresh = [tp for tp in tps if consumer.committed(tp) is None]
+            found = consumer.offsets_for_times({tp: stamp_ms for tp in fresh}) if fresh else {}
+            for tp in fresh:
+                hit = found.get(tp)
+                if hit is None:
+                    consumer.seek_to_end(tp)
+                else:
+                    consumer.seek(tp, hit.offset)
+        except kafka_errors.KafkaError as exc:
+            raise SourceUnavailable(f"kafka AT_TIMESTAMP lookup failed: {exc}") from exc
+        return {lane_name(tp.topic, tp.partition) for tp in fresh}
+
+    # ---- settling --------------------------------------------------------------------
+
+    def ack(self, records: Sequence[Record]) -> None:
+        """Commit last acked offset + 1 per owned partition, synchronously (ESM-SPEC §4.4)."""
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for record in records:
+            tp = self._assigned.get(record.lane)
+            if tp is None:
+                continue  # revoked: the new owner redelivers from the last commit
+            offset = int(record.position) + 1
+            current = offsets.get(tp)
+            if current is None or current.offset < offset:
+                epoch = record.handle if isinstance(record.handle, int) else -1
+                offsets[tp] = OffsetAndMetadata(offset, "", epoch)
+        if offsets:
+            self._commit(offsets)
+
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        try:
+            self._client().commit(offsets=offsets)
+        except _LOST_GENERATION as exc:
+            log.warning("kafka commit refused after a rebalance mapping=%s: %s",
+                        self._context.mapping, exc)
+            return
+        except kafka_errors.KafkaError as exc:
+            raise SourceUnavailable(f"kafka commit failed: {exc}") from exc
+        for tp, meta in offsets.items():
+            self._committed[lane_name(tp.topic, tp.partition)] = meta.offset
+
+    def release(self, records: Sequence[Record], delay_seconds: float) -> None:
+        """Stream family: the core never releases; a failed batch is retried in place."""
+
+    def pause(self, lanes: Collection[str]) -> None:
+        tps = [self._assigned[lane] for lane in lanes if lane in self._assigned]
+        if tps:
+            self._client().pause(*tps)
+
+    def resume(self, lanes: Collection[str]) -> None:
+        tps = [self._assigned[lane] for lane in lanes if lane in self._assigned]
+        if tps:
+            self._client().resume(*tps)
+
+    def lag(self) -> Mapping[str, float]:
+        """Per owned partition: log end offset − committed offset (ESM-SPEC §6 OffsetLag).
+        Partitions the group never committed are left out (unknown)."""
+        consumer = self._client()
+        tps = dict(self._assigned)
+        if not tps:
+            return {}
+        try:
+            ends = consumer.end_offsets(list(tps.values()))
+            for lane, tp in tps.items():
+                if lane not in self._committed:
+                    meta = consumer.committed(tp)
+                    if meta is not None:
+                        self._committed[lane] = int(meta)
+        except kafka_errors.KafkaError as exc:
+            log.warning("kafka lag unknown mapping=%s: %s", self._context.mapping, exc)
+            return {}
+        return {lane: float(max(0, ends[tp] - self._committed[lane]))
+                for lane, tp in tps.items() if lane in self._committed and tp in ends}
+
+    # ---- pure: events ------------------------------------------------------------------
+
+    def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
+        return self._events.build_event(records)
+
+    def event_overhead_bytes(self) -> int:
+        return self._events.event_overhead_bytes()
+
+    def item_identifier(self, value: object) -> str | None:
+        return parse_item_identifier(value)
+
+    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
+        return self._events.batch_info(records)
+
+
+def _rejoin_pending(consumer: Any) -> bool:
+    """Whether the next poll will rejoin the group (kafka-python has no public API for it;
+    without one, rebalances are reported after the poll, see the module docstring)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    need_rejoin = getattr(coordinator, "need_rejoin", None)
+    try:
+        return bool(need_rejoin()) if callable(need_rejoin) else False
+    except Exception:  # a private API changed shape: fall back to post-poll reporting
+        return False

@@ -1,0 +1,189 @@
+"""Pure translation between Kafka consumer records and the AWS self-managed Kafka shapes:
+the per-record payload and filter view, the event, item identifiers and `KafkaBatchInfo`.
+
+No client here: everything is callable from lane-worker threads (esm.interfaces.Source).
+"""
+
+from __future__ import annotations
+
+import base64
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from esm.records import Record
+
+EVENT_SOURCE = "SelfManagedKafka"
+_TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
+_ABSENT = object()  # value not in the filter view
+_UNDECODED = object()  # not decoded yet
+
+
+def lane_name(topic: str, partition: int) -> str:
+    """ESM-SPEC §2.4: records are keyed `"<topic>-<partition>"`; esm uses it as the lane."""
+    return f"{topic}-{partition}"
+
+
+def item_id(lane: str, offset: int) -> str:
+    """The Record.item_id matched against a normalised `batchItemFailures` identifier."""
+    return f"{lane}@{offset}"
+
+
+def signed_bytes(value: bytes | None) -> list[int]:
+    """ESM-SPEC §2.4: header values are lists of signed Java bytes (-128…127)."""
+    return array("b", value).tolist() if value else []
+
+
+def record_payload(msg: Any) -> dict[str, Any]:
+    """One record object of the event (ESM-SPEC §2.4) for a kafka-python ConsumerRecord.
+
+    `key` is omitted when the Kafka key is null (ESM-SPEC §2.4, recommended rule); a null
+    value (tombstone) is sent as `"value": null`.
+    """
+    payload: dict[str, Any] = {
+        "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+        "timestamp": msg.timestamp,
+        "timestampType": _TIMESTAMP_TYPES.get(msg.timestamp_type, "NO_TIMESTAMP_TYPE"),
+    }
+    if msg.key is not None:
+        payload["key"] = base64.b64encode(msg.key).decode("ascii")
+    value = msg.value
+    payload["value"] = None if value is None else base64.b64encode(value).decode("ascii")
+    payload["headers"] = [{name: signed_bytes(data)} for name, data in msg.headers or ()]
+    return payload
+
+
+class KafkaFilterView(Mapping[str, Any]):
+    """The document the filter matches (ESM-SPEC §3.1, §3.4): the record object with
+    `value` decoded — UTF-8, then JSON when valid, else the plain string. A value that is
+    null or not UTF-8 is absent from the view (metadata-only filtering).
+
+    Decoding is lazy: a mapping without filters never pays for it.
+    """
+
+    __slots__ = ("_payload", "_raw", "_value")
+
+    def __init__(self, payload: Mapping[str, Any], raw_value: bytes | None) -> None:
+        self._payload = payload
+        self._raw = raw_value
+        self._value: Any = _ABSENT if raw_value is None else _UNDECODED
+
+    def _decoded(self) -> Any:
+        if self._value is _UNDECODED:
+            self._value = decode_value(self._raw or b"")
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "value":
+            value = self._decoded()
+            if value is _ABSENT:
+                raise KeyError(key)
+            return value
+        return self._payload[key]
+
+    def __iter__(self) -> Iterator[str]:
+        has_value = "value" in self
+        return (k for k in self._payload if k != "value" or has_value)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        if key == "value":
+            return self._decoded() is not _ABSENT
+        return key in self._payload
+
+
+def decode_value(raw: bytes) -> Any:
+    """JSON document when `raw` is valid JSON, else the UTF-8 string, else _ABSENT."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _ABSENT
+
+
+def to_record(msg: Any, now: float) -> Record:
+    """A Record for one ConsumerRecord; `now` stands in for a missing broker timestamp.
+
+    size_bytes is the encoded record object plus a conservative share of its partition's
+    key in the event (`"<topic>-<partition>":[`, `]`, two commas): counting it on every
+    record over-estimates a batch by len(lane)+7 bytes a record and never under-estimates.
+    """
+    lane = lane_name(msg.topic, msg.partition)
+    payload = record_payload(msg)
+    size = len(orjson.dumps(payload)) + len(lane) + 7
+    timestamp = msg.timestamp / 1000.0 if msg.timestamp is not None and msg.timestamp >= 0 \
+        else now
+    return Record(
+        lane=lane, position=str(msg.offset), item_id=item_id(lane, msg.offset),
+        payload=payload, size_bytes=size, timestamp=timestamp,
+        filter_view=KafkaFilterView(payload, msg.value),
+        handle=getattr(msg, "leader_epoch", None),
+    )
+
+
+def parse_item_identifier(value: object) -> str | None:
+    """ESM-SPEC §4.4: `{"partition": "<topic>-<n>", "offset": <int>}` → item id, or None
+    when malformed (not an object, partition not a non-empty string, offset not an int;
+    booleans are not offsets)."""
+    if not isinstance(value, Mapping):
+        return None
+    partition = value.get("partition")
+    offset = value.get("offset")
+    if not isinstance(partition, str) or not partition:
+        return None
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        return None
+    return item_id(partition, offset)
+
+
+class KafkaEvents:
+    """Builds events and batch info for one mapping's bootstrap servers."""
+
+    def __init__(self, bootstrap_servers: Sequence[str]) -> None:
+        self.bootstrap_servers = ",".join(bootstrap_servers)
+
+    def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
+        """ESM-SPEC §2.4: records grouped by `"<topic>-<partition>"`, offset order in each."""
+        grouped: dict[str, list[Record]] = {}
+        for record in records:
+            grouped.setdefault(record.lane, []).append(record)
+        by_lane = {
+            lane: [r.payload for r in sorted(rs, key=lambda r: r.payload["offset"])]
+            for lane, rs in grouped.items()
+        }
+        return {"eventSource": EVENT_SOURCE, "bootstrapServers": self.bootstrap_servers,
+                "records": by_lane}
+
+    def event_overhead_bytes(self) -> int:
+        """The encoded envelope with no records (ESM-SPEC §1.4: metadata counts to 6 MB)."""
+        return len(orjson.dumps(self.build_event(())))
+
+    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
+        """ESM-SPEC §4.5 `KafkaBatchInfo` (SQS/SNS/S3 form). Self-managed Kafka has no ARN,
+        so `eventSourceArn` is null; offsets are strings and timestamps ISO-8601 UTC."""
+        info: dict[str, dict[str, Any]] = {}
+        for record in sorted(records, key=lambda r: (r.lane, r.payload["offset"])):
+            entry = info.get(record.lane)
+            offset, stamp = str(record.payload["offset"]), iso_time(record.timestamp)
+            if entry is None:
+                info[record.lane] = {"firstRecordOffset": offset, "lastRecordOffset": offset,
+                                     "firstRecordTimestamp": stamp, "lastRecordTimestamp": stamp}
+            else:
+                entry["lastRecordOffset"], entry["lastRecordTimestamp"] = offset, stamp
+        return {"batchSize": len(records), "eventSourceArn": None,
+                "bootstrapServers": self.bootstrap_servers,
+                "payloadSize": sum(r.size_bytes for r in records), "recordsInfo": info}
+
+
+def iso_time(epoch_seconds: float) -> str:
+    """`2019-11-14T00:38:04.835Z` (ESM-SPEC §4.5 timestamp format)."""
+    stamp = datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
