@@ -77,22 +77,22 @@ class EntryDecoder:
                                       "timestamp": str(millis), "consumerGroup": self._group}
         if binary:
             attributes["binaryFields"] = binary
-        payload: dict[str, Any] = {
-            "eventSource": EVENT_SOURCE, "eventSourceARN": self._arns[stream],
-            "stream": stream, "messageId": entry_id, "fields": fields,
-        }
         body = fields.get(self._body_field)
-        if body is not None:
-            payload["body"] = body
-        payload["attributes"] = attributes
         view = None
-        if body is not None and self._body_field not in binary:
-            view = _json_body_view(payload, body)
-        return Record(
-            lane=stream, position=entry_id, item_id=entry_id, payload=payload,
-            size_bytes=len(orjson.dumps(payload)), timestamp=millis / 1000.0,
-            filter_view=view, delivery_count=delivery_count, handle=handle,
-        )
+        if body is None:
+            payload: dict[str, Any] = {
+                "eventSource": EVENT_SOURCE, "eventSourceARN": self._arns[stream],
+                "stream": stream, "messageId": entry_id, "fields": fields,
+                "attributes": attributes}
+        else:
+            payload = {
+                "eventSource": EVENT_SOURCE, "eventSourceARN": self._arns[stream],
+                "stream": stream, "messageId": entry_id, "fields": fields, "body": body,
+                "attributes": attributes}
+            if not binary or self._body_field not in binary:
+                view = _json_body_view(payload, body)
+        return Record(stream, entry_id, entry_id, payload, len(orjson.dumps(payload)),
+                      millis / 1000.0, view, delivery_count, None, handle)
 
     def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
         """`RedisStreamBatchInfo` for a notice, shaped like KinesisBatchInfo (ESM-SPEC §4.5).

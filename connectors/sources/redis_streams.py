@@ -116,7 +116,7 @@ class RedisStreamsSource:
         return self._take(active, max_records)
 
     def ack(self, records: Sequence[Record]) -> None:
-        """XACK, one pipeline round trip per call. A record this instance already acked or
+        """XACK, one round trip per call. A record this instance already acked or
         saw released is skipped; one read by an earlier instance (before a reconnect) is
         acked anyway, since Redis ignores ids that are no longer pending."""
         by_stream: dict[str, list[str]] = {}
@@ -129,13 +129,15 @@ class RedisStreamsSource:
                     continue
                 held.discard(record.item_id)
             by_stream.setdefault(record.lane, []).append(record.item_id)
-        if not by_stream:
-            return
         with self._translate("ack"):
-            pipe = self._client.pipeline(transaction=False)
-            for stream, ids in by_stream.items():
-                pipe.xack(stream, self._group, *ids)
-            pipe.execute()
+            if len(by_stream) == 1:  # the usual case: a batch is one lane
+                [(stream, ids)] = by_stream.items()
+                self._client.xack(stream, self._group, *ids)
+            elif by_stream:
+                pipe = self._client.pipeline(transaction=False)
+                for stream, ids in by_stream.items():
+                    pipe.xack(stream, self._group, *ids)
+                pipe.execute()
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Leave the entries pending: XAUTOCLAIM redelivers them after the visibility
@@ -225,11 +227,15 @@ class RedisStreamsSource:
         reply: Any = self._client.xreadgroup(
             self._group, self.consumer, dict.fromkeys(active, ">"),
             count=max_records - buffered, block=block_ms if block_ms > 0 and not buffered else None)
+        decode = self._decoder.record
         for raw_stream, entries in reply or ():
             stream = _text(raw_stream)
-            for raw_id, fields in entries:
+            held, buffer = self._held[stream], self._buffer[stream]
+            for raw_id, fields in entries:  # the hot loop: one pass per new entry
                 if fields is not None:
-                    self._hold(self._decoder.record(stream, _text(raw_id), fields, 1, self))
+                    record = decode(stream, _text(raw_id), fields, 1, self)
+                    held.add(record.item_id)
+                    buffer.append(record)
 
     def _hold(self, record: Record) -> None:
         self._held[record.lane].add(record.item_id)

@@ -52,10 +52,12 @@ def _apt(*args: str) -> bool:
 
 
 class RedisServer:
-    """One redis-server subprocess; `url` is redis://127.0.0.1:<port>/0."""
+    """One redis-server subprocess; `url` is redis://127.0.0.1:<port>/0. `appendfsync` is
+    "always" so a restart keeps every acknowledged write; benchmarks pass "everysec"."""
 
-    def __init__(self) -> None:
+    def __init__(self, appendfsync: str = "always") -> None:
         self.port = free_port()
+        self.appendfsync = appendfsync
         self._dir = Path(tempfile.mkdtemp(prefix="esm-redis-"))
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -68,7 +70,8 @@ class RedisServer:
         binary = redis_binary()
         assert binary is not None
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--dir", str(self._dir), "--appendonly", "yes", "--appendfsync", "always",
+                   "--dir", str(self._dir), "--appendonly", "yes",
+                   "--appendfsync", self.appendfsync,
                    "--save", "", "--protected-mode", "no", "--daemonize", "no",
                    "--logfile", str(self._dir / "redis.log")]
         self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL,
