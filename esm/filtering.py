@@ -17,7 +17,8 @@ Structure rules (ESM-SPEC §3.3; DESIGN §5 where they differ):
 - duplicate keys: the last wins (also when a dotted key and a nested object name one path);
 - when an object-valued pattern field meets an event array, each array element is tried
   as a whole, so every field matched under it comes from the same element.
-The pattern is turned into nested closures here; leaves into predicates by `esm.filter_leaf`.
+`esm.filter_tree` validates the structure, `esm.filter_operators` the leaves; this module
+turns object levels into nested closures and `esm.filter_leaf` turns leaves into predicates.
 """
 
 from __future__ import annotations
@@ -25,19 +26,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from esm.errors import FilterPatternError
 from esm.filter_leaf import MISSING, Predicate, compile_leaf
-from esm.filter_operators import LeafSpec, parse_leaf
-from esm.filter_syntax import child_path, fail, kind
+from esm.filter_operators import LeafSpec
+from esm.filter_syntax import kind
+from esm.filter_tree import MAX_DEPTH, MAX_PATTERN_CHARS, PatternNode, parse_pattern
 
-# ESM-SPEC §1.2: FilterCriteria.Filters[].Pattern is a string of at most 4096 characters.
-MAX_PATTERN_CHARS = 4096
-# Not an AWS rule: bounds recursion when compiling and matching (4096 chars allow ~700).
-MAX_DEPTH = 64
-OR_KEY = "$or"
+__all__ = ["MATCH_ALL", "MAX_DEPTH", "MAX_PATTERN_CHARS", "Matcher", "compile_filters",
+           "compile_pattern", "test_filter_cli"]
 
 
 class Matcher:
@@ -72,9 +70,7 @@ MATCH_ALL = Matcher(_match_all, "match all")
 
 def compile_pattern(pattern: str | dict[str, Any]) -> Matcher:
     """Validate and compile one pattern; raises FilterPatternError naming path and rule."""
-    tree = _parse(pattern)
-    root = _Node()
-    _fill(root, tree, "$", 0, top_level=True)
+    tree, root = parse_pattern(pattern)
     match_object, on_missing = _compile_object(root)
 
     def test(document: Any) -> bool:
@@ -132,93 +128,7 @@ def test_filter_cli(pattern_json: str, event_json: str) -> int:
 test_filter_cli.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse(pattern: Any) -> dict[str, Any]:
-    """A JSON string or a dict, at most 4096 characters, whose top level is an object."""
-    if isinstance(pattern, str):
-        text = pattern
-        try:
-            tree = json.loads(pattern, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            fail("$", f"the pattern is not valid JSON: {exc}")
-    elif isinstance(pattern, dict):
-        tree = pattern
-        try:
-            text = json.dumps(pattern, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            fail("$", f"the pattern is not JSON-serialisable: {exc}")
-    else:
-        fail("$", f"a pattern must be a JSON string or an object, got {type(pattern).__name__}")
-    if len(text) > MAX_PATTERN_CHARS:
-        fail("$", f"the pattern is {len(text)} characters long; the limit is "
-                  f"{MAX_PATTERN_CHARS}")
-    if not isinstance(tree, dict):
-        fail("$", f"the pattern must be a JSON object, got {kind(tree)}")
-    return tree
-
-
-@dataclass(slots=True)
-class _Node:
-    """An object level of the pattern: ANDed fields plus ANDed `$or` groups."""
-
-    fields: dict[str, _Node | LeafSpec] = field(default_factory=dict)
-    ors: list[list[_Node]] = field(default_factory=list)
-
-
-def _fill(node: _Node, obj: dict[str, Any], path: str, depth: int,
-          top_level: bool = False) -> None:
-    if depth > MAX_DEPTH:
-        fail(path, f"the pattern nests deeper than {MAX_DEPTH} objects")
-    if not obj and not top_level:
-        fail(path, "empty objects are not allowed; name at least one field")
-    for key, value in obj.items():
-        if not isinstance(key, str):
-            fail(path, f"field names must be strings, got {key!r}")
-        if key == OR_KEY:
-            node.ors.append(_or_group(value, child_path(path, key), depth))
-        else:
-            _add_field(node, key.split("."), value, path, depth)
-
-
-def _add_field(node: _Node, segments: list[str], value: Any, path: str, depth: int) -> None:
-    """Place `value` at the dotted path; the last definition of a path wins (DESIGN §5)."""
-    head, rest = segments[0], segments[1:]
-    where = child_path(path, head)
-    if not rest and not isinstance(value, dict):
-        node.fields[head] = parse_leaf(value, where)
-        return
-    child = node.fields.get(head)
-    if not isinstance(child, _Node):
-        child = node.fields[head] = _Node()
-    if rest:
-        _add_field(child, rest, value, where, depth + 1)
-    else:
-        _fill(child, value, where, depth + 1)
-
-
-def _or_group(value: Any, path: str, depth: int) -> list[_Node]:
-    """`$or` takes an array of at least two non-empty objects [EB operators]."""
-    if not isinstance(value, list) or len(value) < 2:
-        fail(path, f"$or takes an array of at least two objects, got {_describe(value)}")
-    group: list[_Node] = []
-    for index, alternative in enumerate(value):
-        where = f"{path}[{index}]"
-        if not isinstance(alternative, dict):
-            fail(where, f"each $or alternative must be an object, got {kind(alternative)}")
-        node = _Node()
-        _fill(node, alternative, where, depth + 1)
-        group.append(node)
-    return group
-
-
-def _describe(value: Any) -> str:
-    return f"an array of {len(value)}" if isinstance(value, list) else kind(value)
-
-
-def _compile_node(node: _Node) -> tuple[Predicate, bool]:
+def _compile_node(node: PatternNode) -> tuple[Predicate, bool]:
     """A predicate over the value at this node's path, and whether MISSING matches it.
 
     A MISSING value, a scalar, or an empty array holds no fields, so it matches exactly
@@ -240,7 +150,7 @@ def _compile_node(node: _Node) -> tuple[Predicate, bool]:
     return match, on_missing
 
 
-def _compile_object(node: _Node) -> tuple[Predicate, bool]:
+def _compile_object(node: PatternNode) -> tuple[Predicate, bool]:
     fields = _compile_fields(node)
     compiled_groups = [[_compile_object(alt) for alt in group] for group in node.ors]
     groups = tuple(tuple(test for test, _ in group) for group in compiled_groups)
@@ -283,7 +193,7 @@ def _single_field(key: str, dotted_prefix: str | None, test: Predicate) -> Predi
     return match_field
 
 
-def _compile_fields(node: _Node) -> list[tuple[str, str | None, Predicate, bool]]:
+def _compile_fields(node: PatternNode) -> list[tuple[str, str | None, Predicate, bool]]:
     """(key, dotted-key prefix or None, predicate, matches MISSING) per field. Leaves
     come first: they are the cheapest and most selective checks, so misses exit early."""
     compiled: list[tuple[int, str, str | None, Predicate, bool]] = []
