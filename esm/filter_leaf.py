@@ -229,12 +229,12 @@ def _anything_but_test(rule: AnythingBut) -> Predicate:
     """Strings and numbers are checked against the rule; `compile_leaf` dispatches by type,
     so a string never meets the number set and vice versa (DESIGN §5: no cross-type
     equality)."""
-    if rule.prefix is not None:
-        prefix = rule.prefix
-        return lambda v: type(v) is not str or not v.startswith(prefix)
-    if rule.suffix is not None:
-        suffix = rule.suffix
-        return lambda v: type(v) is not str or not v.endswith(suffix)
+    if rule.prefixes:
+        prefixes = rule.prefixes
+        return lambda v: type(v) is not str or not v.startswith(prefixes)
+    if rule.suffixes:
+        suffixes = rule.suffixes
+        return lambda v: type(v) is not str or not v.endswith(suffixes)
     if rule.equals_ci:
         lowered = rule.equals_ci
         return lambda v: type(v) is not str or v.lower() not in lowered

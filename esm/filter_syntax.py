@@ -93,21 +93,18 @@ def _check_operand(num: Any, path: str) -> None:
 
 
 def _numeric_range(ops: list[str], nums: list[float], path: str) -> NumericRange:
-    low: float | None = None
-    high: float | None = None
-    low_inc = high_inc = False
-    for op, num in zip(ops, nums, strict=True):
-        if op in _LOWER_OPS:
-            if low is not None:
-                fail(path, "a numeric range can have only one lower bound (> or >=)")
-            low, low_inc = num, _LOWER_OPS[op]
-        else:
-            if high is not None:
-                fail(path, "a numeric range can have only one upper bound (< or <=)")
-            high, high_inc = num, _UPPER_OPS[op]
-    if low is not None and high is not None and low >= high:
+    """`[op, n]`, or a range written lower bound first: `[">"|">=", a, "<"|"<=", b]`."""
+    if len(ops) == 1:
+        if ops[0] in _LOWER_OPS:
+            return NumericRange(nums[0], _LOWER_OPS[ops[0]], None, False)
+        return NumericRange(None, False, nums[0], _UPPER_OPS[ops[0]])
+    if ops[0] not in _LOWER_OPS or ops[1] not in _UPPER_OPS:
+        fail(path, "a numeric range is written [\">\" or \">=\", lower, \"<\" or \"<=\", "
+                   f"upper], got operators {ops[0]!r} then {ops[1]!r}")
+    low, high = nums
+    if low >= high:
         fail(path, f"the lower bound {low!r} must be less than the upper bound {high!r}")
-    return NumericRange(low, low_inc, high, high_inc)
+    return NumericRange(low, _LOWER_OPS[ops[0]], high, _UPPER_OPS[ops[1]])
 
 
 def wildcard_regex(text: str, path: str) -> re.Pattern[str]:
@@ -147,8 +144,8 @@ class AnythingBut:
 
     strings: frozenset[str] = frozenset()
     numbers: frozenset[float] = frozenset()
-    prefix: str | None = None
-    suffix: str | None = None
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
     equals_ci: frozenset[str] = frozenset()
     wildcard: re.Pattern[str] | None = None
 
@@ -184,9 +181,12 @@ def _anything_but_object(operand: dict[str, Any], path: str) -> AnythingBut:
     (name, value), = operand.items()
     where = child_path(path, name)
     if name in ("prefix", "suffix"):
-        if not isinstance(value, str) or not value:
-            fail(where, f"anything-but {name} takes a non-empty string, got {kind(value)}")
-        return AnythingBut(prefix=value) if name == "prefix" else AnythingBut(suffix=value)
+        affixes = tuple(_string_list(value, where, name))
+        if not all(affixes):
+            fail(where, f"anything-but {name} strings must not be empty")
+        if name == "prefix":
+            return AnythingBut(prefixes=affixes)
+        return AnythingBut(suffixes=affixes)
     texts = _string_list(value, where, name)
     if name == "equals-ignore-case":
         return AnythingBut(equals_ci=frozenset(t.lower() for t in texts))
