@@ -95,6 +95,9 @@ class Source(Protocol):
     and may be called from lane-worker threads."""
 
     traits: ClassVar[SourceTraits]
+    # Optional instance attribute `ordered_lanes: bool` (queue family, e.g. SQS FIFO): when
+    # a record of a lane is released, the core releases that lane's buffered records too
+    # instead of invoking them out of order.
 
     def open(self, listener: LaneListener) -> None:
         """Connect, join the group / take leases. May raise SourceUnavailable."""

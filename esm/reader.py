@@ -123,7 +123,7 @@ class Reader:
             timeout = min(self.idle_poll_seconds, self._until_next_deadline())
         else:
             timeout = self.idle_poll_seconds
-        room = max(1, min(self.mapping.batch_size, self.max_buffered_records - self._buffered))
+        room = max(1, self.max_buffered_records - self._buffered)
         started = time.monotonic()
         records = self.source.poll(room, timeout)
         self.idle = not records and not self._in_flight and not self._buffered
@@ -138,9 +138,10 @@ class Reader:
         return min(0.05, self._until_next_deadline())
 
     def _until_next_deadline(self) -> float:
-        """Seconds until the earliest open batch's window closes (1 h if none is open)."""
+        """Seconds until the earliest open batch that could be sent closes its window (1 h
+        if none): a busy lane's batch waits for a settlement, which wakes the reader."""
         deadlines = [d for lane in self._lanes.values()
-                     if (d := lane.batcher.deadline()) is not None]
+                     if not lane.busy and (d := lane.batcher.deadline()) is not None]
         if not deadlines:
             return 3600.0
         return max(0.0, min(deadlines) - self.clock.monotonic())
@@ -214,14 +215,25 @@ class Reader:
         lane.ready.extend(batches)
         if not lane.busy:
             self._waiting[lane.slot] = None
-        if lane.busy and not lane.paused:
+        self._update_pause(lane)
+
+    def _update_pause(self, lane: _Lane) -> None:
+        """A lane with a closed batch waiting has enough buffered: pause it at the source
+        until the waiting batches are dispatched (DESIGN §2 back-pressure)."""
+        if lane.ready and not lane.paused:
             lane.paused = True
             self.source.pause([lane.lane])
+        elif not lane.ready and lane.paused:
+            lane.paused = False
+            self.source.resume([lane.lane])
 
     def _close_due_batches(self) -> None:
+        """Close open batches whose window elapsed, on lanes free to take them. A busy
+        lane keeps filling its open batch (up to the count and size limits): as in AWS,
+        the next window starts when the previous invocation completes (ESM-SPEC §1.4)."""
         now = self.clock.monotonic()
         for lane in self._lanes.values():
-            if lane.batcher.due(now):
+            if not lane.busy and not lane.ready and lane.batcher.due(now):
                 batch = lane.batcher.flush()
                 if batch is not None:
                     self._queue_batches(lane, [batch])
@@ -237,6 +249,7 @@ class Reader:
             if lane is None or lane.busy or not lane.ready:
                 continue
             batch = lane.ready.pop(0)
+            self._update_pause(lane)
             lane.busy = True
             self._in_flight += 1
             self._buffered -= len(batch)
@@ -276,9 +289,6 @@ class Reader:
             lane.busy = False
             if current and lane.ready:
                 self._waiting[lane.slot] = None
-            if lane.paused and current:
-                lane.paused = False
-                self.source.resume([lane.lane])
         if not current:
             return  # the lane was revoked: never ack for it again
         if s.ack:
@@ -286,6 +296,25 @@ class Reader:
         if s.release:
             self.source.release(s.release, s.release_delay_seconds)
             self.metrics.count("released", len(s.release))
+            if getattr(self.source, "ordered_lanes", False):
+                self._release_buffered(lane)
+
+    def _release_buffered(self, lane: _Lane) -> None:
+        """Ordered queue lanes (SQS FIFO message groups): once a record of the lane is
+        released, its later buffered records must not be invoked before it comes back;
+        hand them back too (ESM-SPEC §4.2 FIFO, checklist 41)."""
+        records = [r for batch in lane.ready for r in batch.records]
+        open_batch = lane.batcher.flush()
+        if open_batch is not None:
+            records.extend(open_batch.records)
+        if not records:
+            return
+        lane.ready.clear()
+        self._waiting.pop(lane.slot, None)
+        self._buffered -= len(records)
+        self._update_pause(lane)
+        self.source.release(records, 0.0)
+        self.metrics.count("released", len(records))
 
     def _ack(self, lane: str, records: tuple[Record, ...]) -> None:
         if not self.stream:

@@ -94,6 +94,7 @@ class SqsSource:
         self._receive_pool: ThreadPoolExecutor | None = None
         self._settle_pool: ThreadPoolExecutor | None = None
         self.visibility_timeout_seconds: int | None = settings.visibility_timeout_seconds
+        self.ordered_lanes = False
 
     @classmethod
     def check_mapping(cls, settings: SqsSettings, mapping_data: Mapping[str, Any]) -> list[str]:
@@ -115,6 +116,7 @@ class SqsSource:
             self.visibility_timeout_seconds = attrs.visibility_timeout_seconds
         if attrs.fifo:
             self._handout = GroupHandout()
+            self.ordered_lanes = True  # the core then never invokes past a released record
         self._receive_pool = ThreadPoolExecutor(s.pollers, thread_name_prefix="sqs-receive")
         self._settle_pool = ThreadPoolExecutor(SETTLE_WORKERS, thread_name_prefix="sqs-settle")
         log.info("sqs source open: queue=%s fifo=%s visibility_timeout=%ss redrive=%s",

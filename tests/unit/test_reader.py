@@ -64,15 +64,31 @@ def test_a_lane_never_has_two_batches_in_flight_and_is_paused_while_one_waits():
     target = ScriptedTarget()
     rig = Rig(mapping_config(batch_size=2), target)
     rig.put(*bodies(*range(6)))
-    rig.turn(run_workers=False)  # polls 2 → one batch dispatched
-    rig.turn(run_workers=False)  # polls 2 more → a ready batch waits → lane paused
+    rig.turn(run_workers=False)  # polls all 6 → three full batches of 2
+    rig.turn(run_workers=False)  # dispatches one; two wait behind it
     assert len(rig.executor.pending) == 1
     assert "lane-0" in rig.source._paused
-    rig.turn(run_workers=False)  # paused: the source yields nothing more
+    rig.turn(run_workers=False)  # still only one in flight on the lane
     assert len(rig.executor.pending) == 1
     rig.run_until_quiet()
-    assert target.invoked_bodies() == bodies(*range(6))
+    assert target.calls == [bodies(0, 1), bodies(2, 3), bodies(4, 5)]
     assert "lane-0" not in rig.source._paused
+
+
+def test_a_busy_lane_keeps_filling_its_open_batch():
+    # Given window 0 and a lane with a batch in flight
+    target = ScriptedTarget()
+    rig = Rig(mapping_config(batch_size=10), target)
+    rig.put(*bodies(1))
+    rig.turn(run_workers=False)
+    rig.turn(run_workers=False)  # [1] in flight
+    # When more records arrive one poll at a time
+    for i in range(2, 6):
+        rig.put(*bodies(i))
+        rig.turn(run_workers=False)
+    # Then they wait in one open batch, sent as one invocation once the lane is free
+    rig.run_until_quiet()
+    assert target.calls == [bodies(1), bodies(2, 3, 4, 5)]
 
 
 def test_lanes_are_processed_independently():
@@ -275,3 +291,21 @@ def test_revoked_lanes_are_never_acked_again():
     rig.run_until_quiet()
     assert rig.broker.committed("lane-0") == 0
     assert rig.broker.committed("lane-1") == 2
+
+
+def test_ordered_queue_lane_releases_its_buffered_records_after_a_failure():
+    # Given an ordered queue lane (like an SQS FIFO group) with records buffered behind
+    # an in-flight batch that fails
+    target = ScriptedTarget(lambda records: (_ for _ in ()).throw(ValueError("bad")))
+    rig = Rig(mapping_config("queue", batch_size=2), target)
+    rig.source.ordered_lanes = True
+    rig.put(*bodies(1, 2, 3, 4))
+    rig.turn(run_workers=False)  # polls all four: [1, 2] and [3, 4]
+    rig.turn(run_workers=False)  # dispatches [1, 2]; [3, 4] waits
+    # When the in-flight batch fails and is released
+    rig.executor.run_all()
+    rig.reader.apply_settlements(0)
+    # Then [3, 4] was released too, never invoked ahead of 1 and 2
+    assert target.calls == [bodies(1, 2)]
+    assert rig.metrics.value("released") == 4
+    assert not rig.executor.pending
