@@ -14,6 +14,7 @@ LEAVES = {"records", "interfaces", "errors", "clock"}
 PACKAGES = {"esm", "connectors", "connectors.sources", "connectors.targets",
             "connectors.destinations"}
 CONNECTOR_MAY_IMPORT = {"esm.interfaces", "esm.records", "esm.errors", "esm.clock"}
+SHARD_SOURCES = {"dynamodb", "kinesis", "shards"}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -59,6 +60,9 @@ def test_connectors_import_only_the_core_contracts_and_never_each_other(path: Pa
         if name.startswith("connectors."):
             target = name.split(".")[-1]
             # shared helpers: connectors/aws.py (boto3 factory); a connector's own helper
-            # modules share its name prefix (kafka_settings.py beside kafka.py).
-            assert target == "aws" or target.split("_")[0] == own_family, \
+            # modules share its name prefix (kafka_settings.py beside kafka.py); the shard
+            # model (shards*.py) is shared by the DynamoDB Streams and Kinesis sources.
+            shared = target == "aws" or (target.split("_")[0] == "shards"
+                                         and own_family in SHARD_SOURCES)
+            assert shared or target.split("_")[0] == own_family, \
                 f"{path} imports another connector: {name}"
