@@ -13,7 +13,8 @@ from typing import Any
 from esm.config_types import ConnectorSpec, MappingConfig
 from esm.dead_letter import DeadLetterer, default_function_arn
 from esm.failure_policy import FailurePolicy
-from esm.filtering import compile_filters
+from esm.filter_lenient import compile_lenient_filters
+from esm.filtering import Matcher, compile_filters
 from esm.interfaces import Clock, ConnectorContext, Destination, Source, Target
 from esm.invoker import Invoker
 from esm.lane_worker import LaneWorker
@@ -23,6 +24,14 @@ from esm.supervisor import MappingRunner
 
 # Lane workers per mapping when scaling_config.maximum_concurrency is not set.
 DEFAULT_MAX_IN_FLIGHT = 16
+
+
+def build_matcher(mapping: MappingConfig) -> Matcher:
+    """The mapping's filter: plain, or lenient on the source's data key (Kafka)."""
+    key = mapping.source.cls.traits.lenient_filter_key
+    if key:
+        return compile_lenient_filters(mapping.filter_patterns, key)
+    return compile_filters(list(mapping.filter_patterns))
 
 
 def build_connector(spec: ConnectorSpec, context: ConnectorContext) -> Any:
@@ -80,7 +89,7 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
 
     runner = MappingRunner(
         mapping=mapping, build_source=build_source, build_worker=build_worker,
-        matcher=compile_filters(list(mapping.filter_patterns)),
+        matcher=build_matcher(mapping),
         max_in_flight=mapping.maximum_concurrency or DEFAULT_MAX_IN_FLIGHT,
         metrics=metrics, status=status, clock=clock, stop=stop, drain_seconds=drain_seconds,
         reader_options=reader_options,

@@ -64,6 +64,8 @@ class SourceTraits:
     caps_infinite_retries_with_destination: Kafka's rule, infinite retries + destination
         means 10 retries (ESM-SPEC §4.4).
     batch_info_key: name of the notice's batch-info object (KafkaBatchInfo, ...).
+    lenient_filter_key: the data key whose filter clause is ignored, not a reason to drop,
+        when its format does not match the record's (Kafka `value`, ESM-SPEC §3.4).
     """
 
     family: Family
@@ -74,6 +76,7 @@ class SourceTraits:
     supports_on_failure_destination: bool = True
     caps_infinite_retries_with_destination: bool = False
     batch_info_key: str = "BatchInfo"
+    lenient_filter_key: str | None = None
 
 
 class LaneListener(Protocol):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from esm.batching import BatchLimits, LaneBatcher
 from esm.config_types import MappingConfig
+from esm.filtering import MATCH_ALL
 from esm.interfaces import Clock, Source
 from esm.lane_worker import LaneWorker
 from esm.metrics import MappingMetrics
@@ -165,7 +166,11 @@ class Reader:
             self._ack_filtered(filtered)
 
     def _matches(self, record: Record) -> bool:
+        if self.matcher is MATCH_ALL:
+            return True
         view = record.filter_view if record.filter_view is not None else record.payload
+        if type(view) is not dict:
+            view = dict(view)  # a source's lazy Mapping view: the matcher reads plain dicts
         try:
             return bool(self.matcher.matches(view))  # type: ignore[arg-type]
         except Exception:  # a matcher bug must not drop records: deliver them

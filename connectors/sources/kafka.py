@@ -72,6 +72,7 @@ class KafkaSource:
         family="stream", default_batch_size=100, max_batch_size=10000,
         default_batching_window_seconds=0.5, window_required_above_10=False,
         caps_infinite_retries_with_destination=True, batch_info_key="KafkaBatchInfo",
+        lenient_filter_key="value",
     )
 
     def __init__(self, settings: KafkaSourceSettings, context: ConnectorContext, *,
