@@ -1,0 +1,121 @@
+"""Lambda-style handlers the end-to-end tests run inside the daemon (`type: python` target).
+
+The daemon is a separate process that the tests kill and restart, so the handlers report
+what they did through an append-only journal file, not through memory. Every knob is an
+environment variable read at call time (the test sets them when it starts the daemon):
+
+  ESM_E2E_JOURNAL                 journal path (JSON lines); required
+  ESM_E2E_SLEEP_SECONDS           time each invocation takes (default 0)
+  ESM_E2E_FAIL_PER_MILLE          chance, per record and delivery, of reporting the record in
+                                  `batchItemFailures` (default 0); deterministic: a hash of the
+                                  record id and its delivery count decides
+  ESM_E2E_FAIL_BELOW_DELIVERY     only deliveries numbered below this may fail (default 3), so
+                                  every ordinary record succeeds eventually
+  ESM_E2E_STOP_AT_FIRST_FAILURE   "1": the FIFO rule (ESM-SPEC §4.2): from the first failed
+                                  record on, report every record of the batch as failed
+
+Record bodies are JSON objects `{"id": "...", "group": "...", "seq": n}`; `"poison": true`
+always fails. Journal lines (one `write` per invocation start and one per end, so a kill -9
+leaves at most a torn last line, which `read_journal` skips):
+
+  {"kind": "start", "pid", "records", "concurrent"}        invocations running, this one included
+  {"kind": "ok" | "fail", "pid", "id", "group", "seq", "delivery", "messageId"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+_lock = threading.Lock()
+_active = 0
+
+
+def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Journal every record, fail the chosen ones, return them as `batchItemFailures`."""
+    journal = os.environ["ESM_E2E_JOURNAL"]
+    concurrent = _enter()
+    try:
+        records = event["Records"]
+        _append(journal, [{"kind": "start", "pid": os.getpid(), "records": len(records),
+                           "concurrent": concurrent}])
+        time.sleep(float(os.environ.get("ESM_E2E_SLEEP_SECONDS", "0")))
+        lines = _settle(records)
+        _append(journal, lines)
+    finally:
+        _leave()
+    return {"batchItemFailures": [{"itemIdentifier": line["messageId"]}
+                                  for line in lines if line["kind"] == "fail"]}
+
+
+def _settle(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    stop_at_first = os.environ.get("ESM_E2E_STOP_AT_FIRST_FAILURE") == "1"
+    failing = False
+    lines = []
+    for rec in records:
+        body = json.loads(rec["body"])
+        delivery = delivery_count(rec)
+        failing = (failing and stop_at_first) or should_fail(body, delivery)
+        lines.append({"kind": "fail" if failing else "ok", "pid": os.getpid(),
+                      "id": body.get("id"), "group": body.get("group"), "seq": body.get("seq"),
+                      "delivery": delivery, "messageId": rec["messageId"]})
+    return lines
+
+
+def should_fail(body: dict[str, Any], delivery: int) -> bool:
+    if body.get("poison"):
+        return True
+    per_mille = int(os.environ.get("ESM_E2E_FAIL_PER_MILLE", "0"))
+    below = int(os.environ.get("ESM_E2E_FAIL_BELOW_DELIVERY", "3"))
+    if delivery >= below:
+        return False
+    return zlib.crc32(f"{body.get('id')}:{delivery}".encode()) % 1000 < per_mille
+
+
+def delivery_count(rec: dict[str, Any]) -> int:
+    """Redis Streams and memory: `deliveryCount`; SQS: `ApproximateReceiveCount`."""
+    attributes = rec.get("attributes") or {}
+    value = attributes.get("deliveryCount") or attributes.get("ApproximateReceiveCount") or 1
+    return int(value)
+
+
+def read_journal(path: str | Path) -> list[dict[str, Any]]:
+    """Every complete line of a journal; a line torn by kill -9 is skipped."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    lines = []
+    for raw in text.splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+def _append(path: str, lines: list[dict[str, Any]]) -> None:
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)  # one write with O_APPEND: lines of concurrent calls never mix
+    finally:
+        os.close(fd)
+
+
+def _enter() -> int:
+    global _active
+    with _lock:
+        _active += 1
+        return _active
+
+
+def _leave() -> None:
+    global _active
+    with _lock:
+        _active -= 1
