@@ -96,20 +96,24 @@ def seq_at_or_after(seq: str, other: str) -> bool:
 
 
 def aws_call(operation: Any, what: str, **params: Any) -> Any:
-    """Run one boto3 call, translating its errors at the boundary: expired iterators,
-    trimmed positions and missing shards into this module's exceptions, everything else
-    into SourceUnavailable (the supervisor reconnects with backoff)."""
+    """Run one boto3 call, translating its errors at the boundary (`translate`)."""
     try:
         return operation(**params)
     except Exception as exc:  # ClientError / BotoCoreError
-        code = error_code(exc)
-        if code == "ExpiredIteratorException":
-            raise ExpiredIterator(str(exc)) from exc
-        if code == "TrimmedDataAccessException":
-            raise TrimmedData(str(exc)) from exc
-        if code == "ResourceNotFoundException" and "ShardId" in params:
-            raise ShardGone(str(exc)) from exc
-        raise SourceUnavailable(f"{what} failed: {code}: {exc}") from exc
+        raise translate(exc, what, shard_call="ShardId" in params) from exc
+
+
+def translate(exc: Exception, what: str, shard_call: bool = False) -> Exception:
+    """Expired iterators, trimmed positions and missing shards become this module's
+    exceptions; everything else SourceUnavailable (the supervisor reconnects with backoff)."""
+    code = error_code(exc)
+    if code == "ExpiredIteratorException":
+        return ExpiredIterator(str(exc))
+    if code == "TrimmedDataAccessException":
+        return TrimmedData(str(exc))
+    if code == "ResourceNotFoundException" and shard_call:
+        return ShardGone(str(exc))
+    return SourceUnavailable(f"{what} failed: {code}: {exc}")
 
 
 def epoch_seconds(value: Any) -> float:

@@ -123,6 +123,7 @@ class ShardReader:
             fresh[info.shard_id] = checkpoint
             self.leaser.table.create(self.leaser.mapping, Lease(
                 info.shard_id, None, 0, checkpoint, info.parent_ids))
+            self._next_renewal = 0.0  # take the new leases now, not at the next renewal
         for shard in self.shards.values():
             listing = self._listed.get(shard.shard_id)
             if listing is not None and listing.ending_sequence:
@@ -272,6 +273,7 @@ class ShardReader:
         if self.leaser.checkpoint(shard.shard_id, SHARD_END):
             self.leaser.release(shard.shard_id)
         self.shards.pop(shard.shard_id, None)
+        self._next_renewal = 0.0  # balance again at once: children may be waiting
         if self._listener is not None:
             self._listener.lanes_revoked([shard.shard_id])
 
