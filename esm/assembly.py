@@ -15,7 +15,14 @@ from esm.dead_letter import DeadLetterer, default_function_arn
 from esm.failure_policy import FailurePolicy
 from esm.filter_lenient import compile_lenient_filters
 from esm.filtering import Matcher, compile_filters
-from esm.interfaces import Clock, ConnectorContext, Destination, Source, Target
+from esm.interfaces import (
+    Clock,
+    ConnectorContext,
+    Destination,
+    Source,
+    SourceTraits,
+    Target,
+)
 from esm.invoker import Invoker
 from esm.lane_worker import LaneWorker
 from esm.metrics import MappingMetrics
@@ -28,7 +35,8 @@ DEFAULT_MAX_IN_FLIGHT = 16
 
 def build_matcher(mapping: MappingConfig) -> Matcher:
     """The mapping's filter: plain, or lenient on the source's data key (Kafka)."""
-    key = mapping.source.cls.traits.lenient_filter_key
+    traits: SourceTraits = getattr(mapping.source.cls, "traits")  # noqa: B009 (a class var)
+    key = traits.lenient_filter_key
     if key:
         return compile_lenient_filters(mapping.filter_patterns, key)
     return compile_filters(list(mapping.filter_patterns))

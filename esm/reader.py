@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from esm.batching import BatchLimits, LaneBatcher
 from esm.config_types import MappingConfig
-from esm.filtering import MATCH_ALL
+from esm.filtering import MATCH_ALL, Matcher
 from esm.interfaces import Clock, Source
 from esm.lane_worker import LaneWorker
 from esm.metrics import MappingMetrics
@@ -34,10 +34,6 @@ from esm.records import Batch, Record, Settlement
 from esm.status import MappingStatus
 
 log = logging.getLogger(__name__)
-
-
-class Matcher:  # the shape of esm.filtering's compiled matchers
-    def matches(self, document: dict) -> bool: ...  # type: ignore[type-arg]
 
 
 @dataclass(eq=False)
@@ -172,7 +168,7 @@ class Reader:
         if type(view) is not dict:
             view = dict(view)  # a source's lazy Mapping view: the matcher reads plain dicts
         try:
-            return bool(self.matcher.matches(view))  # type: ignore[arg-type]
+            return bool(self.matcher.matches(view))
         except Exception:  # a matcher bug must not drop records: deliver them
             log.exception("mapping %s: filter raised on record %s; delivering it",
                           self.mapping.name, record.item_id)
@@ -211,7 +207,8 @@ class Reader:
             slot = f"{record.lane}#{zlib.crc32(record.ordering_key.encode()) % factor}"
         lane = self._lanes.get(slot)
         if lane is None:
-            lane = self._lanes[slot] = _Lane(slot, record.lane, LaneBatcher(record.lane, self.limits))
+            batcher = LaneBatcher(record.lane, self.limits)
+            lane = self._lanes[slot] = _Lane(slot, record.lane, batcher)
         return lane
 
     def _queue_batches(self, lane: _Lane, batches: list[Batch]) -> None:
@@ -401,6 +398,7 @@ class Reader:
         self.metrics.in_flight.set(self._in_flight)
         self.status.update(
             lag=lag_value, in_flight_batches=self._in_flight, buffered_records=self._buffered,
-            lanes=len(self._lanes), paused_lanes=sum(1 for lane in self._lanes.values() if lane.paused),
+            lanes=len(self._lanes),
+            paused_lanes=sum(1 for lane in self._lanes.values() if lane.paused),
             outstanding_records=sum(len(led) for led in self._ledgers.values()),
         )

@@ -67,7 +67,8 @@ def resolve(kind: Kind, type_name: str) -> type:
     if spec is None and ":" in type_name:
         spec = type_name
     if spec is None:
-        raise ConfigError(f"unknown {kind[:-1]} type {type_name!r}{did_you_mean(type_name, known_types(kind))}")
+        hint = did_you_mean(type_name, known_types(kind))
+        raise ConfigError(f"unknown {kind[:-1]} type {type_name!r}{hint}")
     return import_object(spec)
 
 

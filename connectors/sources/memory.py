@@ -233,7 +233,7 @@ class MemorySource:
         }
 
     def _record(self, message: _Message) -> Record:
-        payload = {
+        payload: dict[str, Any] = {
             "eventSource": "esm:memory",
             "eventSourceARN": self._arn,
             "lane": message.lane,

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from esm import logs
 from esm.config import load_config
@@ -50,13 +51,13 @@ def run_demo(verbose: bool = False) -> int:
     return 0
 
 
-def _read_notices(path: Path) -> list[dict[str, object]]:
+def _read_notices(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _print_summary(daemon: Daemon, notices: list[dict[str, object]]) -> None:
+def _print_summary(daemon: Daemon, notices: list[dict[str, Any]]) -> None:
     mapping = daemon.config.mappings[0]
     counts = daemon.metrics.for_mapping(mapping.name).snapshot()
     print(f"esm demo: mapping {mapping.name!r} (memory source -> python handler "
@@ -83,7 +84,8 @@ def _print_summary(daemon: Daemon, notices: list[dict[str, object]]) -> None:
     for notice in notices:
         ctx = notice.get("requestContext", {})
         payload = notice.get("payload") or {}
-        bodies = [r.get("body") for r in payload.get("Records", [])] if isinstance(payload, dict) else []
+        records = payload.get("Records", []) if isinstance(payload, dict) else []
+        bodies = [r.get("body") for r in records]
         print(f"dead letter: condition={ctx.get('condition')} "
               f"approximateInvokeCount={ctx.get('approximateInvokeCount')} records={bodies}")
     print()
