@@ -1,4 +1,4 @@
-"""The `esm` command: run, validate, test-filter, demo.
+"""The `esm` command: run, validate, test-filter, demo, status, redrive.
 
 Exit codes (DESIGN §9): 0 ok, 1 runtime failure, 2 bad input. Bad configuration prints
 every problem, one per line, and never a traceback.
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from esm import __version__
-from esm.errors import ConfigError
+from esm.errors import ConfigError, EsmError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -53,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a self-contained demo mapping and exit")
     demo.add_argument("--verbose", action="store_true", help="show the daemon's log")
     demo.set_defaults(handler=_cmd_demo)
+
+    status = commands.add_parser("status", help="print a running daemon's mappings as a table")
+    status.add_argument("--url", default="http://127.0.0.1:9102",
+                        help="the daemon's HTTP server (default http://127.0.0.1:9102)")
+    status.add_argument("--json", action="store_true", help="print the raw JSON instead")
+    status.set_defaults(handler=_cmd_status)
+
+    from esm.redrive_cli import add_parser as add_redrive
+
+    add_redrive(commands, _cmd_redrive)
     return parser
 
 
@@ -66,9 +76,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return EXIT_BAD_INPUT
-    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    from esm.systemd import SystemdNotifier
+
+    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format,
+                   secrets=logs.secrets_in(config))
+    env = dict(os.environ)  # read once: a SIGHUP reload substitutes the same variables
     try:
-        return Daemon(config).run()
+        daemon = Daemon(config, notifier=SystemdNotifier.from_env(env),
+                        config_loader=lambda: load_config(args.config, env))
+        return daemon.run()
     except ConfigError as exc:  # a connector refused its settings at build time
         _print_problems(exc)
         return EXIT_BAD_INPUT
@@ -100,6 +116,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from esm.demo import run_demo
 
     return run_demo(verbose=args.verbose)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from esm.status_table import StatusUnavailable, fetch_mappings, render_table
+
+    try:
+        mappings = fetch_mappings(args.url)
+    except StatusUnavailable as exc:
+        print(f"esm: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(mappings, indent=1) if args.json else render_table(mappings))
+    return EXIT_OK
+
+
+def _cmd_redrive(args: argparse.Namespace) -> int:
+    from esm import logs
+    from esm.config import load_config
+    from esm.redrive_cli import run_redrive
+
+    logs.configure("WARNING")
+    try:
+        return run_redrive(args, load_config(args.config, os.environ))
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_BAD_INPUT
+    except (OSError, EsmError) as exc:
+        print(f"esm redrive: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _print_problems(exc: ConfigError) -> None:

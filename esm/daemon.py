@@ -1,8 +1,18 @@
 """The daemon: builds every enabled mapping, runs their readers, serves the admin HTTP
-endpoints, and shuts down cleanly.
+endpoints, reloads its configuration, and shuts down cleanly.
 
 SIGTERM/SIGINT: stop polling, let in-flight invocations finish, settle and commit, exit 0
-within `shutdown_timeout_seconds` (DESIGN §9). One `threading.Event` stops everything.
+within `shutdown_timeout_seconds` (DESIGN §9). SIGHUP: reload (esm.reload), restarting only
+the mappings whose settings changed.
+
+Each mapping runs under its own stop event, set when the daemon stops or the mapping is
+disabled, updated or removed; the daemon's `stop` event stops everything. A disabled mapping
+drains like a daemon shutdown (in-flight batches settle and commit), so enabling it again
+resumes from the committed position (ESM-SPEC §1.1, checklist 64).
+
+Mapping states (ESM-SPEC §1.1, checklist 65): Creating → Enabled; Disabling → Disabled;
+Enabling → Enabled; Updating → Enabled; Deleting (then gone). `stateTransitionReason` is
+"USER_INITIATED" for changes made through the configuration or the admin API.
 """
 
 from __future__ import annotations
@@ -12,28 +22,36 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from esm.assembly import MappingParts, assemble
 from esm.clock import SystemClock
-from esm.config_types import Config
+from esm.config_types import Config, MappingConfig
+from esm.errors import ConfigError
 from esm.interfaces import Clock
 from esm.metrics import Metrics
+from esm.reload import ReloadPlan, load_new_config, plan_reload
 from esm.server import AdminServer
 from esm.status import MappingStatus
+from esm.systemd import SystemdNotifier, WatchdogPinger
 
 log = logging.getLogger(__name__)
 
+USER_INITIATED = "USER_INITIATED"
+
 
 class Daemon:
-    """Runs a Config. `start()` then `wait()`, or `run()` to do both with signal handling."""
+    """Runs a Config. `start()` then `shutdown()`, or `run()` to do both with signals."""
 
     def __init__(self, config: Config, *, clock: Clock | None = None,
                  stop: threading.Event | None = None, registry: CollectorRegistry | None = None,
                  source_overrides: Mapping[str, Callable[[Any], Any]] | None = None,
-                 reader_options: dict[str, float] | None = None) -> None:
+                 reader_options: dict[str, float] | None = None,
+                 notifier: SystemdNotifier | None = None,
+                 config_loader: Callable[[], Config] | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
@@ -42,65 +60,70 @@ class Daemon:
         self.statuses: dict[str, MappingStatus] = {}
         self.parts: dict[str, MappingParts] = {}
         self.server: AdminServer | None = None
+        self.notifier = notifier or SystemdNotifier(None)
         self._source_overrides = dict(source_overrides or {})
         self._reader_options = reader_options
+        self._config_loader = config_loader
+        self._mapping_stops: dict[str, threading.Event] = {}
+        self._lock = threading.RLock()  # mapping start/stop: reload, admin API, shutdown
+        self._reload_requested = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Build and start every mapping and the HTTP server; raises on bad connectors."""
-        for mapping in self.config.mappings:
-            status = MappingStatus(mapping.name, mapping.source.type, mapping.target.type)
-            self.statuses[mapping.name] = status
-            if not mapping.enabled:
-                status.update(state="Disabled")
-                continue
-            self.parts[mapping.name] = assemble(
-                mapping, clock=self.clock, stop=self.stop,
-                metrics=self.metrics.for_mapping(mapping.name), status=status,
-                drain_seconds=self.config.shutdown_timeout_seconds,
-                source_override=self._source_overrides.get(mapping.name),
-                reader_options=self._reader_options,
-            )
+        with self._lock:
+            built = {m.name: self._build(m) for m in self.config.mappings if m.enabled}
+            for mapping in self.config.mappings:
+                self._status(mapping).update(state="Creating" if mapping.enabled else "Disabled")
         if self.config.server.enabled:
             self.server = AdminServer(self.config.server.listen, self)
             self.server.start()
-        for parts in self.parts.values():
-            parts.runner.start()
+        with self._lock:
+            for name, (parts, stop) in built.items():
+                self._launch(parts, stop)
+        threading.Thread(target=self._relay_stop, name="esm-stop-relay", daemon=True).start()
+        self._start_watchdog()
+        self.notifier.ready(f"running {len(self.parts)} mapping(s)")
         log.info("esm started with %d mapping(s): %s", len(self.parts), ", ".join(self.parts))
 
     def request_stop(self) -> None:
         self.stop.set()
 
+    def request_reload(self) -> None:
+        """Ask `run()`'s loop to reload (safe from a signal handler)."""
+        self._reload_requested.set()
+
     def shutdown(self) -> bool:
         """Stop everything; True if every mapping drained within the budget."""
+        self.notifier.stopping()
         self.stop.set()
-        deadline = time.monotonic() + self.config.shutdown_timeout_seconds + 5
-        clean = True
-        for parts in self.parts.values():
-            parts.runner.join(max(0.0, deadline - time.monotonic()))
-            clean = clean and not parts.runner.is_alive()
-        for parts in self.parts.values():
-            try:
-                parts.close()
-            except Exception as exc:  # best effort at exit
-                log.warning("mapping %s: closing connectors failed: %s", parts.mapping.name, exc)
+        with self._lock:
+            for stop in self._mapping_stops.values():
+                stop.set()
+            deadline = time.monotonic() + self.config.shutdown_timeout_seconds + 5
+            clean = True
+            for name in list(self.parts):
+                clean = self._halt(name, max(0.0, deadline - time.monotonic())) and clean
         if self.server is not None:
             self.server.close()
         log.info("esm stopped%s", "" if clean else " (some mappings did not drain in time)")
         return clean
 
     def run(self) -> int:
-        """Start, wait for SIGTERM/SIGINT, shut down. Exit code 0 on a clean stop."""
-        def on_signal(signum: int, _frame: object) -> None:
+        """Start, serve signals (TERM/INT stop, HUP reloads), shut down. 0 on a clean stop."""
+        def on_stop(signum: int, _frame: object) -> None:
             log.info("received %s: draining", signal.Signals(signum).name)
             self.stop.set()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, lambda _s, _f: self.request_reload())
         self.start()
-        while not self.stop.wait(1.0):
-            pass
+        while not self.stop.wait(0.2):
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self.reload()
         return 0 if self.shutdown() else 1
 
     def run_until_idle(self, timeout_seconds: float, settle_seconds: float = 0.3) -> bool:
@@ -119,23 +142,195 @@ class Daemon:
         return False
 
     def _all_idle(self) -> bool:
-        for parts in self.parts.values():
+        for parts in list(self.parts.values()):
             reader = parts.runner.reader
             status = self.statuses[parts.mapping.name]
             if reader is None or not reader.idle or status.lag not in (None, 0.0):
                 return False
         return True
 
+    # -- reload ---------------------------------------------------------------------------
+
+    def reload(self, new: Config | None = None) -> ReloadPlan | None:
+        """Apply `new` (or what the config loader returns now). A configuration that does not
+        load, or a mapping whose connectors refuse to build, leaves the running one in place
+        and logs why. Returns the plan applied, or None when nothing was applied."""
+        self.notifier.reloading()
+        try:
+            if new is None and self._config_loader is not None:
+                new = load_new_config(self._config_loader)
+            if new is None:
+                return None
+            return self._apply(new)
+        finally:
+            self.notifier.ready(f"running {len(self.parts)} mapping(s)")
+
+    def _apply(self, new: Config) -> ReloadPlan:
+        plan = plan_reload(self.config, new)
+        with self._lock:
+            old = {m.name: m for m in self.config.mappings}
+            for name in plan.removed:
+                self._remove(name)
+            failed = {m.name for m in plan.changed if not self._replace(m, fresh=False)}
+            failed |= {m.name for m in plan.added if not self._replace(m, fresh=True)}
+            for name in failed - old.keys():
+                self.statuses.pop(name, None)
+            kept = [old[m.name] if m.name in failed else m for m in new.mappings
+                    if m.name in old or m.name not in failed]
+            self.config = replace(new, mappings=tuple(kept))
+        log.info("configuration reloaded: %s", plan.summary())
+        for note in plan.notes:
+            log.warning("reload: %s", note)
+        return plan
+
+    def _replace(self, mapping: MappingConfig, *, fresh: bool) -> bool:
+        """(Re)start `mapping` with new settings; False (old one kept) if it cannot build."""
+        status = self._status(mapping)
+        try:
+            built = self._build(mapping) if mapping.enabled else None
+        except (ConfigError, ImportError, OSError, ValueError) as exc:
+            log.error("reload: mapping %s not changed, it failed to build: %s", mapping.name, exc)
+            status.update(last_error=f"reload failed: {exc}"[:500])
+            return False
+        status.update(state="Creating" if fresh else "Updating",
+                      state_transition_reason=USER_INITIATED,
+                      source_type=mapping.source.type, target_type=mapping.target.type)
+        self._halt(mapping.name, self.config.shutdown_timeout_seconds + 5)
+        if built is None:
+            status.update(state="Disabled")
+        else:
+            status.update(state="Creating" if fresh else "Updating")
+            self._launch(*built)
+        return True
+
+    def _remove(self, name: str) -> None:
+        status = self.statuses[name]
+        status.update(state="Deleting", state_transition_reason=USER_INITIATED)
+        self._halt(name, self.config.shutdown_timeout_seconds + 5)
+        del self.statuses[name]
+
+    # -- enable / disable ---------------------------------------------------------------
+
+    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        """Enable or disable a mapping now and wait for it; KeyError for an unknown name.
+        Lasts until the next reload that changes this mapping's settings."""
+        with self._lock:
+            mapping = self._mapping_config(name)
+            status = self.statuses[name]
+            if enabled and name not in self.parts:
+                status.update(state="Enabling", state_transition_reason=USER_INITIATED)
+                self._launch(*self._build(mapping))
+            elif not enabled and name in self.parts:
+                status.update(state="Disabling", state_transition_reason=USER_INITIATED)
+                self._halt(name, self.config.shutdown_timeout_seconds + 5)
+                status.update(state="Disabled", ready=False)
+            return status.snapshot()
+
+    def request_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        """`set_enabled` in the background (the admin API's POST returns at once, like AWS's
+        202): shows Enabling/Disabling until done. KeyError for an unknown name."""
+        with self._lock:
+            self._mapping_config(name)
+            status = self.statuses[name]
+            if enabled != (name in self.parts):
+                status.update(state="Enabling" if enabled else "Disabling",
+                              state_transition_reason=USER_INITIATED)
+        threading.Thread(target=self._set_enabled_logged, args=(name, enabled),
+                         name=f"esm-admin-{name}", daemon=True).start()
+        return status.snapshot()
+
+    def _set_enabled_logged(self, name: str, enabled: bool) -> None:
+        try:
+            self.set_enabled(name, enabled)
+        except (ConfigError, ImportError, OSError, ValueError, KeyError) as exc:
+            log.error("mapping %s: could not be %s: %s", name,
+                      "enabled" if enabled else "disabled", exc)
+            status = self.statuses.get(name)
+            if status is not None:
+                status.update(state="Disabled" if enabled else status.state,
+                              last_error=f"{type(exc).__name__}: {exc}"[:500])
+
+    def _mapping_config(self, name: str) -> MappingConfig:
+        for mapping in self.config.mappings:
+            if mapping.name == name:
+                return mapping
+        raise KeyError(name)
+
+    # -- one mapping's parts ------------------------------------------------------------
+
+    def _status(self, mapping: MappingConfig) -> MappingStatus:
+        status = self.statuses.get(mapping.name)
+        if status is None:
+            status = MappingStatus(mapping.name, mapping.source.type, mapping.target.type)
+            self.statuses[mapping.name] = status
+        return status
+
+    def _build(self, mapping: MappingConfig) -> tuple[MappingParts, threading.Event]:
+        stop = threading.Event()
+        parts = assemble(
+            mapping, clock=self.clock, stop=stop,
+            metrics=self.metrics.for_mapping(mapping.name), status=self._status(mapping),
+            drain_seconds=self.config.shutdown_timeout_seconds,
+            source_override=self._source_overrides.get(mapping.name),
+            reader_options=self._reader_options,
+        )
+        return parts, stop
+
+    def _launch(self, parts: MappingParts, stop: threading.Event) -> None:
+        name = parts.mapping.name
+        self.parts[name] = parts
+        self._mapping_stops[name] = stop
+        if self.stop.is_set():
+            stop.set()
+        parts.runner.start()
+
+    def _halt(self, name: str, timeout_seconds: float) -> bool:
+        """Stop one mapping (drain, settle, commit) and close its connectors; True if its
+        runner finished within the timeout."""
+        parts = self.parts.pop(name, None)
+        stop = self._mapping_stops.pop(name, None)
+        if parts is None or stop is None:
+            return True
+        stop.set()
+        parts.runner.join(timeout_seconds)
+        drained = not parts.runner.is_alive()
+        try:
+            parts.close()
+        except Exception as exc:  # best effort: the mapping is stopping anyway
+            log.warning("mapping %s: closing connectors failed: %s", name, exc)
+        return drained
+
+    def _relay_stop(self) -> None:
+        # Whoever sets the daemon's stop event (signal, test, embedding code) stops every
+        # mapping, as when all readers shared that one event.
+        self.stop.wait()
+        with self._lock:
+            for stop in self._mapping_stops.values():
+                stop.set()
+
+    def _start_watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval_seconds
+        if self.notifier.enabled and interval:
+            WatchdogPinger(self.notifier, lambda: self.healthy()[0], self.stop, interval).start()
+
     # -- what the HTTP server asks ----------------------------------------------------------
 
     def mapping_snapshots(self) -> list[dict[str, Any]]:
-        return [status.snapshot() for status in self.statuses.values()]
+        return [status.snapshot() for status in list(self.statuses.values())]
+
+    def auth_token(self) -> str | None:
+        return self.config.server.auth_token
 
     def healthy(self) -> tuple[bool, str]:
-        dead = [name for name, p in self.parts.items()
-                if not p.runner.is_alive() and not self.stop.is_set()]
+        dead = [name for name, p in list(self.parts.items())
+                if not p.runner.is_alive() and not self._stopping(name)]
         return (not dead, f"reader thread not running: {', '.join(dead)}" if dead else "ok")
 
+    def _stopping(self, name: str) -> bool:
+        stop = self._mapping_stops.get(name)
+        return stop is None or stop.is_set()
+
     def ready(self) -> tuple[bool, str]:
-        waiting = [name for name in self.parts if not self.statuses[name].ready]
+        waiting = [name for name, status in list(self.statuses.items())
+                   if name in self.parts and not status.ready]
         return (not waiting, f"not ready: {', '.join(waiting)}" if waiting else "ok")

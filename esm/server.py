@@ -1,12 +1,12 @@
-"""The daemon's HTTP server: /metrics (Prometheus), /healthz, /readyz, /mappings.
+"""The daemon's HTTP server: /metrics (Prometheus), /healthz, /readyz, /mappings,
+/mappings/NAME, and the admin API's POST /mappings/NAME/enable|disable (esm.admin).
 
-Listens on 127.0.0.1 by default (DESIGN §9). Runs in its own daemon thread; handlers only
-read snapshots, so a slow scrape never touches a mapping's threads.
+Listens on 127.0.0.1 by default (DESIGN §9). Runs in its own daemon thread; GET handlers
+only read snapshots, so a slow scrape never touches a mapping's threads.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from esm.admin import handle_post, is_loopback, json_response
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,10 @@ class StatusProvider:
 
     def ready(self) -> tuple[bool, str]: ...
 
+    def auth_token(self) -> str | None: ...
+
+    def request_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
+
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """'host:port' or '[v6]:port' → (host, port); ValueError naming the value otherwise."""
@@ -43,7 +49,7 @@ class AdminServer:
 
     def __init__(self, listen: str, provider: StatusProvider) -> None:
         host, port = parse_listen(listen)
-        handler = _handler_class(provider)
+        handler = _handler_class(provider, is_loopback(host))
         self._httpd = ThreadingHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="esm-http",
@@ -63,7 +69,7 @@ class AdminServer:
         self._httpd.server_close()
 
 
-def _handler_class(provider: StatusProvider) -> type[BaseHTTPRequestHandler]:
+def _handler_class(provider: StatusProvider, loopback: bool) -> type[BaseHTTPRequestHandler]:
     routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
         "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(provider.registry)),
         "/healthz": lambda: _probe(provider.healthy()),
@@ -84,6 +90,15 @@ def _handler_class(provider: StatusProvider) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(*_json(404, {"error": f"no such endpoint: {path}"}))
 
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            path = self.path.split("?", 1)[0].rstrip("/") or "/"
+            length = int(self.headers.get("Content-Length") or 0)
+            if 0 < length <= 65536:
+                self.rfile.read(length)  # no body is used; read it so the connection stays sane
+            self._send(*handle_post(path, self.headers, loopback=loopback,
+                                    token=provider.auth_token(),
+                                    request_enabled=provider.request_enabled))
+
         def _send(self, code: int, content_type: str, body: bytes) -> None:
             self.send_response(code)
             self.send_header("Content-Type", content_type)
@@ -97,8 +112,7 @@ def _handler_class(provider: StatusProvider) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _json(code: int, value: Any) -> tuple[int, str, bytes]:
-    return code, "application/json", json.dumps(value, indent=1).encode()
+_json = json_response
 
 
 def _probe(result: tuple[bool, str]) -> tuple[int, str, bytes]:

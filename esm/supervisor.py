@@ -21,8 +21,10 @@ from esm.config_types import MappingConfig
 from esm.errors import SourceUnavailable
 from esm.interfaces import Clock, Source
 from esm.lane_worker import LaneWorker
+from esm.logs import log_context
 from esm.metrics import MappingMetrics
-from esm.reader import Matcher, Reader
+from esm.filtering import Matcher
+from esm.reader import Reader
 from esm.status import MappingStatus
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,10 @@ class MappingRunner(threading.Thread):
         self._rng = random.Random()
 
     def run(self) -> None:
+        with log_context(mapping=self.mapping.name):
+            self._supervise()
+
+    def _supervise(self) -> None:
         failures = 0
         while not self.stop.is_set():
             started = time.monotonic()
