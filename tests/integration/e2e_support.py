@@ -163,6 +163,25 @@ class DaemonProcess:
             raise AssertionError(f"esm run exited with {code} {when}\n{self.log_tail()}")
 
 
+def run_until_settled(config: Path, env: dict[str, str], log_path: Path, journal: Journal,
+                      ids: Iterable[str], settled: Callable[[], bool],
+                      describe: Callable[[], str], timeout_seconds: float = 120,
+                      ) -> dict[str, float]:
+    """Start the daemon, wait until every record of `ids` was processed and `settled()`
+    holds (the broker has nothing left), then SIGTERM it: exit 0. Returns its last /metrics."""
+    expected = set(ids)
+    with DaemonProcess(config, env, log_path) as daemon:
+        daemon.wait_ready()
+        wait_until(lambda: set(journal.ok_ids()) >= expected, timeout_seconds,
+                   lambda: f"{missing(expected, journal.ok_ids())}\n{daemon.log_tail()}")
+        wait_until(settled, timeout_seconds, lambda: f"{describe()}\n{daemon.log_tail()}")
+        metrics = daemon.metrics()
+        daemon.terminate()
+        code = daemon.wait_exit(30)
+        assert code == 0, f"esm run exited {code} after SIGTERM\n{daemon.log_tail()}"
+    return metrics
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     samples: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
@@ -196,6 +215,32 @@ class Journal:
     def ok_ids(self) -> list[str]:
         """Record ids the handler processed successfully, once per successful delivery."""
         return [line["id"] for line in self.lines("ok")]
+
+    def processed(self) -> int:
+        """How many distinct records were processed successfully so far."""
+        return len(set(self.ok_ids()))
+
+    def redelivered_unfailed(self) -> set[str]:
+        """Records that succeeded on a delivery after the first without ever failing: they
+        came back because a killed daemon held them unacked."""
+        failed = {line["id"] for line in self.lines("fail")}
+        return {line["id"] for line in self.lines("ok")
+                if line["delivery"] > 1 and line["id"] not in failed}
+
+
+def kill_at_progress(config: Path, env: dict[str, str], log_path: Path, journal: Journal,
+                     targets: Iterable[int], timeout_seconds: float = 120) -> list[int]:
+    """For each target: start the daemon, wait until the journal shows that many distinct
+    records processed, kill -9 it. Returns the progress seen right after each kill."""
+    seen = []
+    for target in targets:
+        with DaemonProcess(config, env, log_path) as daemon:
+            daemon.wait_ready()
+            wait_until(lambda t=target: journal.processed() >= t, timeout_seconds,
+                       lambda: f"stuck at {journal.processed()}\n{daemon.log_tail()}")
+            daemon.kill()
+            seen.append(journal.processed())
+    return seen
 
 
 def missing(expected: Iterable[str], seen: Iterable[str], show: int = 20) -> str:
