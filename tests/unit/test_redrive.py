@@ -1,0 +1,169 @@
+"""`esm redrive`: replaying on-failure notices from a file destination to the mapping's
+target, with dry run, progress, summary, and idempotent re-runs (esm.redrive*)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from esm.cli import main
+from esm.redrive import redrive
+from esm.redrive_sources import NoticeEntry, file_notices, notice_id
+from esm.redrive_state import DoneLog
+
+_received: list[int] = []
+_fail_ids: set[int] = set()
+
+
+def handle(event: dict[str, Any], context: Any) -> None:
+    """The mapping's target: fails for ids in _fail_ids, records the others."""
+    ids = [json.loads(r["body"])["id"] for r in event["Records"]]
+    if _fail_ids & set(ids):
+        raise ValueError(f"still failing: {ids}")
+    _received.extend(ids)
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    _received.clear()
+    _fail_ids.clear()
+
+
+def notice(ids: list[int], with_payload: bool = True) -> dict[str, Any]:
+    records = [{"eventSource": "esm:memory", "messageId": f"lane-0:{n}",
+                "body": json.dumps({"id": n})} for n in ids]
+    value: dict[str, Any] = {"requestContext": {"requestId": f"req-{ids}",
+                                                "condition": "RetryAttemptsExhausted"},
+                             "version": "1.0"}
+    if with_payload:
+        value["payload"] = {"Records": records}
+    return value
+
+
+def setup_mapping(tmp_path: Path, notices: list[dict[str, Any]]) -> tuple[Path, Path]:
+    dead = tmp_path / "dead.jsonl"
+    dead.write_text("".join(json.dumps(n) + "\n" for n in notices))
+    config = tmp_path / "esm.yaml"
+    config.write_text(f"""
+mappings:
+  - name: orders
+    source: {{type: memory}}
+    target: {{type: python, handler: "tests.unit.test_redrive:handle"}}
+    destination_config: {{on_failure: {{type: file, path: "{dead}"}}}}
+""")
+    return config, dead
+
+
+def run_cli(config: Path, state: Path, *extra: str) -> int:
+    return main(["redrive", str(config), "--mapping", "orders", "--state", str(state),
+                 "--progress", "off", *extra])
+
+
+def test_replays_every_notice_payload_to_the_target_and_prints_a_summary(tmp_path, capsys):
+    # Given two dead-lettered batches in the mapping's file destination
+    config, _ = setup_mapping(tmp_path, [notice([1, 2]), notice([3])])
+    # When they are redriven
+    code = run_cli(config, tmp_path / "state")
+    # Then the target received every record and the summary says so
+    assert code == 0
+    assert sorted(_received) == [1, 2, 3]
+    out = capsys.readouterr().out
+    assert "2 notice(s)" in out and re.search(r"replayed\s+2", out)
+
+
+def test_a_rerun_skips_notices_already_replayed(tmp_path, capsys):
+    # Given a completed redrive
+    config, _ = setup_mapping(tmp_path, [notice([1]), notice([2])])
+    assert run_cli(config, tmp_path / "state") == 0
+    _received.clear()
+    # When it runs again with the same progress file
+    code = run_cli(config, tmp_path / "state")
+    # Then nothing is replayed twice
+    assert code == 0 and _received == []
+    assert re.search(r"already done \(skipped\)\s+2", capsys.readouterr().out)
+
+
+def test_a_notice_that_fails_again_is_not_marked_and_is_retried_next_run(tmp_path):
+    # Given one batch whose record still fails
+    config, _ = setup_mapping(tmp_path, [notice([1]), notice([2])])
+    _fail_ids.add(2)
+    # When redriven, then fixed and redriven again
+    first = run_cli(config, tmp_path / "state")
+    _fail_ids.clear()
+    second = run_cli(config, tmp_path / "state")
+    # Then the first run exits 1 and the second replays only the failed notice
+    assert (first, second) == (1, 0)
+    assert _received == [1, 2]
+
+
+def test_dry_run_invokes_nothing_and_writes_no_progress(tmp_path, capsys):
+    config, _ = setup_mapping(tmp_path, [notice([1]), notice([2], with_payload=False)])
+    code = run_cli(config, tmp_path / "state", "--dry-run")
+    out = capsys.readouterr().out
+    assert code == 0 and _received == []
+    assert not (tmp_path / "state").exists()
+    assert "(dry run)" in out and re.search(r"would replay\s+1", out)
+    assert re.search(r"no payload \(skipped\)\s+1", out)
+
+
+def test_unknown_mapping_and_source_without_produce_hook_are_bad_input(tmp_path, capsys):
+    config, _ = setup_mapping(tmp_path, [notice([1])])
+    assert main(["redrive", str(config), "--mapping", "nope", "--progress", "off"]) == 2
+    assert "no mapping named 'nope'" in capsys.readouterr().err
+    assert run_cli(config, tmp_path / "state", "--to", "source") == 2
+    assert "no produce hook" in capsys.readouterr().err
+
+
+def test_interrupted_redrive_stops_between_notices_and_resumes_later(tmp_path):
+    # Given three notices and a stop requested after the first replay
+    entries = [NoticeEntry(f"n{i}", notice([i])) for i in range(3)]
+    stop = threading.Event()
+    replayed: list[dict[str, Any]] = []
+
+    def replay(event: dict[str, Any]) -> None:
+        replayed.append(event)
+        stop.set()
+
+    done = DoneLog(tmp_path / "state")
+    summary = redrive(entries, replay, done, stop=stop)
+    done.close()
+    # When a new run starts with the same progress file
+    again = DoneLog(tmp_path / "state")
+    rest = redrive(entries, lambda event: None, again)
+    # Then the first run was interrupted after one and the second did only the other two
+    assert summary.interrupted and summary.replayed == 1 and len(replayed) == 1
+    assert (rest.already_done, rest.replayed) == (1, 2)
+
+
+def test_progress_bar_reaches_the_total(tmp_path):
+    stream = io.StringIO()
+    entries = [NoticeEntry(f"n{i}", notice([i])) for i in range(4)]
+    redrive(entries, lambda event: None, DoneLog(tmp_path / "s"), progress_stream=stream)
+    assert stream.getvalue().rstrip().endswith("4/4 replayed=4 failed=0")
+
+
+def test_progress_file_ignores_a_torn_last_line(tmp_path):
+    path = tmp_path / "state"
+    path.write_text("a\nb\npartial")
+    assert DoneLog(path).done == {"a", "b"}
+
+
+def test_notice_ids_are_stable_for_equal_content_and_differ_otherwise(tmp_path):
+    path = tmp_path / "n.jsonl"
+    path.write_text(json.dumps(notice([1])) + "\n" + json.dumps(notice([2])) + "\n")
+    ids = [entry.id for entry in file_notices(str(path))]
+    assert ids[0] == notice_id(notice([1])) and ids[0] != ids[1]
+
+
+def test_payload_given_as_escaped_json_string_is_replayed(tmp_path):
+    value = notice([5])
+    value["payload"] = json.dumps(value["payload"])
+    events: list[dict[str, Any]] = []
+    summary = redrive([NoticeEntry("x", value)], lambda e: events.append(e), DoneLog(tmp_path / "s"))
+    assert summary.replayed == 1 and events[0]["Records"][0]["messageId"] == "lane-0:5"
