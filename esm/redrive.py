@@ -49,9 +49,9 @@ class RedriveSummary:
         out = [f"redrive{' (dry run)' if self.dry_run else ''}"
                f"{' interrupted' if self.interrupted else ''}: {self.total} notice(s)",
                f"  {verb:<24}{self.replayed}",
-               f"  {"failed again":<24}{self.failed}",
-               f"  {"already done (skipped)":<24}{self.already_done}",
-               f"  {"no payload (skipped)":<24}{self.no_payload}"]
+               f"  {'failed again':<24}{self.failed}",
+               f"  {'already done (skipped)':<24}{self.already_done}",
+               f"  {'no payload (skipped)':<24}{self.no_payload}"]
         out += [f"  failed: {nid}: {reason}" for nid, reason in self.failures[:20]]
         return out
 
