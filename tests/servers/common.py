@@ -56,3 +56,47 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_seconds: float = 10.0) -
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout_seconds)
+
+
+class ServerProcess:
+    """A server subprocess with its output in a log file: start it with `launch`, then
+    `stop`, `restart` (subclasses define `start`) and `log_tail` for failure messages."""
+
+    name = "server"
+    port: int
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def launch(self, command: list[str], log_path: Path, startup_seconds: float) -> None:
+        """Start `command`, wait until `self.port` answers; ServerUnavailable with the
+        log's tail if it does not."""
+        self._log_path = log_path
+        with open(log_path, "ab") as log:  # the child keeps its own descriptor
+            self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port, startup_seconds, self._proc)
+        except ServerUnavailable as exc:
+            raise ServerUnavailable(f"{self.name} did not start: {exc}\n{self.log_tail()}") \
+                from exc
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop_process(self._proc)
+            self._proc = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port and data (a broker restart)."""
+        self.stop()
+        self.start()
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self._log_path.read_text(errors="replace")[-chars:] if self._log_path \
+                else "(no log)"
+        except OSError:
+            return "(no log)"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.common import ServerUnavailable, free_port, stop_process, wait_for_port
+from tests.servers.common import ServerProcess, ServerUnavailable, free_port
 
 PACKAGE = "redis-server"
 
@@ -51,15 +51,17 @@ def _apt(*args: str) -> bool:
     return result.returncode == 0
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """One redis-server subprocess; `url` is redis://127.0.0.1:<port>/0. `appendfsync` is
     "always" so a restart keeps every acknowledged write; benchmarks pass "everysec"."""
 
+    name = "redis-server"
+
     def __init__(self, appendfsync: str = "always") -> None:
+        super().__init__()
         self.port = free_port()
         self.appendfsync = appendfsync
         self._dir = Path(tempfile.mkdtemp(prefix="esm-redis-"))
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -72,34 +74,12 @@ class RedisServer:
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1",
                    "--dir", str(self._dir), "--appendonly", "yes",
                    "--appendfsync", self.appendfsync,
-                   "--save", "", "--protected-mode", "no", "--daemonize", "no",
-                   "--logfile", str(self._dir / "redis.log")]
-        self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
-        try:
-            wait_for_port(self.port, 20, self._proc)
-        except ServerUnavailable as exc:
-            raise ServerUnavailable(f"{exc}; log: {self._log_tail()}") from exc
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            stop_process(self._proc)
-            self._proc = None
-
-    def restart(self) -> None:
-        """Stop and start again on the same port and data (a broker restart)."""
-        self.stop()
-        self.start()
+                   "--save", "", "--protected-mode", "no", "--daemonize", "no"]
+        self.launch(command, self._dir / "redis.log", startup_seconds=20)
 
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def _log_tail(self) -> str:
-        try:
-            return (self._dir / "redis.log").read_text()[-2000:]
-        except OSError:
-            return "(no log)"
 
 
 @pytest.fixture(scope="session")

@@ -23,13 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.common import (
-    ServerUnavailable,
-    cache_dir,
-    free_port,
-    stop_process,
-    wait_for_port,
-)
+from tests.servers.common import ServerProcess, ServerUnavailable, cache_dir, free_port
 
 VERSION = "1.7.1"
 REGION = "us-east-1"
@@ -71,14 +65,16 @@ def ensure_installed() -> None:
                                 + (result.stdout + result.stderr)[-2000:])
 
 
-class SqsServer:
+class SqsServer(ServerProcess):
     """One ElasticMQ process on 127.0.0.1:<free port>, data persisted in a temp dir."""
 
+    name = "ElasticMQ"
+
     def __init__(self) -> None:
+        super().__init__()
         self.port = free_port()
         self.data_dir = Path(tempfile.mkdtemp(prefix="esm-elasticmq-"))
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     def _write_config(self) -> Path:
         conf = self.data_dir / "elasticmq.conf"
@@ -96,26 +92,9 @@ aws {{ region = {REGION}, accountId = "{ACCOUNT}" }}
     def start(self) -> None:
         ensure_installed()
         conf = self._write_config()
-        with open(self.data_dir / "server.log", "ab") as log:  # the child keeps its own fd
-            self._proc = subprocess.Popen(
-                ["java", "-Xmx256m", f"-Dconfig.file={conf}", "-cp", f"{_lib_dir()}/*",
-                 "org.elasticmq.server.Main"],
-                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(self.port, 60, self._proc)
-        except ServerUnavailable as exc:
-            tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
-            raise ServerUnavailable(f"ElasticMQ did not start: {exc}\n{tail}") from exc
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            stop_process(self._proc)
-            self._proc = None
-
-    def restart(self) -> None:
-        """Stop and start on the same port; queues and messages survive."""
-        self.stop()
-        self.start()
+        command = ["java", "-Xmx256m", f"-Dconfig.file={conf}", "-cp", f"{_lib_dir()}/*",
+                   "org.elasticmq.server.Main"]
+        self.launch(command, self.data_dir / "server.log", startup_seconds=60)
 
     def client(self, **config: Any) -> Any:
         import boto3
