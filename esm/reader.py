@@ -81,6 +81,8 @@ class Reader:
         self._settlements: queue.SimpleQueue[tuple[_Lane, Settlement]] = queue.SimpleQueue()
         self._in_flight = 0
         self._buffered = 0
+        self._assigned: set[str] = set()
+        self._full_paused: set[str] = set()  # lanes paused because the buffer is full
         self._next_lag_at = 0.0
         self._crashed: BaseException | None = None
         self.idle = False
@@ -108,9 +110,8 @@ class Reader:
         self._report()
         if self.stop.is_set():
             return
-        if self._buffered >= self.max_buffered_records:
+        if self._apply_buffer_limit():
             self.apply_settlements(self._short_wait())
-            return
         self._poll()
 
     def _poll(self) -> None:
@@ -130,6 +131,27 @@ class Reader:
         left = timeout - (time.monotonic() - started)
         if left > 0.005:  # the source returned early: wait here, not in a busy loop
             self.apply_settlements(left)
+
+    def _apply_buffer_limit(self) -> bool:
+        """While the buffer is full every lane is paused, but the reader keeps polling
+        (paused lanes yield nothing) so group membership stays alive (Kafka's
+        max.poll.interval) while the target catches up. True while full."""
+        full = self._buffered >= self.max_buffered_records
+        if full and not self._full_paused:
+            names = self._assigned | {lane.lane for lane in self._lanes.values()}
+            self._full_paused = set(names)
+            to_pause = sorted(n for n in names if not self._lane_paused(n))
+            if to_pause:
+                self.source.pause(to_pause)
+        elif not full and self._full_paused:
+            to_resume = sorted(n for n in self._full_paused if not self._lane_paused(n))
+            self._full_paused = set()
+            if to_resume:
+                self.source.resume(to_resume)
+        return full
+
+    def _lane_paused(self, name: str) -> bool:
+        return any(lane.paused for lane in self._lanes.values() if lane.lane == name)
 
     def _short_wait(self) -> float:
         return min(0.05, self._until_next_deadline())
@@ -224,10 +246,12 @@ class Reader:
         until the waiting batches are dispatched (DESIGN §2 back-pressure)."""
         if lane.ready and not lane.paused:
             lane.paused = True
-            self.source.pause([lane.lane])
+            if lane.lane not in self._full_paused:
+                self.source.pause([lane.lane])
         elif not lane.ready and lane.paused:
             lane.paused = False
-            self.source.resume([lane.lane])
+            if lane.lane not in self._full_paused:
+                self.source.resume([lane.lane])
 
     def _close_due_batches(self) -> None:
         """Close open batches whose window elapsed, on lanes free to take them. A busy
@@ -331,11 +355,17 @@ class Reader:
     # -- lane ownership (LaneListener) ------------------------------------------------------
 
     def lanes_assigned(self, lanes: Collection[str]) -> None:
+        self._assigned.update(lanes)
+        if self._full_paused:  # new lanes wait too while the buffer is full
+            self._full_paused.update(lanes)
+            self.source.pause(sorted(lanes))
         log.info("mapping %s: lanes assigned: %s", self.mapping.name, ", ".join(sorted(lanes)))
 
     def lanes_revoked(self, lanes: Collection[str]) -> None:
         """Settle in-flight batches of `lanes` (within the drain budget), then forget them."""
         revoked = set(lanes)
+        self._assigned -= revoked
+        self._full_paused -= revoked
         slots = [s for s, lane in self._lanes.items() if lane.lane in revoked]
         for slot in slots:
             lane = self._lanes[slot]

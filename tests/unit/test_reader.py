@@ -309,3 +309,24 @@ def test_ordered_queue_lane_releases_its_buffered_records_after_a_failure():
     assert target.calls == [bodies(1, 2)]
     assert rig.metrics.value("released") == 4
     assert not rig.executor.pending
+
+
+def test_reader_keeps_polling_with_every_lane_paused_while_the_buffer_is_full():
+    # Given a target that never finishes (batches stay in flight) and a full buffer
+    target = ScriptedTarget()
+    rig = Rig(mapping_config(batch_size=2), target, lanes=3, max_in_flight=1)
+    rig.put(*bodies(*range(30)))
+    polls = []
+    original = rig.source.poll
+    rig.source.poll = lambda n, t: polls.append(n) or original(n, t)
+    for _ in range(8):
+        rig.turn(run_workers=False)
+    # Then every lane is paused at the source, yet poll is still called each turn
+    # (Kafka would otherwise evict the consumer from its group)
+    assert rig.source._paused == {"lane-0", "lane-1", "lane-2"}
+    assert len(polls) == 8
+    assert rig.metrics.value("polled") <= 2 * (1 + 1) + 2
+    # When the in-flight batch finishes, lanes resume and everything is delivered
+    rig.run_until_quiet()
+    assert sorted(target.invoked_bodies()) == sorted(bodies(*range(30)))
+    assert rig.source._paused == set()
