@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -10,17 +11,15 @@ from dataclasses import replace
 from typing import Any
 
 from connectors.sources.memory import MemoryBroker, MemoryQueueSource, MemorySettings, MemorySource
-import random
-
-from esm.dead_letter import DeadLetterer
-from esm.failure_policy import FailurePolicy
-from esm.invoker import Invoker
-from esm.lane_worker import LaneWorker
 from esm.clock import FakeClock
 from esm.config_types import ConnectorSpec, MappingConfig, RetryBackoff
+from esm.dead_letter import DeadLetterer
 from esm.errors import InvokeError
+from esm.failure_policy import FailurePolicy
 from esm.filtering import compile_filters
 from esm.interfaces import ConnectorContext
+from esm.invoker import Invoker
+from esm.lane_worker import LaneWorker
 from esm.metrics import Metrics
 from esm.reader import Reader
 from esm.records import Event, FunctionFailed, InvokeResult, Record, Returned
