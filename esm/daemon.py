@@ -35,7 +35,7 @@ from esm.interfaces import Clock
 from esm.metrics import Metrics
 from esm.reload import ReloadPlan, load_new_config, plan_reload
 from esm.server import AdminServer
-from esm.status import MappingStatus
+from esm.status import MappingStatus, StatusCollector
 from esm.systemd import SystemdNotifier, WatchdogPinger
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class Daemon:
         self.metrics = Metrics(registry)
         self.registry = self.metrics.registry
         self.statuses: dict[str, MappingStatus] = {}
+        self.registry.register(StatusCollector(self.mapping_snapshots))
         self.parts: dict[str, MappingParts] = {}
         self.server: AdminServer | None = None
         self.notifier = notifier or SystemdNotifier(None)

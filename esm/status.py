@@ -8,8 +8,11 @@ are plain attributes updated under one lock; readers get a snapshot dict.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 NO_RECORDS = "No records processed"
 OK = "OK"
@@ -62,3 +65,33 @@ class MappingStatus:
                 "lag": self.lag,
                 "readerRestarts": self.reader_restarts,
             }
+
+
+# States in which a mapping is meant to be reading (ESM-SPEC §1.1).
+RUNNING_STATES = ("Creating", "Enabling", "Enabled", "Updating")
+STATES = ("Creating", "Enabling", "Enabled", "Disabling", "Disabled", "Updating", "Deleting")
+
+
+class StatusCollector:
+    """Exports mapping states as Prometheus gauges, read at scrape time:
+    `esm_mapping_enabled` (1 while the mapping is meant to run), `esm_mapping_ready`
+    (1 while its reader is polling) and `esm_mapping_state{state=...}` (1 for the current
+    state), so alerts can tell a disabled mapping from a broken one."""
+
+    def __init__(self, snapshots: Callable[[], list[dict[str, Any]]]) -> None:
+        self._snapshots = snapshots
+
+    def collect(self) -> Iterator[Metric]:
+        enabled = GaugeMetricFamily("esm_mapping_enabled",
+                                    "1 while the mapping is meant to run.", labels=["mapping"])
+        ready = GaugeMetricFamily("esm_mapping_ready", "1 while the mapping's reader polls.",
+                                  labels=["mapping"])
+        state = GaugeMetricFamily("esm_mapping_state", "1 for the mapping's current state.",
+                                  labels=["mapping", "state"])
+        for snap in self._snapshots():
+            name = snap["name"]
+            enabled.add_metric([name], 1.0 if snap["state"] in RUNNING_STATES else 0.0)
+            ready.add_metric([name], 1.0 if snap["ready"] else 0.0)
+            for value in STATES:
+                state.add_metric([name, value], 1.0 if snap["state"] == value else 0.0)
+        yield from (enabled, ready, state)

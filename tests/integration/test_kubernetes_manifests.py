@@ -1,0 +1,118 @@
+"""deploy/kubernetes: the kustomize base validated against the Kubernetes OpenAPI schemas
+(kubernetes-validate, bundled schemas, no cluster), CRD examples checked by shape, and the
+operational rules: probes, grace period above the drain budget, mappings config valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from esm.config import load_config
+from tests.integration.e2e_support import REPO_ROOT
+
+BASE = REPO_ROOT / "deploy" / "kubernetes" / "base"
+EXAMPLES = REPO_ROOT / "deploy" / "kubernetes" / "examples"
+K8S_VERSION = "1.29"
+CRD_KINDS = {"ServiceMonitor", "ScaledObject"}
+
+
+def base_resources() -> list[dict[str, Any]]:
+    """What `kubectl apply -k` would send, minus the labels kustomize adds."""
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        for doc in yaml.safe_load_all((BASE / name).read_text()):
+            doc["metadata"].setdefault("namespace", kustomization["namespace"])
+            docs.append(doc)
+    return docs
+
+
+def by_kind(kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in base_resources() if d["kind"] == kind]
+    return doc
+
+
+def test_kustomization_lists_every_manifest_in_the_base():
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    on_disk = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == on_disk
+
+
+@pytest.mark.parametrize("doc", [d for d in base_resources() if d["kind"] not in CRD_KINDS],
+                         ids=lambda d: d["kind"])
+def test_builtin_resources_validate_against_the_kubernetes_schema(doc):
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_base_has_the_resources_the_issue_asks_for():
+    kinds = {d["kind"] for d in base_resources()}
+    assert {"Deployment", "ConfigMap", "Service", "PodDisruptionBudget",
+            "ServiceMonitor"} <= kinds
+
+
+def test_probes_use_healthz_and_readyz_on_the_served_port():
+    container = by_kind("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    config = yaml.safe_load(by_kind("ConfigMap")["data"]["esm.yaml"])
+    port = int(config["server"]["listen"].rpartition(":")[2])
+    assert container["ports"][0]["containerPort"] == port
+
+
+def test_grace_period_is_above_the_drain_budget(tmp_path):
+    pod = by_kind("Deployment")["spec"]["template"]["spec"]
+    config = load_mapping_config(tmp_path)
+    # shutdown() waits the budget plus 5 s for connectors to close
+    assert pod["terminationGracePeriodSeconds"] > config.shutdown_timeout_seconds + 5
+
+
+def load_mapping_config(tmp_path: Path):
+    path = tmp_path / "esm.yaml"
+    path.write_text(by_kind("ConfigMap")["data"]["esm.yaml"])
+    return load_config([str(path)], {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+                                     "ESM_AUTH_TOKEN": "t0ken-for-test"})
+
+
+def test_configmap_mappings_are_a_valid_esm_config_with_a_token_from_the_secret(tmp_path):
+    config = load_mapping_config(tmp_path)
+    assert config.server.listen.startswith("0.0.0.0:") and config.server.auth_token
+    env = {e["name"]: e for e in
+           by_kind("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "secretKeyRef" in env["ESM_AUTH_TOKEN"]["valueFrom"]
+
+
+def test_pod_runs_as_non_root_with_a_read_only_root_filesystem():
+    pod = by_kind("Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    container = pod["containers"][0]["securityContext"]
+    assert container["readOnlyRootFilesystem"] and not container["allowPrivilegeEscalation"]
+
+
+def test_selectors_match_the_pod_labels():
+    labels = by_kind("Deployment")["spec"]["template"]["metadata"]["labels"]
+    for kind, selector in (("Service", by_kind("Service")["spec"]["selector"]),
+                           ("PodDisruptionBudget",
+                            by_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"]),
+                           ("ServiceMonitor",
+                            by_kind("ServiceMonitor")["spec"]["selector"]["matchLabels"])):
+        assert selector.items() <= labels.items(), kind
+
+
+def test_servicemonitor_scrapes_the_metrics_port_of_the_service():
+    endpoint = by_kind("ServiceMonitor")["spec"]["endpoints"][0]
+    service_ports = {p["name"] for p in by_kind("Service")["spec"]["ports"]}
+    assert endpoint["port"] in service_ports and endpoint["path"] == "/metrics"
+    assert by_kind("ServiceMonitor")["apiVersion"] == "monitoring.coreos.com/v1"
+
+
+def test_keda_example_scales_the_deployment_on_the_lag_metric():
+    scaled = yaml.safe_load((EXAMPLES / "keda-scaledobject.yaml").read_text())
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1" and scaled["kind"] == "ScaledObject"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == by_kind("Deployment")["metadata"]["name"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "prometheus" and "esm_offset_lag" in trigger["metadata"]["query"]
+    assert float(trigger["metadata"]["threshold"]) > 0
