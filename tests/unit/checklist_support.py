@@ -102,7 +102,8 @@ class RawTarget(ScriptedTarget):
 
 class PositionProbe:
     """Wraps a behaviour and records the lane's committed position at every invocation,
-    to show what was committed while a batch was being retried."""
+    to show what was committed while a batch was being retried (settlements the worker
+    sent before the invocation are applied first)."""
 
     def __init__(self, behaviour: Callable[[list[dict[str, Any]]], Any] | None = None) -> None:
         self.behaviour = behaviour or (lambda records: None)
@@ -111,6 +112,9 @@ class PositionProbe:
 
     def __call__(self, records: list[dict[str, Any]]) -> Any:
         assert self.rig is not None
+        # The Rig runs workers on the reader's thread, so settlements sent before this
+        # invocation can be applied here, as the reader thread would have done meanwhile.
+        self.rig.reader.apply_settlements(0)
         self.committed_at_call.append(self.rig.broker.committed("lane-0"))
         return self.behaviour(records)
 
@@ -123,3 +127,25 @@ class KafkaLikeMemorySource(MemorySource):
         family="stream", default_batching_window_seconds=0.5, window_required_above_10=False,
         caps_infinite_retries_with_destination=True, batch_info_key="KafkaBatchInfo",
         lenient_filter_key="value")
+
+
+def fails_first(times: int) -> Callable[[list[dict[str, Any]]], Any]:
+    """A behaviour whose function raises on its first `times` invocations, then succeeds."""
+    calls: list[int] = []
+
+    def behaviour(records: list[dict[str, Any]]) -> Any:
+        calls.append(1)
+        if len(calls) <= times:
+            raise ValueError(f"down (call {len(calls)})")
+    return behaviour
+
+
+def first_call(answer: Callable[[list[dict[str, Any]]], Any]) -> Callable[
+        [list[dict[str, Any]]], Any]:
+    """A behaviour that answers with `answer(records)` once, then returns None (success)."""
+    calls: list[int] = []
+
+    def behaviour(records: list[dict[str, Any]]) -> Any:
+        calls.append(1)
+        return answer(records) if len(calls) == 1 else None
+    return behaviour
