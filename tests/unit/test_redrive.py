@@ -14,7 +14,7 @@ import pytest
 
 from esm.cli import main
 from esm.redrive import redrive
-from esm.redrive_sources import NoticeEntry, file_notices, notice_id
+from esm.redrive_sources import NoticeEntry, file_notices, notice_id, redis_notices
 from esm.redrive_state import DoneLog
 
 _received: list[int] = []
@@ -167,3 +167,31 @@ def test_payload_given_as_escaped_json_string_is_replayed(tmp_path):
     events: list[dict[str, Any]] = []
     summary = redrive([NoticeEntry("x", value)], lambda e: events.append(e), DoneLog(tmp_path / "s"))
     assert summary.replayed == 1 and events[0]["Records"][0]["messageId"] == "lane-0:5"
+
+
+class PagingRedis:
+    """XRANGE over an in-memory stream, honouring min (inclusive or '(' exclusive) and count."""
+
+    def __init__(self, n: int) -> None:
+        self.entries = [(f"{i}-0".encode(), {b"body": json.dumps(notice([i])).encode()})
+                        for i in range(1, n + 1)]
+        self.calls = 0
+
+    def xrange(self, name: str, min: str, max: str, count: int) -> list[Any]:  # noqa: A002
+        self.calls += 1
+        if min == "-":
+            start = 0
+        else:
+            after = int(min.lstrip("(").split("-")[0])
+            start = next((i for i, (eid, _) in enumerate(self.entries)
+                          if int(eid.decode().split("-")[0]) > after), len(self.entries))
+        return self.entries[start:start + count]
+
+
+def test_redis_notices_page_through_the_whole_stream_once():
+    client = PagingRedis(1001)
+    entries = list(redis_notices(client, "dead"))
+    assert len(entries) == 1001 and len({e.id for e in entries}) == 1001
+    assert entries[0].id == "redis:1-0" and entries[-1].notice["payload"]["Records"][0][
+        "messageId"] == "lane-0:1001"
+    assert client.calls == 3
