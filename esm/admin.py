@@ -20,7 +20,7 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -53,14 +53,14 @@ def check_auth(authorization: str | None, token: str | None, loopback: bool) -> 
     return "the server listens beyond loopback: set server.auth_token to allow changes"
 
 
-def handle_post(path: str, headers: Mapping[str, str], *, loopback: bool,
+def handle_post(path: str, authorization: str | None, *, loopback: bool,
                 token: str | None,
                 request_enabled: Callable[[str, bool], dict[str, Any]]) -> Response:
     """Route one POST. 404 unknown endpoint or mapping, 401 unauthorized, 202 accepted."""
     match = _ACTION.match(path)
     if match is None:
         return json_response(404, {"error": f"no such endpoint: POST {path}"})
-    refused = check_auth(headers.get("Authorization"), token, loopback)
+    refused = check_auth(authorization, token, loopback)
     if refused is not None:
         log.warning("admin: refused POST %s: %s", path, refused)
         return json_response(401, {"error": refused})

@@ -81,11 +81,11 @@ class Daemon:
             self.server = AdminServer(self.config.server.listen, self)
             self.server.start()
         with self._lock:
-            for name, (parts, stop) in built.items():
+            for parts, stop in built.values():
                 self._launch(parts, stop)
         threading.Thread(target=self._relay_stop, name="esm-stop-relay", daemon=True).start()
-        self._start_watchdog()
         self.notifier.ready(f"running {len(self.parts)} mapping(s)")
+        self._start_watchdog()  # after READY: systemd expects pings only from a started unit
         log.info("esm started with %d mapping(s): %s", len(self.parts), ", ".join(self.parts))
 
     def request_stop(self) -> None:

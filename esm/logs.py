@@ -24,8 +24,9 @@ from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-_CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("esm_log_context",
-                                                                          default={})
+# Default None (not a shared dict); readers treat None as "nothing bound".
+_CONTEXT: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "esm_log_context", default=None)
 _THREAD_PATTERNS = (re.compile(r"^esm-reader-(?P<m>.+)$"), re.compile(r"^esm-lane-(?P<m>.+)_\d+$"),
                     re.compile(r"^esm-admin-(?P<m>.+)$"))
 _PATTERNS = (
@@ -40,7 +41,7 @@ _CONTEXT_KEYS = ("mapping", "lane")
 @contextmanager
 def log_context(**values: str) -> Iterator[None]:
     """Bind context fields (e.g. mapping, lane) to log lines of the current thread."""
-    token = _CONTEXT.set({**_CONTEXT.get(), **{k: str(v) for k, v in values.items()}})
+    token = _CONTEXT.set({**(_CONTEXT.get() or {}), **{k: str(v) for k, v in values.items()}})
     try:
         yield
     finally:
@@ -51,7 +52,7 @@ class ContextFilter(logging.Filter):
     """Adds `mapping` and `lane` attributes (possibly empty) to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        bound = _CONTEXT.get()
+        bound = _CONTEXT.get() or {}
         mapping = bound.get("mapping") or _mapping_from_thread(record.threadName or "")
         record.mapping = mapping or ""
         record.lane = bound.get("lane", "")

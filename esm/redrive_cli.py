@@ -63,7 +63,8 @@ def _mapping(config: Config, name: str) -> MappingConfig:
     raise ConfigError(f"--mapping: no mapping named {name!r} (mappings: {names})")
 
 
-def _replay_for(mapping: MappingConfig, args: argparse.Namespace) -> tuple[Replay, Callable[[], None]]:
+def _replay_for(mapping: MappingConfig,
+                args: argparse.Namespace) -> tuple[Replay, Callable[[], None]]:
     if args.dry_run:
         return (lambda _event: None), (lambda: None)
     return target_replay(mapping) if args.to == "target" else source_replay(mapping)

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -20,7 +20,7 @@ from esm.admin import handle_post, is_loopback, json_response
 log = logging.getLogger(__name__)
 
 
-class StatusProvider:
+class StatusProvider(Protocol):
     """What the server asks the daemon (implemented by esm.daemon.Daemon)."""
 
     registry: CollectorRegistry
@@ -95,7 +95,7 @@ def _handler_class(provider: StatusProvider, loopback: bool) -> type[BaseHTTPReq
             length = int(self.headers.get("Content-Length") or 0)
             if 0 < length <= 65536:
                 self.rfile.read(length)  # no body is used; read it so the connection stays sane
-            self._send(*handle_post(path, self.headers, loopback=loopback,
+            self._send(*handle_post(path, self.headers.get("Authorization"), loopback=loopback,
                                     token=provider.auth_token(),
                                     request_enabled=provider.request_enabled))
 

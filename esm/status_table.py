@@ -36,7 +36,7 @@ def render_table(mappings: Sequence[dict[str, Any]]) -> str:
     rows = [[title for title, _ in COLUMNS]]
     rows += [[_cell(m.get(key)) for _, key in COLUMNS] for m in mappings]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in rows]
     if not mappings:
         lines.append("(no mappings)")

@@ -19,11 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from esm import status as st
 from esm.config_types import MappingConfig
 from esm.errors import SourceUnavailable
+from esm.filtering import Matcher
 from esm.interfaces import Clock, Source
 from esm.lane_worker import LaneWorker
 from esm.logs import log_context
 from esm.metrics import MappingMetrics
-from esm.filtering import Matcher
 from esm.reader import Reader
 from esm.status import MappingStatus
 
@@ -67,7 +67,8 @@ class MappingRunner(threading.Thread):
             try:
                 self._run_once()
             except Exception as exc:
-                failures = 1 if time.monotonic() - started > _HEALTHY_AFTER_SECONDS else failures + 1
+                healthy_run = time.monotonic() - started > _HEALTHY_AFTER_SECONDS
+                failures = 1 if healthy_run else failures + 1
                 self._record_crash(exc, failures)
                 delay = min(_MAX_BACKOFF_SECONDS, 2.0 ** (failures - 1))
                 self.clock.wait(self.stop, delay * (0.5 + self._rng.random() / 2))
@@ -101,7 +102,8 @@ class MappingRunner(threading.Thread):
     def _record_crash(self, exc: Exception, failures: int) -> None:
         self.metrics.count("reader_restarts")
         self.metrics.count("polling_errors")
-        result = st.SOURCE_FAILED if isinstance(exc, SourceUnavailable) else "PROBLEM: Internal error"
+        source_failed = isinstance(exc, SourceUnavailable)
+        result = st.SOURCE_FAILED if source_failed else "PROBLEM: Internal error"
         self.status.update(ready=False, last_processing_result=result,
                            last_error=f"{type(exc).__name__}: {exc}"[:500],
                            reader_restarts=self.status.reader_restarts + 1)

@@ -18,7 +18,13 @@ import pytest
 import yaml
 
 from tests.integration.e2e_support import (
-    DaemonProcess, daemon_env, python_target, run_cli, wait_until, write_config)
+    DaemonProcess,
+    daemon_env,
+    python_target,
+    run_cli,
+    wait_until,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.e2e_support import (
-    REPO_ROOT, DaemonProcess, daemon_env, python_target, wait_until, write_config)
+    REPO_ROOT,
+    DaemonProcess,
+    daemon_env,
+    python_target,
+    wait_until,
+    write_config,
+)
 from tests.servers.prometheus_server import PrometheusServer
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,9 @@ import threading
 import pytest
 
 from connectors.destinations.redis_stream import (
-    RedisStreamDestination, RedisStreamDestinationSettings)
+    RedisStreamDestination,
+    RedisStreamDestinationSettings,
+)
 from esm.cli import main
 from esm.clock import SystemClock
 from esm.interfaces import ConnectorContext

@@ -165,7 +165,7 @@ def test_payload_given_as_escaped_json_string_is_replayed(tmp_path):
     value = notice([5])
     value["payload"] = json.dumps(value["payload"])
     events: list[dict[str, Any]] = []
-    summary = redrive([NoticeEntry("x", value)], lambda e: events.append(e), DoneLog(tmp_path / "s"))
+    summary = redrive([NoticeEntry("x", value)], events.append, DoneLog(tmp_path / "s"))
     assert summary.replayed == 1 and events[0]["Records"][0]["messageId"] == "lane-0:5"
 
 

@@ -52,7 +52,8 @@ def serve():
         server = AdminServer("127.0.0.1:0", daemon)
         server.start()
         servers.append(server)
-        return "http://%s:%d" % server.address
+        host, port = server.address
+        return f"http://{host}:{port}"
 
     yield start
     for server in servers:
