@@ -61,22 +61,25 @@ class LaneWorker:
         self.envelope_bytes = envelope_bytes
 
     def process(self, batch: Batch, settle: Settle) -> None:
-        """Run `batch` to completion; always ends with a `finished` settlement."""
+        """Run `batch` to completion; always ends with a `finished` settlement, which also
+        carries the batch's last ack or release."""
+        outbox = _Outbox(settle)
         try:
-            self._run(batch, settle)
+            self._run(batch, outbox)
         finally:
-            settle(Settlement(batch.lane, finished=True))
+            outbox.finish(batch.lane)
 
-    def _run(self, batch: Batch, settle: Settle) -> None:
+    def _run(self, batch: Batch, outbox: _Outbox) -> None:
         work: deque[_Job] = deque([_Job(batch)])
         while work:
+            outbox.flush()  # nothing is held back while a retry waits or an invoke runs
             job = work.popleft()
             if job.delay_seconds and self.clock.wait(self.stop, job.delay_seconds):
                 return
             if self.stop.is_set() and job.invoke_count:
                 return  # draining: finish what is in flight, start no new retries
             steps = self._attempt(job)
-            if not self._apply(steps, job.batch.lane, work, settle):
+            if not self._apply(steps, job.batch.lane, work, outbox):
                 return
 
     def _attempt(self, job: _Job) -> tuple[Step, ...]:
@@ -107,8 +110,9 @@ class LaneWorker:
         return (Split(halves, job.attempt, job.invoke_count),)
 
     def _apply(self, steps: tuple[Step, ...], lane: str, work: deque[_Job],
-               settle: Settle) -> bool:
+               outbox: _Outbox) -> bool:
         """Carry out steps in order; False when the daemon stopped mid-way."""
+        settle = outbox.put
         follow_ups: list[_Job] = []
         for step in steps:
             match step:
@@ -123,8 +127,42 @@ class LaneWorker:
                     self.metrics.count("bisections")
                     follow_ups.extend(_Job(half, attempt, n) for half in halves)
                 case DeadLetter(records=records):
+                    outbox.flush()  # earlier settlements do not wait for the destination
                     if not self.dead_letterer.send(step, lane):
                         return False
                     settle(Settlement(lane, ack=records))
         work.extendleft(reversed(follow_ups))
         return True
+
+
+class _Outbox:
+    """Settlements of one batch on their way to the reader. The latest one is held back
+    until the next is sent, so that the batch's final ack or release travels together with
+    `finished`: one hand-off to the reader thread per batch instead of two (a measurable
+    share of the per-batch cost at small batch sizes). Order is unchanged."""
+
+    __slots__ = ("_settle", "_held")
+
+    def __init__(self, settle: Settle) -> None:
+        self._settle = settle
+        self._held: Settlement | None = None
+
+    def put(self, settlement: Settlement) -> None:
+        if self._held is not None:
+            self._settle(self._held)
+        self._held = settlement
+
+    def flush(self) -> None:
+        """Send the held settlement now (before anything that may take time)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._settle(held)
+
+    def finish(self, lane: str) -> None:
+        """The last settlement of the batch: the held one (if any) marked `finished`."""
+        held, self._held = self._held, None
+        if held is None:
+            self._settle(Settlement(lane, finished=True))
+        else:
+            self._settle(Settlement(held.lane, held.ack, held.release,
+                                    held.release_delay_seconds, True, held.details))

@@ -5,12 +5,12 @@ Python runtime does (DESIGN §6).
   start, so a bad handler is a startup `ConfigError`) or else by the first `invoke`.
 - Each invocation gets a fresh parse of the event body, so handlers may mutate it, and a
   Lambda-compatible context (`LambdaContext`).
-- The handler runs on a worker thread so that `timeout_seconds` can be enforced: an overrun
+- The handler runs on a helper thread so that `timeout_seconds` can be enforced: an overrun
   returns `FunctionFailed("Sandbox.Timedout", "Task timed out after 3.00 seconds")`, Lambda's
-  wording. Python cannot kill a thread, so the stray call keeps running on its thread; the
-  pool starts another thread for the next call instead of waiting for it (no deadlock),
-  and takes the thread back if the call ever ends. Once `MAX_ABANDONED_CALLS` timed-out
-  calls are still running, invocations raise `InvokeError` rather than pile up threads.
+  wording. Python cannot kill a thread, so the stray call keeps running on its thread and
+  the next call gets a fresh one (no deadlock); once `MAX_ABANDONED_CALLS` timed-out calls
+  are still running, invocations raise `InvokeError` rather than pile up threads
+  (connectors/targets/python_calls.py).
 - An exception → `FunctionFailed(type name, str(exc), stack lines)`; the return value must
   be JSON-serialisable as in Lambda (Decimals become numbers), else `Runtime.MarshalError`.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import queue
 import re
 import sys
 import threading
@@ -31,7 +30,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from esm.errors import ConfigError, InvokeError
+from connectors.targets.python_calls import CallRunner
+from esm.errors import ConfigError
 from esm.interfaces import Clock, ConnectorContext
 from esm.records import Event, FunctionFailed, InvokeResult, Returned
 
@@ -43,7 +43,6 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
 
 MAX_ABANDONED_CALLS = 32
-MAX_IDLE_THREADS = 16
 _HANDLER_FORM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _SYS_PATH_LOCK = threading.Lock()
 
@@ -108,7 +107,8 @@ class PythonTarget:
         self._log_stream = f"[$LATEST]{uuid.uuid4().hex}"  # dated on first use, see below
         self._handler: Callable[[Any, Any], Any] | None = None
         self._load_lock = threading.Lock()
-        self._pool = _WorkerPool(f"esm-python-{context.mapping}")
+        self._log_day: tuple[float, float, str] = (0.0, 0.0, "")  # [start, end) and "Y/m/d"
+        self._calls = CallRunner(f"esm-python-{context.mapping}", MAX_ABANDONED_CALLS)
 
     @property
     def function_arn(self) -> str:
@@ -133,14 +133,14 @@ class PythonTarget:
         assert handler is not None
         context = self._context(event, timeout_seconds)
         call = _HandlerCall(handler, event.body, context)
-        result = self._pool.run(call.run, timeout_seconds)
+        result = self._calls.run(call.run, timeout_seconds)
         if result is None:
             return FunctionFailed("Sandbox.Timedout",
                                   f"Task timed out after {timeout_seconds:.2f} seconds")
         return result
 
     def close(self) -> None:
-        self._pool.close()
+        self._calls.close()
 
     def _context(self, event: Event, timeout_seconds: float) -> LambdaContext:
         return LambdaContext(
@@ -150,8 +150,14 @@ class PythonTarget:
             clock=self._clock, deadline=self._clock.monotonic() + timeout_seconds)
 
     def _log_stream_name(self) -> str:
-        # Lambda's form: YYYY/MM/DD/[$LATEST]<32 hex>, dated in UTC.
-        day = time.strftime("%Y/%m/%d", time.gmtime(self._clock.now()))
+        # Lambda's form: YYYY/MM/DD/[$LATEST]<32 hex>, dated in UTC. The date string is
+        # formatted once per UTC day, not per invocation (a hot path at small batch sizes).
+        now = self._clock.now()
+        start, end, day = self._log_day
+        if not start <= now < end:
+            start = now - now % 86400
+            day = time.strftime("%Y/%m/%d", time.gmtime(now))
+            self._log_day = (start, start + 86400, day)
         return f"{day}/{self._log_stream}"
 
 
@@ -184,8 +190,14 @@ def _failed_from(exc: BaseException) -> FunctionFailed:
     return FunctionFailed(type(exc).__name__, str(exc), stack)
 
 
+_RETURNED_NONE = Returned(payload=None)
+
+
 def _marshal(value: Any) -> InvokeResult:
-    """JSON-roundtrip the return value as the Lambda runtime's `to_json` does."""
+    """JSON-roundtrip the return value as the Lambda runtime's `to_json` does. `None`, the
+    usual return of a handler that reports no failures, round-trips to itself: skip it."""
+    if value is None:
+        return _RETURNED_NONE
     try:
         encoded = json.dumps(value, default=_decimal_to_number)
         return Returned(payload=_loads(encoded.encode()))
@@ -225,77 +237,3 @@ def _extend_sys_path(folders: tuple[str, ...]) -> None:
         for folder in reversed(folders):
             if folder not in sys.path:
                 sys.path.insert(0, folder)
-
-
-class _Job:
-    __slots__ = ("fn", "done", "result", "abandoned")
-
-    def __init__(self, fn: Callable[[], InvokeResult]) -> None:
-        self.fn = fn
-        self.done = threading.Event()
-        self.result: InvokeResult | None = None
-        self.abandoned = False  # the caller stopped waiting (timeout)
-
-
-class _WorkerPool:
-    """Reusable daemon threads, one job at a time each; see the module docstring for why a
-    timed-out job keeps its thread and how the pool avoids waiting for it."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[_Job | None]] = []
-        self._abandoned = 0
-        self._started = 0
-        self._closed = False
-
-    def run(self, fn: Callable[[], InvokeResult], timeout_seconds: float) -> InvokeResult | None:
-        """fn's result, or None if it did not finish within `timeout_seconds`."""
-        job = _Job(fn)
-        self._checkout().put(job)
-        if job.done.wait(timeout_seconds):
-            return job.result
-        with self._lock:
-            if job.done.is_set():  # finished between the wait and the lock
-                return job.result
-            job.abandoned = True
-            self._abandoned += 1
-        return None
-
-    def close(self) -> None:
-        """Idle threads exit now; busy ones when their job ends."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for inbox in idle:
-            inbox.put(None)
-
-    def _checkout(self) -> queue.SimpleQueue[_Job | None]:
-        with self._lock:
-            if self._closed:
-                raise InvokeError(f"{self._name}: target is closed")
-            if self._abandoned >= MAX_ABANDONED_CALLS:
-                raise InvokeError(f"{self._name}: {self._abandoned} timed-out handler calls are "
-                                  "still running; not starting more threads")
-            if self._idle:
-                return self._idle.pop()
-            self._started += 1
-            name = f"{self._name}-{self._started}"
-        inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        threading.Thread(target=self._work, args=(inbox,), name=name, daemon=True).start()
-        return inbox
-
-    def _work(self, inbox: queue.SimpleQueue[_Job | None]) -> None:
-        while (job := inbox.get()) is not None:
-            try:
-                job.result = job.fn()
-            except BaseException as exc:  # noqa: BLE001 - keep the thread and the job accounted
-                job.result = FunctionFailed(type(exc).__name__, str(exc))
-            with self._lock:
-                # Set under the lock so that run() sees either "done" or "abandoned", never both.
-                job.done.set()
-                if job.abandoned:
-                    self._abandoned -= 1
-                if self._closed or len(self._idle) >= MAX_IDLE_THREADS:
-                    return
-                self._idle.append(inbox)
