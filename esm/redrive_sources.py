@@ -5,13 +5,16 @@ Each notice gets a stable id, so a redrive interrupted half-way skips what it al
 - `redis_stream`: the stream entry id (notices are XADDed with field `body`).
 
 The connectors own the formats, so the readers are reached through their import strings
-(like esm.registry), never imported by the core (DESIGN §2).
+(like esm.registry), never imported by the core (DESIGN §2). Any destination connector can
+support redrive by defining, in its module, `iter_notices(settings, environ)` yielding
+`(notice_id, notice)` pairs, oldest first; that hook is used before the built-in readers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -72,10 +75,14 @@ def notices_for(mapping: MappingConfig, env: Mapping[str, str],
     if spec is None:
         raise ConfigError(f"mapping {mapping.name!r} has no on-failure destination; "
                           "pass --file to redrive a notice file")
+    hook = getattr(sys.modules.get(spec.cls.__module__), "iter_notices", None)
+    if callable(hook):
+        return (NoticeEntry(str(nid), dict(notice)) for nid, notice in hook(spec.settings, env))
     if spec.type == "file":
         return file_notices(spec.settings.path)
     if spec.type == "redis_stream":
         client = import_object(REDIS_CLIENT)(spec.settings, env)
         return redis_notices(client, spec.settings.stream)
     raise ConfigError(f"redrive from a {spec.type!r} destination is not supported yet "
-                      f"(supported: {', '.join(SUPPORTED)})")
+                      f"(supported: {', '.join(SUPPORTED)}, or a connector module defining "
+                      "iter_notices(settings, environ))")

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,58 @@ def test_redis_notices_page_through_the_whole_stream_once():
     assert entries[0].id == "redis:1-0" and entries[-1].notice["payload"]["Records"][0][
         "messageId"] == "lane-0:1001"
     assert client.calls == 3
+
+
+def iter_notices(settings: Any, environ: Any) -> Any:
+    """The redrive hook of the fake destination below (this module is its module)."""
+    yield "hook-1", notice([41])
+    yield "hook-2", notice([42])
+
+
+@dataclass(frozen=True, slots=True)
+class HookSettings:
+    pass
+
+
+class HookDestination:
+    """A destination whose module offers `iter_notices`, as connectors may."""
+
+    Settings = HookSettings
+
+    def __init__(self, settings: Any, context: Any) -> None: ...
+
+    def send(self, notice: Any, records: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_a_destination_module_with_iter_notices_is_redriven_through_that_hook(tmp_path):
+    # Given a mapping whose destination connector module defines iter_notices
+    config = tmp_path / "esm.yaml"
+    config.write_text("""
+mappings:
+  - name: orders
+    source: {type: memory}
+    target: {type: python, handler: "tests.unit.test_redrive:handle"}
+    destination_config: {on_failure: {type: "tests.unit.test_redrive:HookDestination"}}
+""")
+    # When it is redriven
+    code = run_cli(config, tmp_path / "state")
+    # Then the hook's notices reached the target and their ids went to the progress file
+    assert code == 0 and _received == [41, 42]
+    assert (tmp_path / "state").read_text().split() == ["hook-1", "hook-2"]
+
+
+def test_unsupported_destination_type_is_bad_input(tmp_path, capsys):
+    config = tmp_path / "esm.yaml"
+    config.write_text("""
+mappings:
+  - name: orders
+    source: {type: memory}
+    target: {type: python, handler: "tests.unit.test_redrive:handle"}
+    destination_config:
+      on_failure: {type: sqs, queue_url: "http://localhost:9324/000000000000/dlq",
+                   region: us-east-1}
+""")
+    assert run_cli(config, tmp_path / "state") == 2
+    assert "redrive from a 'sqs' destination is not supported yet" in capsys.readouterr().err
