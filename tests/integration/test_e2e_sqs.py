@@ -1,0 +1,163 @@
+"""`esm run` against ElasticMQ (issue #5): kill -9 mid-batch then restart, FIFO order per
+message group across failures, filtered messages deleted, the concurrency cap honoured.
+
+Duplicate bound for the kill test: a successful processing is repeated only when the daemon
+was killed after the handler finished a batch and before its DeleteMessageBatch. The reader
+deletes before the lane takes its next batch and runs at most `maximum_concurrency` batches
+at once, so `successful deliveries - records <= batch_size * maximum_concurrency * kills`.
+Messages named in batchItemFailures are redelivered by design and are not counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.e2e_support import (
+    Journal,
+    daemon_env,
+    kill_at_progress,
+    python_target,
+    run_until_settled,
+    write_config,
+)
+from tests.servers.sqs_server import REGION, SqsServer, sqs_server  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+BATCH_SIZE = 10
+MAX_CONCURRENCY = 2
+LABEL = "{mapping=e2e-sqs}"
+
+
+def send(server: SqsServer, url: str, bodies: list[dict[str, Any]], fifo: bool = False) -> None:
+    """Send in order, 10 per SendMessageBatch; FIFO messages go to their body's group."""
+    client = server.client()
+    for start in range(0, len(bodies), 10):
+        entries = []
+        for n, body in enumerate(bodies[start:start + 10]):
+            entry = {"Id": str(n), "MessageBody": json.dumps(body)}
+            if fifo:
+                entry["MessageGroupId"] = body["group"]
+            entries.append(entry)
+        reply = client.send_message_batch(QueueUrl=url, Entries=entries)
+        assert not reply.get("Failed"), reply["Failed"]
+
+
+def queue_counts(server: SqsServer, url: str) -> dict[str, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+             "ApproximateNumberOfMessagesDelayed"]
+    attrs = server.client().get_queue_attributes(QueueUrl=url, AttributeNames=names)
+    return {name: int(attrs["Attributes"].get(name, "0")) for name in names}
+
+
+def queue_empty(server: SqsServer, url: str) -> bool:
+    return not any(queue_counts(server, url).values())
+
+
+def sqs_mapping(server: SqsServer, url: str, *, visibility_timeout_seconds: int,
+                maximum_concurrency: int = MAX_CONCURRENCY) -> dict[str, Any]:
+    return {
+        "name": "e2e-sqs",
+        "source": {"type": "sqs", "queue_url": url, "endpoint_url": server.endpoint_url,
+                   "region": REGION, "backoff_on_failure": True, "slots": 5, "pollers": 2,
+                   "wait_time_seconds": 1},
+        "filter_criteria": {"filters": [{"pattern": '{"body": {"type": ["order"]}}'}]},
+        "batch_size": BATCH_SIZE,
+        "function_response_types": ["ReportBatchItemFailures"],
+        "scaling_config": {"maximum_concurrency": maximum_concurrency},
+        "retry_backoff": {"initial_seconds": 0.2, "maximum_seconds": 1},
+        "target": python_target(timeout_seconds=visibility_timeout_seconds),
+    }
+
+
+def orders_and_pings(count: int, every: int = 10) -> list[dict[str, Any]]:
+    """`count` bodies; every `every`-th is a ping that the filter rejects."""
+    return [{"id": f"m{n}", "type": "ping" if n % every == every - 1 else "order", "seq": n}
+            for n in range(count)]
+
+
+def test_kill_9_mid_batch_then_restart_loses_nothing_and_deletes_filtered(
+        tmp_path: Path, sqs_server: SqsServer) -> None:  # noqa: F811
+    # Given 2,000 messages (200 of them pings the filter rejects) and a target that fails
+    # about 2% of records on their first two receives
+    url = sqs_server.create_queue(visibility_timeout=5)
+    bodies = orders_and_pings(2000)
+    send(sqs_server, url, bodies)
+    orders = [b["id"] for b in bodies if b["type"] == "order"]
+    pings = {b["id"] for b in bodies if b["type"] == "ping"}
+    config = write_config(tmp_path, [sqs_mapping(sqs_server, url, visibility_timeout_seconds=5)])
+    journal = Journal(tmp_path / "journal.jsonl")
+    env = daemon_env(journal.path, sleep_seconds="0.02", fail_per_mille="22")
+    log = tmp_path / "daemon.log"
+    # When the daemon is killed -9 at ~40% and restarted
+    [at_kill] = kill_at_progress(config, env, log, journal, [int(0.4 * len(orders))])
+    metrics = run_until_settled(config, env, log, journal, orders,
+                                lambda: queue_empty(sqs_server, url),
+                                lambda: f"queue not empty: {queue_counts(sqs_server, url)}")
+    # Then every order was processed, the queue is empty (pings deleted, not delivered),
+    # and duplicates stay within what was in flight at the kill
+    ok = Counter(journal.ok_ids())
+    duplicates, bound = sum(ok.values()) - len(orders), BATCH_SIZE * MAX_CONCURRENCY
+    seen = {line["id"] for line in journal.lines() if "id" in line}
+    redelivered = journal.redelivered_unfailed()
+    print(f"\nsqs e2e: {len(orders)} orders + {len(pings)} pings, kill at {at_kill} processed, "
+          f"{len(journal.lines('fail'))} failed deliveries, {len(redelivered)} back after the "
+          f"kill, {duplicates} duplicate successes (bound {bound})")
+    assert 0 < at_kill < len(orders)
+    assert set(ok) == set(orders)
+    assert not seen & pings, "filtered-out messages reached the target"
+    assert queue_empty(sqs_server, url)
+    assert journal.lines("fail"), "the target never failed: partial failures untested"
+    assert redelivered, "the kill left no message in flight: it was not mid-batch"
+    assert duplicates <= bound, [(i, n) for i, n in ok.items() if n > 1][:20]
+    assert metrics[f"esm_filtered_out_events_total{LABEL}"] > 0  # this run filtered pings too
+
+
+def test_fifo_keeps_each_message_groups_order_across_partial_failures(
+        tmp_path: Path, sqs_server: SqsServer) -> None:  # noqa: F811
+    # Given a FIFO queue with 4 groups of 30 messages, and a target that follows the FIFO
+    # rule (stop at the first failure, report it and every later record) failing ~10%
+    url = sqs_server.create_queue(fifo=True, visibility_timeout=5)
+    groups = ["g0", "g1", "g2", "g3"]
+    bodies = [{"id": f"{g}-{n}", "group": g, "seq": n, "type": "order"}
+              for n in range(30) for g in groups]
+    send(sqs_server, url, bodies, fifo=True)
+    mapping = sqs_mapping(sqs_server, url, visibility_timeout_seconds=5, maximum_concurrency=4)
+    journal = Journal(tmp_path / "journal.jsonl")
+    env = daemon_env(journal.path, fail_per_mille="100", stop_at_first_failure="1")
+    # When the daemon runs until the queue is empty
+    run_until_settled(write_config(tmp_path, [mapping]), env, tmp_path / "daemon.log", journal,
+                      [b["id"] for b in bodies], lambda: queue_empty(sqs_server, url),
+                      lambda: f"queue not empty: {queue_counts(sqs_server, url)}")
+    # Then, per group, the successful processings are exactly the send order
+    failures = journal.lines("fail")
+    print(f"\nsqs fifo e2e: {len(bodies)} messages in {len(groups)} groups, "
+          f"{len(failures)} failed deliveries, {len(journal.lines('start'))} invocations")
+    assert failures, "the target never failed: order across failures untested"
+    for group in groups:
+        processed = [line["seq"] for line in journal.lines("ok") if line["group"] == group]
+        assert processed == list(range(30)), f"group {group} processed out of order: {processed}"
+
+
+def test_concurrent_invocations_never_exceed_maximum_concurrency(
+        tmp_path: Path, sqs_server: SqsServer) -> None:  # noqa: F811
+    # Given 5 slots (lanes) but scaling_config.maximum_concurrency 2, and a slow target
+    url = sqs_server.create_queue(visibility_timeout=5)
+    bodies = orders_and_pings(300, every=1000)
+    send(sqs_server, url, bodies)
+    mapping = sqs_mapping(sqs_server, url, visibility_timeout_seconds=5)
+    journal = Journal(tmp_path / "journal.jsonl")
+    env = daemon_env(journal.path, sleep_seconds="0.1")
+    # When the daemon works through the queue
+    run_until_settled(write_config(tmp_path, [mapping]), env, tmp_path / "daemon.log", journal,
+                      [b["id"] for b in bodies], lambda: queue_empty(sqs_server, url),
+                      lambda: f"queue not empty: {queue_counts(sqs_server, url)}")
+    # Then at most 2 invocations ever ran at once (and 2 did: the cap was what held it)
+    concurrency = Counter(line["concurrent"] for line in journal.lines("start"))
+    print(f"\nsqs concurrency e2e: invocations by concurrency at start {dict(concurrency)}")
+    assert max(concurrency) == MAX_CONCURRENCY, dict(concurrency)
