@@ -440,6 +440,10 @@ def _source_rules(keys: _Mapping, raw: dict[str, Any], source: ConnectorSpec, pa
         problems += [f"{path}.{key}: applies only to stream sources; {source.type!r} is a "
                      "queue source, whose broker redelivers failed records"
                      for key in _STREAM_ONLY if key in raw]
+    elif raw.get("parallelization_factor", 1) != 1 and not traits.supports_parallelization_factor:
+        problems.append(f"{path}.parallelization_factor: applies only to Kinesis and DynamoDB "
+                        f"Streams sources (ESM-SPEC §1.2); {source.type!r} records carry no "
+                        "partition or item key to keep order by")
     if has_on_failure and not traits.supports_on_failure_destination:
         problems.append(f"{path}.destination_config.on_failure: {UNSUPPORTED_DESTINATION} "
                         f"({source.type!r} sources do not support on-failure destinations)")

@@ -66,6 +66,8 @@ class SourceTraits:
     batch_info_key: name of the notice's batch-info object (KafkaBatchInfo, ...).
     lenient_filter_key: the data key whose filter clause is ignored, not a reason to drop,
         when its format does not match the record's (Kafka `value`, ESM-SPEC §3.4).
+    supports_parallelization_factor: records carry an `ordering_key` (Kinesis partition key,
+        DynamoDB item key), so parallelization_factor > 1 can keep order per key (§5).
     """
 
     family: Family
@@ -77,6 +79,7 @@ class SourceTraits:
     caps_infinite_retries_with_destination: bool = False
     batch_info_key: str = "BatchInfo"
     lenient_filter_key: str | None = None
+    supports_parallelization_factor: bool = False
 
 
 class LaneListener(Protocol):

@@ -96,7 +96,7 @@ class DynamoDBStreamsSource(ShardSource):
     traits: ClassVar[SourceTraits] = SourceTraits(
         family="stream", default_batch_size=100, max_batch_size=10000,
         window_required_above_10=True, supports_on_failure_destination=True,
-        batch_info_key="DDBStreamBatchInfo")
+        supports_parallelization_factor=True, batch_info_key="DDBStreamBatchInfo")
     settings: DynamoDBStreamsSettings
 
     @classmethod

@@ -165,10 +165,6 @@ def test_parallelization_factor_is_rejected_on_a_queue_source(tmp_path: Path) ->
     assert _one_problem_mentions(problems, "parallelization_factor", "applies only to stream")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "esm/config.py _source_rules rejects parallelization_factor only for queue sources "
-    "(_STREAM_ONLY); a Kafka mapping accepts parallelization_factor: 3 silently, and it has "
-    "no effect because Kafka records carry no ordering_key (AWS: Kinesis/DDB only)"))
 def test_parallelization_factor_is_rejected_on_a_kafka_source(tmp_path: Path) -> None:
     """Checklist 5: "Config: ParallelizationFactor 1–10 and TumblingWindowInSeconds 0–900 only
     for Kinesis/DDB." — Kafka is a stream source but not Kinesis/DDB."""

@@ -33,7 +33,8 @@ class FakeStreamSource:
     """Like Kinesis / DynamoDB Streams: stream family, window needed above 10."""
 
     Settings: ClassVar[type] = StreamSettings
-    traits: ClassVar[SourceTraits] = SourceTraits(family="stream")
+    traits: ClassVar[SourceTraits] = SourceTraits(family="stream",
+                                                   supports_parallelization_factor=True)
 
 
 class FakeKafkaSource:

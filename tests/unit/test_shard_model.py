@@ -56,7 +56,7 @@ def test_notice_timestamps_have_millis_for_kinesis_and_none_for_dynamodb():
 
 def test_example_configs_load():
     env = {"ORDERS_STREAM_ARN": ARN, "DLQ_BUCKET": "my-dlq"}
-    ddb = load_config([str(ROOT / "config" / "dynamodb-streams.yaml")], env)
+    ddb = load_config([str(ROOT / "config" / "dynamodb_streams_replicated.yaml")], env)
     kin = load_config([str(ROOT / "config" / "kinesis.yaml")], {})
     assert ddb.mappings[0].source.settings.checkpoint.type == "dynamodb"
     assert kin.mappings[0].source.settings.starting_position == "LATEST"
