@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     status = commands.add_parser("status", help="print a running daemon's mappings as a table")
-    status.add_argument("--url", default="http://127.0.0.1:9102",
+    status.add_argument("config", nargs="*", metavar="CONFIG",
+                        help="take the address from these files' server.listen")
+    status.add_argument("--url", default=None,
                         help="the daemon's HTTP server (default http://127.0.0.1:9102)")
     status.add_argument("--json", action="store_true", help="print the raw JSON instead")
     status.set_defaults(handler=_cmd_status)
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from esm import logs
     from esm.config import load_config
+    from esm.config_types import Config
     from esm.daemon import Daemon
 
     try:
@@ -78,12 +81,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     from esm.systemd import SystemdNotifier
 
-    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format,
-                   secrets=logs.secrets_in(config))
+    redactor = logs.configure(args.log_level or config.logging.level,
+                              args.log_format or config.logging.format,
+                              secrets=logs.secrets_in(config))
     env = dict(os.environ)  # read once: a SIGHUP reload substitutes the same variables
+
+    def reload_config() -> Config:
+        new = load_config(args.config, env)
+        redactor.add(logs.secrets_in(new))
+        return new
+
     try:
         daemon = Daemon(config, notifier=SystemdNotifier.from_env(env),
-                        config_loader=lambda: load_config(args.config, env))
+                        config_loader=reload_config)
         return daemon.run()
     except ConfigError as exc:  # a connector refused its settings at build time
         _print_problems(exc)
@@ -121,10 +131,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from esm.status_table import StatusUnavailable, fetch_mappings, render_table
+    from esm.config import load_config
+    from esm.status_table import StatusUnavailable, fetch_mappings, render_table, url_for
 
+    url = args.url or "http://127.0.0.1:9102"
+    if args.config and not args.url:
+        try:
+            url = url_for(load_config(args.config, os.environ).server.listen)
+        except ConfigError as exc:
+            _print_problems(exc)
+            return EXIT_BAD_INPUT
     try:
-        mappings = fetch_mappings(args.url)
+        mappings = fetch_mappings(url)
     except StatusUnavailable as exc:
         print(f"esm: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -73,7 +73,13 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so a secret containing another is replaced whole; very short
         # values would blank out ordinary words, so they are left to the patterns.
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Redact these too (a reload may bring new secrets; old ones stay redacted)."""
+        known = set(self.secrets) | {str(s) for s in secrets if len(s) >= 4}
+        self.secrets = sorted(known, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
@@ -153,8 +159,9 @@ def _walk(value: Any, found: list[str], secret_type: type, depth: int) -> None:
 
 
 def configure(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = (),
-              stream: Any = None) -> logging.Handler:
-    """Send every log line to stderr (or `stream`) in `fmt`; returns the handler."""
+              stream: Any = None) -> Redactor:
+    """Send every log line to stderr (or `stream`) in `fmt`; returns the redactor, so
+    secrets a reload brings can be added."""
     handler = logging.StreamHandler(stream or sys.stderr)
     redact = Redactor(secrets)
     handler.setFormatter(JsonFormatter(redact) if fmt == "json" else TextFormatter(redact))
@@ -164,4 +171,4 @@ def configure(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = (
     root.setLevel(level.upper())
     for noisy in ("kafka", "botocore", "urllib3", "boto3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    return handler
+    return redact

@@ -19,6 +19,16 @@ class StatusUnavailable(RuntimeError):
     """The daemon could not be reached or did not answer with a mapping list."""
 
 
+def url_for(listen: str) -> str:
+    """The URL to reach a server that listens on `listen` from this machine: a wildcard
+    address (0.0.0.0, ::) is reached through loopback."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def fetch_mappings(base_url: str, timeout_seconds: float = 5.0) -> list[dict[str, Any]]:
     url = base_url.rstrip("/") + "/mappings"
     try:

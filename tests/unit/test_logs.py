@@ -84,3 +84,10 @@ server: {auth_token: "${TOKEN}"}
 """)
     config = load_config([str(path)], {"TOKEN": "tok-12345"})
     assert "tok-12345" in logs.secrets_in(config)
+
+
+def test_secrets_added_later_are_redacted_from_then_on(capture):
+    redactor = logs.configure("INFO", "text", secrets=["first-secret"], stream=capture)
+    redactor.add(["second-secret"])
+    logging.getLogger("esm.test").info("first-secret and second-secret")
+    assert "secret" not in capture.getvalue().split(": ", 1)[1].replace("***", "")

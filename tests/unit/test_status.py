@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from esm.cli import main
 from esm.status import StatusCollector
-from esm.status_table import render_table
+from esm.status_table import render_table, url_for
 
 
 def snap(name: str, state: str, ready: bool, **more: object) -> dict[str, object]:
@@ -45,3 +45,21 @@ def test_empty_table_says_so():
 def test_status_command_fails_with_exit_1_when_no_daemon_answers(capsys):
     assert main(["status", "--url", "http://127.0.0.1:9"]) == 1
     assert "cannot read http://127.0.0.1:9/mappings" in capsys.readouterr().err
+
+
+def test_url_for_reaches_wildcard_listeners_through_loopback():
+    assert url_for("0.0.0.0:9102") == "http://127.0.0.1:9102"
+    assert url_for("[::]:9102") == "http://127.0.0.1:9102"
+    assert url_for("[::1]:9") == "http://[::1]:9"
+    assert url_for("10.0.0.5:9102") == "http://10.0.0.5:9102"
+
+
+def test_status_command_takes_the_address_from_the_config_file(tmp_path, capsys):
+    # Given a config whose server listens on a port nothing serves
+    path = tmp_path / "esm.yaml"
+    path.write_text('mappings: [{name: a, source: {type: memory}, target: {type: python, '
+                    'handler: "esm.demo.handlers:handle"}}]\nserver: {listen: "0.0.0.0:9"}\n')
+    # When esm status is pointed at the file
+    code = main(["status", str(path)])
+    # Then it tried that address
+    assert code == 1 and "http://127.0.0.1:9/mappings" in capsys.readouterr().err
