@@ -3,10 +3,15 @@ target within its timeout, and turn what came back into an Outcome (ESM-SPEC §4
 
 Target exceptions other than InvokeError are connector bugs; they are logged with their
 traceback and treated as invoke failures, so the records are retried rather than lost.
+
+This runs once per batch, so at small batch sizes its fixed costs are the pipeline's: the
+request id is a counter under a random per-invoker prefix (not a uuid4 per call), and the
+status is written only when the last processing result changes.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -54,13 +59,14 @@ class Invoker:
         self.metrics = metrics
         self.status = status
         self.max_payload_bytes = max_payload_bytes
+        self._request_ids = RequestIds()
 
     def invoke(self, batch: Batch) -> Outcome | Oversized:
         document = self.source.build_event(list(batch.records))
         body = orjson.dumps(document)
         if len(body) > self.max_payload_bytes:
             return Oversized(len(body))
-        event = Event(document, body, str(uuid.uuid4()))
+        event = Event(document, body, self._request_ids.next())
         started = time.perf_counter()
         outcome = self._call(event, batch)
         self.metrics.duration.observe(time.perf_counter() - started)
@@ -81,22 +87,44 @@ class Invoker:
 
     def _count(self, batch: Batch, outcome: Outcome) -> None:
         m = self.metrics
+        size = len(batch)
         m.count("invocations")
-        m.count("invoked", len(batch))
-        m.batch_size.observe(len(batch))
+        m.count("invoked", size)
+        m.batch_size.observe(size)
         match outcome:
             case Success():
-                self.status.update(last_processing_result=st.OK, last_error=None)
+                self._result(st.OK, None)
             case PartialFailure(failed=failed):
                 m.count("failed_invoke", len(failed))
-                self.status.update(last_processing_result=st.OK)
+                self._result(st.OK, self.status.last_error)
             case FunctionError(error_type=kind, error_message=message):
                 m.count("function_errors")
-                m.count("failed_invoke", len(batch))
-                self.status.update(last_processing_result=st.FUNCTION_FAILED,
-                                   last_error=f"{kind}: {message}"[:500])
+                m.count("failed_invoke", size)
+                self._result(st.FUNCTION_FAILED, f"{kind}: {message}"[:500])
             case InvokeFailure(reason=reason):
                 m.count("invoke_errors")
-                m.count("failed_invoke", len(batch))
-                self.status.update(last_processing_result=st.INVOKE_FAILED,
-                                   last_error=reason[:500])
+                m.count("failed_invoke", size)
+                self._result(st.INVOKE_FAILED, reason[:500])
+
+    def _result(self, result: str, error: str | None) -> None:
+        """Record the last processing result; skips the status lock when nothing changes
+        (the steady state: every batch succeeds). Unlocked reads of two attributes are
+        safe; a racing writer at worst writes the same values again."""
+        status = self.status
+        if status.last_processing_result != result or status.last_error != error:
+            status.update(last_processing_result=result, last_error=error)
+
+
+class RequestIds:
+    """Unique, UUID-shaped request ids: a random prefix per instance and a 48-bit counter.
+    `next` is safe from several threads (itertools.count advances atomically under the
+    GIL) and costs a fraction of `uuid.uuid4()`, which reads the OS random source."""
+
+    __slots__ = ("_prefix", "_counter")
+
+    def __init__(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]  # 8-4-4-4 and the dash, version 4 kept
+        self._counter = itertools.count(int.from_bytes(uuid.uuid4().bytes[:6], "big"))
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
