@@ -2,7 +2,9 @@
 
 Guarantees (ESM-SPEC §4.4, §8 items 56-61):
 - offsets are committed only when the core acks (success, filter rejection, durable dead
-  letter), synchronously, as last acked offset + 1 per partition;
+  letter), as last acked offset + 1 per partition: asynchronously, once per reader turn for
+  every lane acked in it, and synchronously before partitions are revoked and on close
+  (see kafka_commits);
 - an existing group's committed offsets win; `starting_position` applies only to partitions
   the group never committed (TRIM_HORIZON → earliest, LATEST → latest, AT_TIMESTAMP → the
   first offset at or after the timestamp, else the end);
@@ -31,8 +33,8 @@ from typing import Any, ClassVar
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from kafka import errors as kafka_errors
-from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
+from connectors.sources.kafka_commits import OffsetCommitter
 from connectors.sources.kafka_event import KafkaEvents, lane_name, parse_item_identifier, to_record
 from connectors.sources.kafka_security import client_options
 from connectors.sources.kafka_settings import KafkaSourceSettings, source_problems
@@ -43,9 +45,6 @@ from esm.records import Record
 log = logging.getLogger(__name__)
 
 _RESETS = {"TRIM_HORIZON": "earliest", "LATEST": "latest", "AT_TIMESTAMP": "earliest"}
-# The group moved on: the commit is refused and the records go to the new owner again.
-_LOST_GENERATION = (kafka_errors.CommitFailedError, kafka_errors.IllegalGenerationError,
-                    kafka_errors.UnknownMemberIdError, kafka_errors.RebalanceInProgressError)
 
 
 class _QueueingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -88,7 +87,8 @@ class KafkaSource:
         self._listener: LaneListener | None = None
         self._rebalance = _QueueingRebalanceListener()
         self._assigned: dict[str, TopicPartition] = {}
-        self._committed: dict[str, int] = {}
+        self._commits = OffsetCommitter(context.mapping,
+                                        timeout_ms=int(settings.request_timeout_seconds * 1000))
 
     @classmethod
     def check_mapping(cls, settings: KafkaSourceSettings,
@@ -121,10 +121,15 @@ class KafkaSource:
         self._consumer = consumer
 
     def close(self) -> None:
+        """Commit the latest acked offsets synchronously, then leave the group."""
         consumer, self._consumer = self._consumer, None
         self._assigned.clear()
         if consumer is None:
             return
+        try:
+            self._commits.commit_sync(consumer, self._commits.unconfirmed())
+        except SourceUnavailable as exc:  # the records come again: duplicates, no loss
+            log.warning("kafka final commit failed mapping=%s: %s", self._context.mapping, exc)
         try:
             consumer.close(autocommit=False)
         except Exception:  # closing is best effort; the broker expires the member anyway
@@ -140,6 +145,7 @@ class KafkaSource:
 
     def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
         consumer = self._client()
+        self._commits.flush(consumer)  # every lane acked since the last turn, one request
         if self._assigned and _rejoin_pending(consumer):
             self._revoke(list(self._assigned))
         try:
@@ -170,16 +176,19 @@ class KafkaSource:
         return sought
 
     def _revoke(self, lanes: list[str]) -> None:
-        """In-flight batches of owned lanes settle (and commit) first, then the lanes go."""
+        """In-flight batches of owned lanes settle and commit (synchronously) first, then
+        the lanes go."""
         owned = [lane for lane in lanes if lane in self._assigned]
         if not owned:
             return
         log.info("kafka lanes revoked mapping=%s lanes=%s", self._context.mapping, owned)
         if self._listener is not None:
             self._listener.lanes_revoked(owned)
-        for lane in owned:
-            self._assigned.pop(lane, None)
-            self._committed.pop(lane, None)
+        tps = [self._assigned.pop(lane) for lane in owned]
+        try:
+            self._commits.commit_sync(self._client(), tps)
+        finally:
+            self._commits.forget(tps)
 
     def _assign(self, tps: list[TopicPartition]) -> set[str]:
         new = {lane_name(tp.topic, tp.partition): tp for tp in tps}
@@ -211,31 +220,14 @@ class KafkaSource:
     # ---- settling --------------------------------------------------------------------
 
     def ack(self, records: Sequence[Record]) -> None:
-        """Commit last acked offset + 1 per owned partition, synchronously (ESM-SPEC §4.4)."""
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        """Note last acked offset + 1 per owned partition; the next poll commits it
+        (ESM-SPEC §4.4: committed only after success)."""
         for record in records:
             tp = self._assigned.get(record.lane)
             if tp is None:
                 continue  # revoked: the new owner redelivers from the last commit
-            offset = int(record.position) + 1
-            current = offsets.get(tp)
-            if current is None or current.offset < offset:
-                epoch = record.handle if isinstance(record.handle, int) else -1
-                offsets[tp] = OffsetAndMetadata(offset, "", epoch)
-        if offsets:
-            self._commit(offsets)
-
-    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        try:
-            self._client().commit(offsets=offsets)
-        except _LOST_GENERATION as exc:
-            log.warning("kafka commit refused after a rebalance mapping=%s: %s",
-                        self._context.mapping, exc)
-            return
-        except kafka_errors.KafkaError as exc:
-            raise SourceUnavailable(f"kafka commit failed: {exc}") from exc
-        for tp, meta in offsets.items():
-            self._committed[lane_name(tp.topic, tp.partition)] = meta.offset
+            epoch = record.handle if isinstance(record.handle, int) else -1
+            self._commits.note(tp, int(record.position) + 1, epoch)
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Stream family: the core never releases; a failed batch is retried in place."""
@@ -251,24 +243,26 @@ class KafkaSource:
             self._client().resume(*tps)
 
     def lag(self) -> Mapping[str, float]:
-        """Per owned partition: log end offset − committed offset (ESM-SPEC §6 OffsetLag).
-        Partitions the group never committed are left out (unknown)."""
+        """Per owned partition: log end offset − acked position (ESM-SPEC §6 OffsetLag; an
+        acked offset counts as processed even before its async commit is confirmed).
+        Partitions the group never committed nor acked are left out (unknown)."""
         consumer = self._client()
         tps = dict(self._assigned)
         if not tps:
             return {}
+        commits = self._commits
         try:
             ends = consumer.end_offsets(list(tps.values()))
-            for lane, tp in tps.items():
-                if lane not in self._committed:
+            for tp in tps.values():
+                if commits.position(tp) is None:
                     meta = consumer.committed(tp)
                     if meta is not None:
-                        self._committed[lane] = int(meta)
+                        commits.committed[tp] = int(meta)
         except kafka_errors.KafkaError as exc:
             log.warning("kafka lag unknown mapping=%s: %s", self._context.mapping, exc)
             return {}
-        return {lane: float(max(0, ends[tp] - self._committed[lane]))
-                for lane, tp in tps.items() if lane in self._committed and tp in ends}
+        return {lane: float(max(0, ends[tp] - position)) for lane, tp in tps.items()
+                if (position := commits.position(tp)) is not None and tp in ends}
 
     # ---- pure: events ------------------------------------------------------------------
 

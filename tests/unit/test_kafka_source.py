@@ -33,6 +33,8 @@ class FakeConsumer:
     def __init__(self, **options: Any) -> None:
         self.options = options
         self.commits: list[dict[TopicPartition, int]] = []
+        self.async_commits: list[dict[TopicPartition, int]] = []
+        self.callbacks: list[tuple[Any, dict[TopicPartition, Any]]] = []
         self.paused: set[TopicPartition] = set()
         self.script: list[Any] = []
         self.listener: Any = None
@@ -48,10 +50,21 @@ class FakeConsumer:
             return step(self)  # type: ignore[no-any-return]
         return step  # type: ignore[no-any-return]
 
-    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+    def commit(self, offsets: dict[TopicPartition, Any], timeout_ms: int | None = None) -> None:
         if self.commit_error is not None:
             raise self.commit_error
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def commit_async(self, offsets: dict[TopicPartition, Any], callback: Any) -> None:
+        self.async_commits.append({tp: meta.offset for tp, meta in offsets.items()})
+        self.callbacks.append((callback, offsets))
+
+    def complete_commits(self, error: Exception | None = None) -> None:
+        """The broker answers every async commit sent so far (kafka-python then runs the
+        callbacks inside a later poll or commit call)."""
+        for callback, offsets in self.callbacks:
+            callback(offsets, error if error is not None else object())
+        self.callbacks.clear()
 
     def pause(self, *tps: TopicPartition) -> None:
         self.paused |= set(tps)
@@ -118,15 +131,31 @@ def test_is_a_stream_source_with_kafka_defaults() -> None:
     assert consumer.options["auto_offset_reset"] == "earliest"
 
 
-def test_ack_commits_the_last_offset_plus_one_per_partition() -> None:
-    source, consumer, lanes = make()
-    consumer.script = [assign(TP0, TP1), {TP0: [Msg(4, partition=0), Msg(5, partition=0)],
-                                          TP1: [Msg(9, partition=1)]}]
+def at(offset: int, partition: int = 0) -> Msg:
+    return Msg(offset, partition=partition)
+
+
+def polled(*tps: TopicPartition, **fetch: list[Msg]) -> tuple[KafkaSource, FakeConsumer, Any]:
+    """A source that owns `tps` and has polled once more (records returned)."""
+    source, consumer, _ = make()
+    consumer.script = [assign(*tps), {tp: fetch.get(f"p{tp.partition}", []) for tp in tps}]
     source.poll(10, 0.1)
-    records = source.poll(10, 0.1)
-    assert lanes.calls == [("assigned", ["orders-0", "orders-1"])]
-    source.ack(records)
-    assert consumer.commits == [{TP0: 6, TP1: 10}]
+    return source, consumer, source.poll(10, 0.1)
+
+
+def test_acks_of_several_lanes_go_out_as_one_async_commit_on_the_next_poll() -> None:
+    # Given records of two lanes, acked one lane at a time (two settlements in one turn)
+    source, consumer, records = polled(TP0, TP1, p0=[at(4), at(5)], p1=[at(9, 1)])
+    source.ack([r for r in records if r.lane == "orders-0"])
+    source.ack([r for r in records if r.lane == "orders-1"])
+    assert consumer.async_commits == [] and consumer.commits == []
+    # When the reader polls again
+    source.poll(10, 0.1)
+    # Then one async commit carries last offset + 1 of both, and lag counts it once confirmed
+    assert consumer.async_commits == [{TP0: 6, TP1: 10}]
+    consumer.complete_commits()
+    source.poll(10, 0.1)
+    assert consumer.async_commits == [{TP0: 6, TP1: 10}]  # nothing new to send
     assert source.lag() == {"orders-0": 4.0, "orders-1": 0.0}
 
 
@@ -148,9 +177,10 @@ def test_pending_rejoin_settles_owned_lanes_before_the_poll_joins() -> None:
     consumer._coordinator.rejoin = True
     # When the reader polls
     source.poll(10, 0.1)
-    # Then the core was asked to settle first, and its ack was committed
+    # Then the core was asked to settle first, and its ack was committed synchronously
     assert lanes.calls[-1] == ("revoked", ["orders-0"])
     assert consumer.commits == [{TP0: 5}]
+    assert consumer.async_commits == []
 
 
 def test_acks_for_revoked_lanes_are_never_committed() -> None:
@@ -165,7 +195,9 @@ def test_acks_for_revoked_lanes_are_never_committed() -> None:
     consumer.script = [revoke]
     assert source.poll(10, 0.1) == []
     source.ack(records)
-    assert consumer.commits == []
+    source.poll(10, 0.1)
+    source.close()
+    assert consumer.commits == [] and consumer.async_commits == []
     assert lanes.calls[-1] == ("revoked", ["orders-0"])
 
 
@@ -189,16 +221,79 @@ def test_broker_errors_become_source_unavailable() -> None:
         source.poll(10, 0.1)
 
 
-def test_commit_refused_after_rebalance_is_dropped_but_transient_errors_raise() -> None:
-    source, consumer, _ = make()
-    consumer.script = [assign(TP0), {TP0: [Msg(4, partition=0)]}]
+def test_retriable_async_commit_failure_is_sent_again_on_the_next_poll() -> None:
+    source, consumer, records = polled(TP0, p0=[at(4)])
+    source.ack(records)
     source.poll(10, 0.1)
-    records = source.poll(10, 0.1)
-    consumer.commit_error = kafka_errors.CommitFailedError()
-    source.ack(records)  # no raise: the new owner redelivers
+    # When the broker fails the commit with a retriable error
+    consumer.complete_commits(kafka_errors.NotCoordinatorError())
+    source.poll(10, 0.1)
+    # Then the same offset goes out again
+    assert consumer.async_commits == [{TP0: 5}, {TP0: 5}]
+
+
+def test_failed_async_commit_never_moves_an_offset_back_past_a_later_one() -> None:
+    # Given commit 5 in flight, then a later ack whose commit 6 goes out too
+    source, consumer, records = polled(TP0, p0=[at(4), at(5)])
+    source.ack(records[:1])
+    source.poll(10, 0.1)
+    first = consumer.callbacks.pop()
+    source.ack(records[1:])
+    source.poll(10, 0.1)
+    # When the earlier commit fails retriably
+    first[0](first[1], kafka_errors.RequestTimedOutError())
+    source.poll(10, 0.1)
+    # Then it is not resent: offset 6 already covers it
+    assert consumer.async_commits == [{TP0: 5}, {TP0: 6}]
+
+
+def test_async_commit_refused_after_a_rebalance_is_dropped() -> None:
+    source, consumer, records = polled(TP0, p0=[at(4)])
+    source.ack(records)
+    source.poll(10, 0.1)
+    consumer.complete_commits(kafka_errors.CommitFailedError())
+    source.poll(10, 0.1)  # no raise: the new owner redelivers from the last commit
+    assert consumer.async_commits == [{TP0: 5}]
+
+
+@pytest.mark.parametrize("errors", [
+    [kafka_errors.GroupAuthorizationFailedError()],  # not retriable: surfaced at once
+    [kafka_errors.NotCoordinatorError()] * 11,  # retriable, but failing for too long
+])
+def test_persistent_async_commit_failures_surface_as_source_unavailable(
+        errors: list[Exception]) -> None:
+    source, consumer, records = polled(TP0, p0=[at(4)])
+    source.ack(records)
+    source.poll(10, 0.1)
+    with pytest.raises(SourceUnavailable, match="commit failed"):
+        for error in errors:
+            consumer.complete_commits(error)
+            source.poll(10, 0.1)
+    assert len(consumer.async_commits) == len(errors)
+
+
+def test_close_commits_acked_offsets_the_broker_has_not_confirmed() -> None:
+    # Given an async commit still unanswered and a later ack not yet sent
+    source, consumer, records = polled(TP0, TP1, p0=[at(4)], p1=[at(7, 1)])
+    source.ack(records[:1])
+    source.poll(10, 0.1)
+    source.ack(records[1:])
+    # When the source closes
+    source.close()
+    # Then both partitions' latest acked offsets are committed synchronously first
+    assert consumer.commits == [{TP0: 5, TP1: 8}]
+    assert consumer.closed
+
+
+def test_close_survives_a_failed_final_commit_and_revoke_surfaces_broker_errors() -> None:
+    source, consumer, records = polled(TP0, p0=[at(4)])
+    source.ack(records)
     consumer.commit_error = kafka_errors.KafkaTimeoutError()
+    consumer._coordinator.rejoin = True
     with pytest.raises(SourceUnavailable):
-        source.ack(records)
+        source.poll(10, 0.1)  # revoking before the rejoin: the commit must not be lost
+    source.close()  # logged, not raised: the records come again
+    assert consumer.closed
 
 
 def test_missing_secret_is_a_config_error_at_construction() -> None:
