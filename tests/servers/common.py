@@ -100,3 +100,30 @@ class ServerProcess:
                 else "(no log)"
         except OSError:
             return "(no log)"
+
+
+def ensure_debian_package(package: str, binary: str) -> str:
+    """The path of `binary`, installing Debian's `package` first if it is missing
+    (`apt-get update` only when the first install cannot find the package)."""
+    import shutil
+
+    found = shutil.which(binary)
+    if found:
+        return found
+    if not _apt("install", "-y", "--no-install-recommends", package):
+        _apt("update")
+        _apt("install", "-y", "--no-install-recommends", package)
+    found = shutil.which(binary)
+    if not found:
+        raise ServerUnavailable(f"{binary} not found and `apt-get install -y {package}` did "
+                                "not provide it")
+    return found
+
+
+def _apt(*args: str) -> bool:
+    try:
+        result = subprocess.run(["apt-get", *args], capture_output=True, check=False,
+                                timeout=900)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0

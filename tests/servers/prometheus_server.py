@@ -20,7 +20,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.servers.common import ServerUnavailable, free_port, stop_process, wait_for_port
+from tests.servers.common import (
+    ServerUnavailable,
+    ensure_debian_package,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
 
 PACKAGE = "prometheus"
 
@@ -38,24 +44,9 @@ def promtool() -> str:
 
 
 def ensure_installed() -> None:
-    """Install Debian's prometheus if it is missing (idempotent)."""
-    if prometheus_binary() and shutil.which("promtool"):
-        return
-    if not _apt("install", "-y", "--no-install-recommends", PACKAGE):
-        _apt("update")
-        _apt("install", "-y", "--no-install-recommends", PACKAGE)
-    if not prometheus_binary():
-        raise ServerUnavailable(f"prometheus not found and `apt-get install -y {PACKAGE}` "
-                                "did not provide it")
-
-
-def _apt(*args: str) -> bool:
-    try:
-        result = subprocess.run(["apt-get", *args], capture_output=True, check=False,
-                                timeout=900)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+    """Install Debian's prometheus (which brings promtool) if it is missing (idempotent)."""
+    ensure_debian_package(PACKAGE, "prometheus")
+    ensure_debian_package(PACKAGE, "promtool")
 
 
 class PrometheusServer:

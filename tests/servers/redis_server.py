@@ -13,14 +13,13 @@ When redis-server cannot be installed or started the tests FAIL (ServerUnavailab
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers.common import ServerProcess, ServerUnavailable, free_port
+from tests.servers.common import ServerProcess, ensure_debian_package, free_port
 
 PACKAGE = "redis-server"
 
@@ -30,25 +29,8 @@ def redis_binary() -> str | None:
 
 
 def ensure_installed() -> None:
-    """Install Debian's redis-server if it is missing (idempotent); apt-get update only
-    when the first install attempt cannot find the package."""
-    if redis_binary():
-        return
-    if not _apt("install", "-y", PACKAGE):
-        _apt("update")
-        _apt("install", "-y", PACKAGE)
-    if not redis_binary():
-        raise ServerUnavailable(f"redis-server not found and `apt-get install -y {PACKAGE}` "
-                                "did not provide it")
-
-
-def _apt(*args: str) -> bool:
-    try:
-        result = subprocess.run(["apt-get", *args], capture_output=True, check=False,
-                                timeout=600)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+    """Install Debian's redis-server if it is missing (idempotent)."""
+    ensure_debian_package(PACKAGE, "redis-server")
 
 
 class RedisServer(ServerProcess):
