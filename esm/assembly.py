@@ -16,6 +16,7 @@ from esm.failure_policy import FailurePolicy
 from esm.filter_lenient import compile_lenient_filters
 from esm.filtering import Matcher, compile_filters
 from esm.interfaces import (
+    CheckpointStore,
     Clock,
     ConnectorContext,
     Destination,
@@ -65,10 +66,11 @@ class MappingParts:
 def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
              metrics: MappingMetrics, status: MappingStatus, drain_seconds: float,
              source_override: Any = None, reader_options: dict[str, float] | None = None,
-             ) -> MappingParts:
+             checkpoints: CheckpointStore | None = None) -> MappingParts:
     """Build (but do not start) a mapping. `source_override` builds the source instead of
     the configured class (tests inject a scripted source)."""
-    context = ConnectorContext(mapping=mapping.name, stop=stop, clock=clock)
+    context = ConnectorContext(mapping=mapping.name, stop=stop, clock=clock,
+                               checkpoints=checkpoints)
     target: Target = build_connector(mapping.target, context)
     load = getattr(target, "load", None)
     if callable(load):

@@ -28,6 +28,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from esm.assembly import MappingParts, assemble
+from esm.checkpoints import InProcessCheckpoints
 from esm.clock import SystemClock
 from esm.config_types import Config, MappingConfig
 from esm.errors import ConfigError
@@ -56,6 +57,9 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
         self.metrics = Metrics(registry)
+        # Positions that outlive a source instance (restarts, disable/enable, reloads) for
+        # sources without broker-side offsets (the memory source).
+        self.checkpoints = InProcessCheckpoints()
         self.registry = self.metrics.registry
         self.statuses: dict[str, MappingStatus] = {}
         self.registry.register(StatusCollector(self.mapping_snapshots))
@@ -273,7 +277,7 @@ class Daemon:
             metrics=self.metrics.for_mapping(mapping.name), status=self._status(mapping),
             drain_seconds=self.config.shutdown_timeout_seconds,
             source_override=self._source_overrides.get(mapping.name),
-            reader_options=self._reader_options,
+            reader_options=self._reader_options, checkpoints=self.checkpoints,
         )
         return parts, stop
 

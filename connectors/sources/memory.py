@@ -172,6 +172,12 @@ class MemorySource:
 
     def open(self, listener: LaneListener) -> None:
         self._listener = listener
+        store = self.context.checkpoints
+        if store is not None and self.family == "stream":
+            for lane in self.broker.lane_names:  # resume where an earlier instance committed
+                position = store.load(self.context.mapping, lane)
+                if position is not None:
+                    self.broker.commit(lane, int(position))
         listener.lanes_assigned(list(self.broker.lane_names))
 
     def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
@@ -192,8 +198,11 @@ class MemorySource:
         for record in records:
             last[record.lane] = int(record.position)
             self.broker.acked.append(record.item_id)
+        store = self.context.checkpoints
         for lane, seq in last.items():
             self.broker.commit(lane, seq + 1)
+            if store is not None:
+                store.save(self.context.mapping, lane, str(seq + 1))
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         at = self.context.clock.now() + delay_seconds
