@@ -29,6 +29,11 @@ import orjson
 from esm.records import Record
 
 EVENT_SOURCE = "redis:streams"
+# An entry's fields as redis-py parses them, or as they come off the wire (see
+# redis_client.unparsed_stream_replies): [name, value, name, value, ...].
+RawFields = Mapping[bytes, bytes] | list[bytes]
+# The characters a JSON text can start with (RFC 8259: optional whitespace, then a value).
+_JSON_STARTS = frozenset(' \t\n\r{["-0123456789tfn')
 
 
 def event_source_arn(url: str, stream: str) -> str:
@@ -67,14 +72,27 @@ class EntryDecoder:
     def arn(self, stream: str) -> str:
         return self._arns[stream]
 
-    def record(self, stream: str, entry_id: str, raw_fields: Mapping[bytes, bytes],
+    def record(self, stream: str, entry_id: str, raw_fields: RawFields,
                delivery_count: int, handle: object = None) -> Record:
         """One Record; `delivery_count` is 1 on first delivery (XREADGROUP '>'). `handle`
-        marks which source instance read it, for its ack/release bookkeeping."""
-        fields, binary = decode_fields(raw_fields)
+        marks which source instance read it, for its ack/release bookkeeping. `raw_fields`
+        is the client's parsed dict or the wire's flat [name, value, ...] list.
+
+        Runs once per entry read: written flat (no helper calls on the common path)."""
+        if type(raw_fields) is list:
+            pairs = iter(raw_fields)
+            items: Any = zip(pairs, pairs, strict=True)
+        else:
+            items = raw_fields.items()  # type: ignore[union-attr]
+        try:  # the usual case: every name and value is UTF-8
+            fields = {k.decode(): v.decode() for k, v in items}
+            binary: list[str] = []
+        except UnicodeDecodeError:
+            fields, binary = decode_fields(as_mapping(raw_fields))
         millis = entry_timestamp_ms(entry_id)
-        attributes: dict[str, Any] = {"deliveryCount": str(delivery_count),
-                                      "timestamp": str(millis), "consumerGroup": self._group}
+        attributes: dict[str, Any] = {
+            "deliveryCount": "1" if delivery_count == 1 else str(delivery_count),
+            "timestamp": str(millis), "consumerGroup": self._group}
         if binary:
             attributes["binaryFields"] = binary
         body = fields.get(self._body_field)
@@ -113,6 +131,14 @@ class EntryDecoder:
         }
 
 
+def as_mapping(raw: RawFields) -> Mapping[bytes, bytes]:
+    """Entry fields as a mapping; of a name given twice, the last value wins."""
+    if isinstance(raw, list):
+        pairs = iter(raw)
+        return dict(zip(pairs, pairs, strict=True))
+    return raw
+
+
 def decode_fields(raw: Mapping[bytes, bytes]) -> tuple[dict[str, str], list[str]]:
     """Fields as text, and the names of those whose values had to be base64-encoded."""
     try:
@@ -144,6 +170,8 @@ def iso_millis(epoch_seconds: float) -> str:
 
 def _json_body_view(payload: dict[str, Any], body: str) -> dict[str, Any] | None:
     """The filter's view with `body` parsed, or None (filter on payload) when not JSON."""
+    if not body or body[0] not in _JSON_STARTS:
+        return None  # cannot be a JSON document: skip the parser's exception path
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -120,15 +120,21 @@ class RedisStreamsSource:
         saw released is skipped; one read by an earlier instance (before a reconnect) is
         acked anyway, since Redis ignores ids that are no longer pending."""
         by_stream: dict[str, list[str]] = {}
-        for record in records:
-            held = self._held.get(record.lane)
+        held_by_stream = self._held
+        for record in records:  # once per record: kept to plain lookups
+            lane, item_id = record.lane, record.item_id
+            held = held_by_stream.get(lane)
             if held is None:
                 continue
             if record.handle is self:
-                if record.item_id not in held:
+                if item_id not in held:
                     continue
-                held.discard(record.item_id)
-            by_stream.setdefault(record.lane, []).append(record.item_id)
+                held.remove(item_id)
+            ids = by_stream.get(lane)
+            if ids is None:
+                by_stream[lane] = [item_id]
+            else:
+                ids.append(item_id)
         with self._translate("ack"):
             if len(by_stream) == 1:  # the usual case: a batch is one lane
                 [(stream, ids)] = by_stream.items()
@@ -245,6 +251,11 @@ class RedisStreamsSource:
         out: list[Record] = []
         for stream in active:
             buffer = self._buffer[stream]
+            room = max_records - len(out)
+            if len(buffer) <= room:  # the usual case: hand over the whole buffer at once
+                out.extend(buffer)
+                buffer.clear()
+                continue
             while buffer and len(out) < max_records:
                 out.append(buffer.popleft())
         return out

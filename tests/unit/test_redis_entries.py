@@ -117,3 +117,37 @@ def test_batch_info_names_the_stream_ids_arrivals_and_deliveries() -> None:
 
 def test_iso_millis_is_utc_with_milliseconds() -> None:
     assert iso_millis(0.25) == "1970-01-01T00:00:00.250Z"
+
+
+def test_wire_field_list_decodes_like_the_parsed_dict() -> None:
+    # Given the same entry as redis-py's dict and as the wire's flat list (a name twice)
+    flat = [b"type", b"refund", b"body", b'{"amount": 3}', b"type", b"order"]
+    parsed = {b"type": b"order", b"body": b'{"amount": 3}'}
+    # When both are decoded
+    from_wire = decoder().record("orders", "5-1", flat, 1)
+    from_dict = decoder().record("orders", "5-1", parsed, 1)
+    # Then they are the same record: the last value of a repeated name wins
+    assert from_wire.payload == from_dict.payload
+    assert from_wire.payload["fields"] == {"type": "order", "body": '{"amount": 3}'}
+    assert from_wire.filter_view == from_dict.filter_view
+    assert from_wire.size_bytes == from_dict.size_bytes
+
+
+def test_wire_field_list_with_binary_values_falls_back_to_base64() -> None:
+    record = decoder().record("orders", "1-0", [b"body", b"\xff\x00", b"t", b"ok"], 1)
+    assert record.payload["attributes"]["binaryFields"] == ["body"]
+    assert record.payload["fields"] == {"body": "/wA=", "t": "ok"}
+
+
+def test_json_body_with_leading_whitespace_is_still_parsed_for_the_filter() -> None:
+    record = decoder().record("orders", "1-0", {b"body": b'\n {"a": 1}'}, 1)
+    assert record.filter_view is not None and record.filter_view["body"] == {"a": 1}
+
+
+def test_json_scalar_bodies_are_parsed_and_words_are_not() -> None:
+    views = {raw: decoder().record("orders", "1-0", {b"body": raw}, 1).filter_view
+             for raw in (b"true", b"-1.5", b'"quoted"', b"trueish", b"", b"hello")}
+    assert views[b"true"] is not None and views[b"true"]["body"] is True
+    assert views[b"-1.5"] is not None and views[b"-1.5"]["body"] == -1.5
+    assert views[b'"quoted"'] is not None and views[b'"quoted"']["body"] == "quoted"
+    assert views[b"trueish"] is None and views[b""] is None and views[b"hello"] is None
