@@ -36,6 +36,7 @@ from kafka import errors as kafka_errors
 
 from connectors.sources.kafka_commits import OffsetCommitter
 from connectors.sources.kafka_event import KafkaEvents, lane_name, parse_item_identifier, to_record
+from connectors.sources.kafka_internals import drop_parked_fetches, rejoin_pending
 from connectors.sources.kafka_security import client_options
 from connectors.sources.kafka_settings import KafkaSourceSettings, source_problems
 from esm.errors import SourceUnavailable
@@ -146,7 +147,7 @@ class KafkaSource:
     def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
         consumer = self._client()
         self._commits.flush(consumer)  # every lane acked since the last turn, one request
-        if self._assigned and _rejoin_pending(consumer):
+        if self._assigned and rejoin_pending(consumer):
             self._revoke(list(self._assigned))
         try:
             fetched = consumer.poll(timeout_ms=max(0, int(timeout_seconds * 1000)),
@@ -238,9 +239,13 @@ class KafkaSource:
             self._client().pause(*tps)
 
     def resume(self, lanes: Collection[str]) -> None:
+        """Resume the partitions and refetch what kafka-python parked for them while they
+        were paused (kafka_internals.drop_parked_fetches: otherwise a lane can stall)."""
         tps = [self._assigned[lane] for lane in lanes if lane in self._assigned]
         if tps:
-            self._client().resume(*tps)
+            consumer = self._client()
+            consumer.resume(*tps)
+            drop_parked_fetches(consumer, tps)
 
     def lag(self) -> Mapping[str, float]:
         """Per owned partition: log end offset − acked position (ESM-SPEC §6 OffsetLag; an
@@ -278,13 +283,3 @@ class KafkaSource:
     def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
         return self._events.batch_info(records)
 
-
-def _rejoin_pending(consumer: Any) -> bool:
-    """Whether the next poll will rejoin the group (kafka-python has no public API for it;
-    without one, rebalances are reported after the poll, see the module docstring)."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    need_rejoin = getattr(coordinator, "need_rejoin", None)
-    try:
-        return bool(need_rejoin()) if callable(need_rejoin) else False
-    except Exception:  # a private API changed shape: fall back to post-poll reporting
-        return False
