@@ -239,7 +239,8 @@ class RedisStreamsSource:
             held, buffer = self._held[stream], self._buffer[stream]
             for raw_id, fields in entries:  # the hot loop: one pass per new entry
                 if fields is not None:
-                    record = decode(stream, _text(raw_id), fields, 1, self)
+                    entry_id = raw_id.decode() if type(raw_id) is bytes else str(raw_id)
+                    record = decode(stream, entry_id, fields, 1, self)
                     held.add(record.item_id)
                     buffer.append(record)
 

@@ -116,10 +116,13 @@ def main() -> None:
             esm.append(esm_loop(server.url, esm_stream, args.records, args.batch))
             client.delete(raw_stream, esm_stream)
         best_raw, best_esm = max(raw), max(esm)
+        ratios = sorted(e / r for e, r in zip(esm, raw, strict=True))
         print(f"records {args.records} x {args.rounds} rounds, batch {args.batch}, best round:")
         print(f"redis raw XREADGROUP+XACK : {best_raw:10.0f} records/s")
         print(f"redis esm source+filter   : {best_esm:10.0f} records/s")
         print(f"ratio esm/raw             : {best_esm / best_raw:10.1%} (target >= 60%)")
+        print(f"ratio per round, median   : {ratios[len(ratios) // 2]:10.1%} "
+              f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)})")
         client.close()
     finally:
         server.cleanup()
