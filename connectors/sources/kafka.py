@@ -88,6 +88,7 @@ class KafkaSource:
         self._listener: LaneListener | None = None
         self._rebalance = _QueueingRebalanceListener()
         self._assigned: dict[str, TopicPartition] = {}
+        self._paused: set[str] = set()
         self._commits = OffsetCommitter(context.mapping,
                                         timeout_ms=int(settings.request_timeout_seconds * 1000))
 
@@ -125,6 +126,7 @@ class KafkaSource:
         """Commit the latest acked offsets synchronously, then leave the group."""
         consumer, self._consumer = self._consumer, None
         self._assigned.clear()
+        self._paused.clear()
         if consumer is None:
             return
         try:
@@ -149,6 +151,10 @@ class KafkaSource:
         self._commits.flush(consumer)  # every lane acked since the last turn, one request
         if self._assigned and rejoin_pending(consumer):
             self._revoke(list(self._assigned))
+        # Every owned lane paused: nothing can arrive, so return at once and let the reader
+        # wait for settlements instead of blocking here for the whole timeout.
+        if self._assigned and self._paused.issuperset(self._assigned):
+            timeout_seconds = 0.0
         try:
             fetched = consumer.poll(timeout_ms=max(0, int(timeout_seconds * 1000)),
                                     max_records=max(1, max_records))
@@ -186,6 +192,7 @@ class KafkaSource:
         if self._listener is not None:
             self._listener.lanes_revoked(owned)
         tps = [self._assigned.pop(lane) for lane in owned]
+        self._paused.difference_update(owned)
         try:
             self._commits.commit_sync(self._client(), tps)
         finally:
@@ -235,6 +242,7 @@ class KafkaSource:
 
     def pause(self, lanes: Collection[str]) -> None:
         tps = [self._assigned[lane] for lane in lanes if lane in self._assigned]
+        self._paused.update(lane for lane in lanes if lane in self._assigned)
         if tps:
             self._client().pause(*tps)
 
@@ -242,6 +250,7 @@ class KafkaSource:
         """Resume the partitions and refetch what kafka-python parked for them while they
         were paused (kafka_internals.drop_parked_fetches: otherwise a lane can stall)."""
         tps = [self._assigned[lane] for lane in lanes if lane in self._assigned]
+        self._paused.difference_update(lanes)
         if tps:
             consumer = self._client()
             consumer.resume(*tps)

@@ -303,3 +303,22 @@ def test_missing_secret_is_a_config_error_at_construction() -> None:
                                     password_env="MISSING")
     with pytest.raises(ConfigError, match="MISSING is not set"):
         KafkaSource(settings, context, environ={})
+
+
+def test_poll_returns_at_once_when_every_owned_lane_is_paused() -> None:
+    # Given a source owning two lanes, both paused (each has a batch waiting in the core)
+    source, consumer, _ = polled(TP0, TP1)
+    timeouts: list[int] = []
+    real_poll = consumer.poll
+
+    def spy(timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Msg]]:
+        timeouts.append(timeout_ms)
+        return real_poll(timeout_ms, max_records)
+    consumer.poll = spy  # type: ignore[method-assign]
+    source.pause(["orders-0", "orders-1"])
+    # When the reader polls with a timeout: nothing can arrive, so it must not block
+    source.poll(10, 0.5)
+    source.resume(["orders-1"])
+    source.poll(10, 0.5)
+    # Then the paused poll did not wait, and a poll with a running lane waits as asked
+    assert timeouts == [0, 500]
