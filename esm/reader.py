@@ -116,7 +116,9 @@ class Reader:
 
     def _poll(self) -> None:
         if self._in_flight:
-            timeout = self._short_wait()  # settlements are applied between polls
+            # Barely block in the source: a settling batch must wake the reader at once,
+            # and only the settlement queue can do that (no client has a portable wakeup).
+            timeout = 0.001
         elif self._buffered:
             timeout = min(self.idle_poll_seconds, self._until_next_deadline())
         else:
@@ -127,6 +129,9 @@ class Reader:
         self.idle = not records and not self._in_flight and not self._buffered
         if records:
             self.ingest(records)
+            return
+        if self._in_flight:
+            self.apply_settlements(self._short_wait())
             return
         left = timeout - (time.monotonic() - started)
         if left > 0.005:  # the source returned early: wait here, not in a busy loop
