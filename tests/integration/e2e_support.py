@@ -229,16 +229,23 @@ class Journal:
 
 
 def kill_at_progress(config: Path, env: dict[str, str], log_path: Path, journal: Journal,
-                     targets: Iterable[int], timeout_seconds: float = 120) -> list[int]:
+                     targets: Iterable[int], timeout_seconds: float = 120,
+                     graceful: bool = False) -> list[int]:
     """For each target: start the daemon, wait until the journal shows that many distinct
-    records processed, kill -9 it. Returns the progress seen right after each kill."""
+    records processed, then kill -9 it (or, with `graceful`, SIGTERM it and expect exit 0).
+    Returns the progress seen right after each stop."""
     seen = []
     for target in targets:
         with DaemonProcess(config, env, log_path) as daemon:
             daemon.wait_ready()
             wait_until(lambda t=target: journal.processed() >= t, timeout_seconds,
                        lambda: f"stuck at {journal.processed()}\n{daemon.log_tail()}")
-            daemon.kill()
+            if graceful:
+                daemon.terminate()
+                code = daemon.wait_exit(30)
+                assert code == 0, f"esm run exited {code} after SIGTERM\n{daemon.log_tail()}"
+            else:
+                daemon.kill()
             seen.append(journal.processed())
     return seen
 

@@ -18,8 +18,9 @@ Record bodies are JSON objects `{"id": "...", "group": "...", "seq": n}`; `"pois
 always fails. Journal lines (one `write` per invocation start and one per end, so a kill -9
 leaves at most a torn last line, which `read_journal` skips):
 
-  {"kind": "start", "pid", "records", "concurrent"}        invocations running, this one included
-  {"kind": "ok" | "fail", "pid", "id", "group", "seq", "delivery", "messageId"}
+  {"kind": "start", "pid", "records", "concurrent", "t"}   concurrent: calls running, this one too
+  {"kind": "ok" | "fail", "pid", "id", "group", "seq", "delivery", "messageId", "t"}
+  (t: epoch seconds, for reading a failed test's journal)
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         records = event["Records"]
         _append(journal, [{"kind": "start", "pid": os.getpid(), "records": len(records),
-                           "concurrent": concurrent}])
+                           "concurrent": concurrent, "t": time.time()}])
         time.sleep(float(os.environ.get("ESM_E2E_SLEEP_SECONDS", "0")))
         lines = _settle(records)
         _append(journal, lines)
@@ -63,7 +64,7 @@ def _settle(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         failing = (failing and stop_at_first) or should_fail(body, delivery)
         lines.append({"kind": "fail" if failing else "ok", "pid": os.getpid(),
                       "id": body.get("id"), "group": body.get("group"), "seq": body.get("seq"),
-                      "delivery": delivery, "messageId": rec["messageId"]})
+                      "delivery": delivery, "messageId": rec["messageId"], "t": time.time()})
     return lines
 
 

@@ -165,3 +165,30 @@ def test_poison_entry_goes_to_the_redis_stream_destination_after_max_deliveries(
     assert info["startMessageId"] == info["endMessageId"] == poison_entry[0]
     label = "{mapping=e2e-redis}"
     assert metrics[f"esm_on_failure_destination_delivered_events_total{label}"] == 1
+
+
+def test_sigterm_mid_stream_then_restart_processes_each_entry_exactly_once(
+        tmp_path: Path, redis_server: RedisServer, client: redis.Redis) -> None:  # noqa: F811
+    # Given 2,000 entries over 2 streams and a target with occasional partial failures
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    streams, group, dlq = [f"{prefix}-{i}" for i in range(2)], f"{prefix}-g", f"{prefix}-dlq"
+    ids = produce(client, streams, 2000)
+    config = write_config(tmp_path, [redis_mapping(redis_server.url, streams, group, dlq,
+                                                   max_deliveries=10,
+                                                   visibility_timeout_seconds=2)])
+    journal = Journal(tmp_path / "journal.jsonl")
+    env = daemon_env(journal.path, sleep_seconds="0.02", fail_per_mille="22")
+    log = tmp_path / "daemon.log"
+    # When the daemon gets SIGTERM at ~50% (drain: in-flight batches finish and are acked)
+    # and is started again
+    [at_stop] = kill_at_progress(config, env, log, journal, [1000], graceful=True)
+    run_until_settled(config, env, log, journal, ids, lambda: settled(client, streams, group),
+                      lambda: f"group not settled: {group_state(client, streams, group)}")
+    # Then no entry was processed successfully twice, and all were acked
+    ok = Counter(journal.ok_ids())
+    print(f"\nredis graceful restart: stopped at {at_stop}, "
+          f"{len(journal.lines('fail'))} failed deliveries")
+    assert 0 < at_stop < len(ids)
+    assert set(ok) == set(ids)
+    assert [i for i, n in ok.items() if n > 1] == []
+    assert settled(client, streams, group) and client.xlen(dlq) == 0

@@ -75,10 +75,11 @@ def sqs_mapping(server: SqsServer, url: str, *, visibility_timeout_seconds: int,
     }
 
 
-def orders_and_pings(count: int, every: int = 10) -> list[dict[str, Any]]:
-    """`count` bodies; every `every`-th is a ping that the filter rejects."""
-    return [{"id": f"m{n}", "type": "ping" if n % every == every - 1 else "order", "seq": n}
-            for n in range(count)]
+def orders_and_pings(count: int, ping_every: int | None = None) -> list[dict[str, Any]]:
+    """`count` bodies; with `ping_every`, every such n-th is a ping the filter rejects."""
+    def kind(n: int) -> str:
+        return "ping" if ping_every and n % ping_every == ping_every - 1 else "order"
+    return [{"id": f"m{n}", "type": kind(n), "seq": n} for n in range(count)]
 
 
 def test_kill_9_mid_batch_then_restart_loses_nothing_and_deletes_filtered(
@@ -86,7 +87,7 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_deletes_filtered(
     # Given 2,000 messages (200 of them pings the filter rejects) and a target that fails
     # about 2% of records on their first two receives
     url = sqs_server.create_queue(visibility_timeout=5)
-    bodies = orders_and_pings(2000)
+    bodies = orders_and_pings(2000, ping_every=10)
     send(sqs_server, url, bodies)
     orders = [b["id"] for b in bodies if b["type"] == "order"]
     pings = {b["id"] for b in bodies if b["type"] == "ping"}
@@ -148,7 +149,7 @@ def test_concurrent_invocations_never_exceed_maximum_concurrency(
         tmp_path: Path, sqs_server: SqsServer) -> None:  # noqa: F811
     # Given 5 slots (lanes) but scaling_config.maximum_concurrency 2, and a slow target
     url = sqs_server.create_queue(visibility_timeout=5)
-    bodies = orders_and_pings(300, every=1000)
+    bodies = orders_and_pings(300)
     send(sqs_server, url, bodies)
     mapping = sqs_mapping(sqs_server, url, visibility_timeout_seconds=5)
     journal = Journal(tmp_path / "journal.jsonl")
@@ -161,3 +162,28 @@ def test_concurrent_invocations_never_exceed_maximum_concurrency(
     concurrency = Counter(line["concurrent"] for line in journal.lines("start"))
     print(f"\nsqs concurrency e2e: invocations by concurrency at start {dict(concurrency)}")
     assert max(concurrency) == MAX_CONCURRENCY, dict(concurrency)
+
+
+def test_sigterm_mid_queue_then_restart_processes_each_message_exactly_once(
+        tmp_path: Path, sqs_server: SqsServer) -> None:  # noqa: F811
+    # Given 1,000 orders and a target with occasional partial failures
+    url = sqs_server.create_queue(visibility_timeout=5)
+    bodies = orders_and_pings(1000)
+    send(sqs_server, url, bodies)
+    ids = [b["id"] for b in bodies]
+    config = write_config(tmp_path, [sqs_mapping(sqs_server, url, visibility_timeout_seconds=5)])
+    journal = Journal(tmp_path / "journal.jsonl")
+    env = daemon_env(journal.path, sleep_seconds="0.02", fail_per_mille="22")
+    log = tmp_path / "daemon.log"
+    # When the daemon gets SIGTERM at ~50% (in-flight batches finish and are deleted,
+    # buffered messages are handed back) and is started again
+    [at_stop] = kill_at_progress(config, env, log, journal, [500], graceful=True)
+    run_until_settled(config, env, log, journal, ids, lambda: queue_empty(sqs_server, url),
+                      lambda: f"queue not empty: {queue_counts(sqs_server, url)}")
+    # Then no message was processed successfully twice
+    ok = Counter(journal.ok_ids())
+    print(f"\nsqs graceful restart: stopped at {at_stop}, "
+          f"{len(journal.lines('fail'))} failed deliveries")
+    assert 0 < at_stop < len(ids)
+    assert set(ok) == set(ids)
+    assert [i for i, n in ok.items() if n > 1] == []
