@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,11 @@ class Journal:
     def ok_ids(self) -> list[str]:
         """Record ids the handler processed successfully, once per successful delivery."""
         return [line["id"] for line in self.lines("ok")]
+
+    def duplicated(self) -> list[str]:
+        """Records processed successfully more than once."""
+        counts = Counter(self.ok_ids())
+        return sorted(i for i, n in counts.items() if n > 1)
 
     def processed(self) -> int:
         """How many distinct records were processed successfully so far."""
