@@ -314,9 +314,7 @@ class Reader:
                 item = self._settlements.get_nowait()
             except queue.Empty:
                 break
-        if acks:
-            self.source.ack(acks)
-            self.metrics.count("deleted", len(acks))
+        self._flush_acks(acks)
         if self._crashed is not None:
             raise RuntimeError("a lane worker crashed") from self._crashed
 
@@ -334,10 +332,20 @@ class Reader:
         elif s.ack:
             self._ack(lane.lane, s.ack)
         if s.release:
+            # Acks gathered so far go first: a release can change how the source treats
+            # the lane's other records (SQS FIFO voids the rest of the group), and records
+            # that already succeeded must be deleted, not redelivered.
+            self._flush_acks(acks)
             self.source.release(s.release, s.release_delay_seconds)
             self.metrics.count("released", len(s.release))
             if getattr(self.source, "ordered_lanes", False):
                 self._release_buffered(lane)
+
+    def _flush_acks(self, acks: list[Record]) -> None:
+        if acks:
+            self.source.ack(acks)
+            self.metrics.count("deleted", len(acks))
+            acks.clear()
 
     def _release_buffered(self, lane: _Lane) -> None:
         """Ordered queue lanes (SQS FIFO message groups): once a record of the lane is

@@ -330,3 +330,25 @@ def test_reader_keeps_polling_with_every_lane_paused_while_the_buffer_is_full():
     rig.run_until_quiet()
     assert sorted(target.invoked_bodies()) == sorted(bodies(*range(30)))
     assert rig.source._paused == set()
+
+
+def test_queue_acks_reach_the_source_before_a_release_of_the_same_turn():
+    # Given a queue batch that partly fails (ack some, release one)
+    def behaviour(records):
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records
+                                      if json.loads(r["body"])["id"] == 3]}
+    target = ScriptedTarget(behaviour)
+    mapping = mapping_config("queue", batch_size=3,
+                             function_response_types=("ReportBatchItemFailures",))
+    rig = Rig(mapping, target)
+    calls = []
+    ack, release = rig.source.ack, rig.source.release
+    rig.source.ack = lambda records: calls.append(("ack", len(records))) or ack(records)
+    rig.source.release = lambda records, d: calls.append(("release", len(records))) or \
+        release(records, d)
+    rig.put(*bodies(1, 2, 3))
+    # When its settlements are applied in one turn
+    rig.turn()
+    rig.turn()
+    # Then the source saw the ack first (SQS FIFO voids a group's other records on release)
+    assert calls[:2] == [("ack", 2), ("release", 1)]
