@@ -97,6 +97,46 @@ def poll_until(sources: list[KafkaSource], done: Callable[[list[Record]], bool],
     return got
 
 
+def poll_in_threads(sources: list[KafkaSource], done: Callable[[list[Record]], bool],
+                    timeout_seconds: float = 30.0) -> list[Record]:
+    """Each member polls (and acks) on its own thread, as separate daemons would: a group
+    join waits for every member, so one thread taking turns can stall the rebalance."""
+    got: list[Record] = []
+    lock = threading.Lock()
+    finished = threading.Event()
+    errors: list[BaseException] = []
+
+    def member(source: KafkaSource) -> None:
+        try:
+            while not finished.is_set():
+                batch = list(source.poll(500, 0.2))
+                if batch:
+                    source.ack(batch)
+                    with lock:
+                        got.extend(batch)
+        except BaseException as exc:  # surfaced in the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=member, args=(s,), daemon=True) for s in sources]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while not errors and time.monotonic() < deadline:
+            with lock:
+                if done(list(got)):
+                    break
+            time.sleep(0.05)
+    finally:
+        finished.set()
+        for thread in threads:
+            thread.join(10)
+    assert not errors, f"a member failed: {errors[0]!r}"
+    with lock:
+        assert done(list(got)), f"timed out with {len(got)} records"
+        return list(got)
+
+
 def by_lane(records: Iterable[Record]) -> dict[str, list[int]]:
     lanes: dict[str, list[int]] = {}
     for r in records:
@@ -241,19 +281,19 @@ def test_members_split_partitions_and_survive_one_leaving_without_loss(
     pairs = [open_source(kafka_server, topic, group) for _ in range(members)]
     sources = [s for s, _ in pairs]
     try:
-        poll_until(sources, lambda g: all(lanes.assigned for _, lanes in pairs), ack=True)
+        poll_in_threads(sources, lambda g: all(lanes.assigned for _, lanes in pairs))
         owned = [lanes.assigned for _, lanes in pairs]
         assert set().union(*owned) == {f"{topic}-{p}" for p in range(6)}
         assert sum(len(o) for o in owned) == 6  # each partition has one owner
         produce(kafka_server, topic, 60, 6)
-        got = poll_until(sources, lambda g: len(g) >= 30, ack=True)
+        got = poll_in_threads(sources, lambda g: len(g) >= 30)
         # When one member leaves mid-stream (closing in its own thread, as its own process
         # would, while the others keep polling and rejoin)
         leaving = threading.Thread(target=sources[0].close)
         leaving.start()
         produce(kafka_server, topic, 60, 6, start=60)
-        got += poll_until(sources[1:], lambda g: len({*numbers(got), *numbers(g)}) >= 120,
-                          timeout_seconds=60, ack=True)
+        got += poll_in_threads(sources[1:], lambda g: len({*numbers(got), *numbers(g)}) >= 120,
+                               timeout_seconds=60)
         leaving.join(30)
         # Then every record was delivered (duplicates allowed, nothing lost)
         assert set(numbers(got)) == set(range(120))
