@@ -99,7 +99,8 @@ class KafkaServer:
     def format(self) -> None:
         props = self._write_properties()
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        done = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+        done = subprocess.run(self._java("kafka.tools.StorageTool", "format",
+                                         f"--cluster-id={cluster_id}",
                                          "-c", str(props)), capture_output=True, timeout=120)
         if done.returncode != 0:
             raise ServerUnavailable(f"kafka storage format failed: {done.stderr[-2000:]!r}")
