@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,6 +54,8 @@ class OffsetCommitter:
         self.committed: dict[TopicPartition, int] = {}  # confirmed by the broker
         self._completed: collections.deque[tuple[Offsets, Any]] = collections.deque()
         self._failures = 0
+        self._outstanding = 0  # async commits sent whose callback has not been seen
+        self._outstanding_deadline = 0.0
 
     def note(self, tp: TopicPartition, offset: int, epoch: int) -> None:
         """Records before `offset` are acked; commit `offset` on the next flush."""
@@ -62,9 +65,14 @@ class OffsetCommitter:
             self._acked[tp] = self._pending[tp] = meta
 
     def flush(self, consumer: Any) -> None:
-        """Check finished async commits, then send what was acked since the last flush."""
+        """Check finished async commits, then send what was acked since the last flush —
+        unless a commit is still on its way: then acks keep coalescing until it answers, so
+        a fast reader never piles up requests (kafka-python refuses them with
+        NodeNotReadyError once max_in_flight is reached)."""
         self._check_completed()
         if not self._pending:
+            return
+        if self._outstanding and time.monotonic() < self._outstanding_deadline:
             return
         offsets, self._pending = self._pending, {}
         for tp, meta in offsets.items():
@@ -73,6 +81,9 @@ class OffsetCommitter:
             consumer.commit_async(offsets=offsets, callback=self._on_complete)
         except kafka_errors.KafkaError as exc:
             raise SourceUnavailable(f"kafka commit failed: {exc}") from exc
+        self._outstanding += 1
+        # A commit that never answers must not stop commits for good.
+        self._outstanding_deadline = time.monotonic() + 2 * self._timeout_ms / 1000
 
     def commit_sync(self, consumer: Any, tps: Iterable[TopicPartition]) -> None:
         """Commit, and wait for, the latest acked offsets of `tps` the broker has not
@@ -122,6 +133,7 @@ class OffsetCommitter:
         fatal: Exception | None = None
         while self._completed:
             offsets, response = self._completed.popleft()
+            self._outstanding = max(0, self._outstanding - 1)
             if not isinstance(response, Exception):
                 self._failures = 0
                 self._confirm(offsets)
