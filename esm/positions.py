@@ -10,24 +10,23 @@ each lane's records in poll order and releases only the contiguous finished pref
 
 from __future__ import annotations
 
-from esm.records import Record
+from typing import cast
 
-# Finished entries at the head are dropped from the list in one slice once this many have
-# piled up (and they are at least half of it): amortised O(1) per record.
-_COMPACT_AT = 1024
+from esm.records import Record
 
 
 class LaneLedger:
     """Poll-ordered records of one lane with a finished mark each.
 
-    Entries live in a list read from `_head`; the finished marks of records not yet at
-    the head are ids in `_finished`. The usual case, a batch settling while it is the
-    oldest unfinished run of its lane, is one slice comparison and no per-record loop."""
+    Entries live in a list read from `_head` (slots before it are None: committed records
+    are released at once); the finished marks of records not yet at the head are ids in
+    `_finished`. The usual case, a batch settling while it is the oldest unfinished run of
+    its lane, is one slice comparison and no per-record loop."""
 
     __slots__ = ("_entries", "_head", "_finished")
 
     def __init__(self) -> None:
-        self._entries: list[Record] = []
+        self._entries: list[Record | None] = []
         self._head = 0
         self._finished: set[int] = set()
 
@@ -45,8 +44,8 @@ class LaneLedger:
         if not self._finished and count:
             run = self._entries[head:head + count]
             if run == list(records):  # Records compare by identity: the oldest run
-                self._advance(head + count)
-                return run
+                self._advance(head, head + count)
+                return cast("list[Record]", run)
         self._finished.update(map(id, records))
         return self.pop_finished()
 
@@ -58,12 +57,19 @@ class LaneLedger:
             end += 1
         if end == start:
             return []
-        ready = entries[start:end]
-        self._advance(end)
+        ready = cast("list[Record]", entries[start:end])
+        self._advance(start, end)
         return ready
 
-    def _advance(self, head: int) -> None:
-        if head >= _COMPACT_AT and head * 2 >= len(self._entries):
-            del self._entries[:head]
+    def _advance(self, start: int, head: int) -> None:
+        """Commit entries [start, head). Drop them from the list once the committed part is
+        at least half of it (the usual case, everything tracked is committed, just empties
+        it): moving the rest costs at most what was dropped, amortised O(1) per record.
+        Otherwise release them now and keep their slots (None) until then."""
+        entries = self._entries
+        if head * 2 >= len(entries):
+            del entries[:head]
             head = 0
+        else:
+            entries[start:head] = [None] * (head - start)
         self._head = head

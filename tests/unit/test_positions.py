@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from esm import positions
 from esm.positions import LaneLedger
 from esm.records import Record
 
@@ -60,9 +57,8 @@ def test_part_of_the_oldest_batch_finishing_commits_only_its_prefix() -> None:
     assert ledger.finish(batch[3:]) == batch[3:]
 
 
-def test_long_runs_keep_order_across_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a small compaction threshold and many batches, some with a filtered tail
-    monkeypatch.setattr(positions, "_COMPACT_AT", 4)
+def test_long_runs_keep_order_across_compaction() -> None:
+    # Given many batches, some with a filtered tail
     ledger = LaneLedger()
     committed: list[Record] = []
     expected: list[Record] = []
@@ -79,3 +75,33 @@ def test_long_runs_keep_order_across_compaction(monkeypatch: pytest.MonkeyPatch)
     # Then everything was committed exactly once, in poll order
     assert committed == expected
     assert len(ledger) == 0
+
+
+def test_committed_records_are_not_kept_alive_by_the_ledger() -> None:
+    # Given a lane with one record still in flight behind many finished batches
+    ledger = LaneLedger()
+    for n in range(100):
+        batch = records(10, n * 10)
+        for r in batch:
+            ledger.track(r)
+        ledger.finish(batch)
+    stuck = records(1, 5000)[0]
+    ledger.track(stuck)
+    # Then the ledger holds no more than that record (white-box: memory stays bounded)
+    assert len(ledger) == 1
+    assert len(ledger._entries) == 1
+
+
+def test_a_committed_batch_is_released_even_while_later_ones_are_outstanding() -> None:
+    # Given a small committed batch ahead of a large outstanding one
+    ledger = LaneLedger()
+    first, second = records(10), records(30, 10)
+    for r in first + second:
+        ledger.track(r)
+    assert ledger.finish(first) == first
+    # Then the ledger no longer references the committed records (white-box: memory)
+    assert all(entry is None for entry in ledger._entries[:10])
+    assert len(ledger) == 30
+    # And the outstanding batch still commits in order, emptying the ledger
+    assert ledger.finish(second) == second
+    assert ledger._entries == []
