@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from connectors.aws import error_code
 from connectors.sources.shards import (
     AT_TIMESTAMP,
     LATEST,
@@ -14,10 +12,7 @@ from connectors.sources.shards import (
     ShardInfo,
     aws_call,
     is_sequence,
-    translate,
 )
-
-log = logging.getLogger(__name__)
 
 MAX_LIMIT = 10000  # GetRecords Limit maximum for Kinesis
 
@@ -63,14 +58,10 @@ class KinesisApi:
                             **params)["ShardIterator"])
 
     def read(self, iterator: str, limit: int) -> Page:
-        try:
-            answer = self.client.get_records(ShardIterator=iterator, Limit=min(limit, MAX_LIMIT))
-        except Exception as exc:
-            if error_code(exc) == "ProvisionedThroughputExceededException":
-                # the shard's read limit (5 calls/s, 2 MB/s) is shared: skip this turn
-                log.debug("GetRecords throttled; trying again next poll interval")
-                return Page([], iterator)
-            raise translate(exc, "GetRecords") from exc
+        """Throttling (the shard's shared read limit) raises `Throttled`, which the reader
+        counts as an empty read."""
+        answer = aws_call(self.client.get_records, "GetRecords", ShardIterator=iterator,
+                          Limit=min(limit, MAX_LIMIT))
         return Page(answer.get("Records", []), answer.get("NextShardIterator"),
                     answer.get("MillisBehindLatest"))
 

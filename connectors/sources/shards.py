@@ -41,6 +41,11 @@ class ShardGone(Exception):
     """The shard no longer exists (trimmed away after retention)."""
 
 
+class Throttled(Exception):
+    """GetRecords was throttled (the shard's read limit is shared by every consumer): the
+    reader counts it as an empty read and tries again at the shard's next poll interval."""
+
+
 @dataclass(frozen=True, slots=True)
 class ShardInfo:
     """One shard as the service lists it. `ending_sequence` is set once the shard is closed."""
@@ -62,7 +67,7 @@ class Page:
 
 class StreamApi(Protocol):
     """What the shard reader needs from a service; adapters translate library errors into
-    ExpiredIterator / TrimmedData / ShardGone / esm.errors.SourceUnavailable."""
+    ExpiredIterator / TrimmedData / ShardGone / Throttled / esm.errors.SourceUnavailable."""
 
     stream_arn: str
 
@@ -90,9 +95,37 @@ def initial_checkpoint(starting_position: str, timestamp: float | None) -> str:
     return starting_position
 
 
+def parents_first(shards: Sequence[ShardInfo]) -> list[ShardInfo]:
+    """Shards ordered so that every parent comes before its children."""
+    by_id = {s.shard_id: s for s in shards}
+    ordered: list[ShardInfo] = []
+    seen: set[str] = set()
+
+    def visit(info: ShardInfo) -> None:
+        if info.shard_id in seen:
+            return
+        seen.add(info.shard_id)
+        for parent in info.parent_ids:
+            if parent in by_id:
+                visit(by_id[parent])
+        ordered.append(info)
+
+    for info in shards:
+        visit(info)
+    return ordered
+
+
 def seq_at_or_after(seq: str, other: str) -> bool:
     """Sequence numbers are decimal strings of varying length: compare as integers."""
     return int(seq) >= int(other)
+
+
+# Error codes that mean "this shard's read limit is used up for now" (Kinesis: 5 reads/s and
+# 2 MB/s per shard, shared by every consumer; DynamoDB Streams: LimitExceededException).
+THROTTLING_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "LimitExceededException",
+    "ThrottlingException", "Throttling", "RequestLimitExceeded",
+})
 
 
 def aws_call(operation: Any, what: str, **params: Any) -> Any:
@@ -100,12 +133,17 @@ def aws_call(operation: Any, what: str, **params: Any) -> Any:
     try:
         return operation(**params)
     except Exception as exc:  # ClientError / BotoCoreError
-        raise translate(exc, what, shard_call="ShardId" in params) from exc
+        raise translate(exc, what, shard_call="ShardId" in params,
+                        read_call="ShardIterator" in params) from exc
 
 
-def translate(exc: Exception, what: str, shard_call: bool = False) -> Exception:
-    """Expired iterators, trimmed positions and missing shards become this module's
-    exceptions; everything else SourceUnavailable (the supervisor reconnects with backoff)."""
+def translate(exc: Exception, what: str, shard_call: bool = False,
+              read_call: bool = False) -> Exception:
+    """Expired iterators, trimmed positions, missing shards and throttled per-shard calls
+    (GetShardIterator, GetRecords) become this module's exceptions, which the reader
+    recovers from; everything else SourceUnavailable (the supervisor reconnects with
+    backoff). A throttled ListShards/DescribeStream stays SourceUnavailable: there is no
+    shard to skip."""
     code = error_code(exc)
     if code == "ExpiredIteratorException":
         return ExpiredIterator(str(exc))
@@ -113,6 +151,8 @@ def translate(exc: Exception, what: str, shard_call: bool = False) -> Exception:
         return TrimmedData(str(exc))
     if code == "ResourceNotFoundException" and shard_call:
         return ShardGone(str(exc))
+    if code in THROTTLING_CODES and (shard_call or read_call):
+        return Throttled(f"{what}: {code}")
     return SourceUnavailable(f"{what} failed: {code}: {exc}")
 
 

@@ -11,7 +11,10 @@ Called only from the mapping's reader thread (esm.interfaces.Source contract). I
   `poll_interval_seconds` (DynamoDB about 4/s, Kinesis 1/s), up to `max_records_per_fetch`
   records kept per shard until handed out, so memory is bounded by configuration;
 - recovers expired iterators from the last record read (or the checkpoint), and trimmed
-  positions from TRIM_HORIZON (records past retention are gone; logged);
+  positions from TRIM_HORIZON (records past retention are gone; logged); a throttled read,
+  or an iterator that fails again at once, is an empty read retried one interval later;
+- hands out buffered records starting from a different shard each poll, so a busy shard
+  cannot starve the others;
 - checkpoints the last acked sequence number per shard on `ack`; a shard that is closed,
   read to its end and fully acked is checkpointed `SHARD_END` and its lease released, so
   its children may start.
@@ -34,7 +37,9 @@ from connectors.sources.shards import (
     ShardGone,
     ShardInfo,
     StreamApi,
+    Throttled,
     TrimmedData,
+    parents_first,
     seq_at_or_after,
 )
 from connectors.sources.shards_leases import Lease, Leaser
@@ -83,6 +88,7 @@ class ShardReader:
         self._listener: LaneListener | None = None
         self._next_discovery = 0.0
         self._next_renewal = 0.0
+        self._turn = 0  # rotates the shard hand-out starts from
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -116,7 +122,7 @@ class ShardReader:
         self.leaser.refresh()
         existing = dict(self.leaser.leases)
         fresh: dict[str, str] = {}
-        for info in _parents_first(listed):
+        for info in parents_first(listed):
             if info.shard_id in existing:
                 continue
             checkpoint = self.new_checkpoint(info, existing, fresh)
@@ -148,7 +154,7 @@ class ShardReader:
             listener.lanes_revoked(revoked)  # drains in-flight batches first
         for shard_id in revoked:
             self.shards.pop(shard_id, None)
-        for shard_id in gained:
+        for shard_id in sorted(gained):
             lease = self.leaser.leases[shard_id]
             info = self._listed.get(shard_id)
             self.shards[shard_id] = _Shard(shard_id, lease.checkpoint,
@@ -187,7 +193,9 @@ class ShardReader:
 
     def _hand_out(self, limit: int) -> list[Record]:
         out: list[Record] = []
-        for shard in self.shards.values():
+        shards = list(self.shards.values())
+        self._turn = (self._turn + 1) % max(len(shards), 1)
+        for shard in shards[self._turn:] + shards[:self._turn]:
             if not self._readable(shard):
                 continue
             while shard.buffer and len(out) < limit:
@@ -221,6 +229,12 @@ class ShardReader:
             log.warning("shard %s no longer exists; treating it as finished", shard.shard_id)
             shard.closed = True
             return False
+        except Throttled:
+            # the shard's read limit is shared with other consumers: skip this interval
+            log.debug("shard %s: read throttled; trying again next interval", shard.shard_id)
+            return False
+        if page is None:
+            return False
         for raw in page.records:
             record = self.convert(raw, shard.shard_id)
             shard.buffer.append(record)
@@ -239,20 +253,23 @@ class ShardReader:
         last = shard.last_read or (shard.checkpoint if shard.checkpoint[:1].isdigit() else None)
         return end is not None and last is not None and seq_at_or_after(last, end)
 
-    def _read(self, shard: _Shard) -> Page:
-        """GetRecords with iterator recovery: an expired iterator is replaced once, from
-        the last record read; a trimmed position restarts at TRIM_HORIZON."""
-        for attempt in (1, 2):
+    def _read(self, shard: _Shard) -> Page | None:
+        """GetRecords with iterator recovery: an expired iterator, or a position trimmed
+        under a live one, is replaced once (see `_new_iterator`). If the fresh iterator
+        fails too, this interval is an empty read (None) and the next one tries again."""
+        for _ in (1, 2):
             if shard.iterator is None:
                 shard.iterator = self._new_iterator(shard)
             try:
                 return self.api.read(shard.iterator, self.max_records_per_fetch)
-            except ExpiredIterator:
-                log.info("shard %s: iterator expired; getting a new one", shard.shard_id)
+            except (ExpiredIterator, TrimmedData) as exc:
+                log.info("shard %s: %s; getting a new iterator", shard.shard_id,
+                         "iterator expired" if isinstance(exc, ExpiredIterator)
+                         else "position trimmed")
                 shard.iterator = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        log.warning("shard %s: a fresh iterator failed at once; trying again in %.2f s",
+                    shard.shard_id, self.poll_interval_seconds)
+        return None
 
     def _new_iterator(self, shard: _Shard) -> str:
         start = shard.last_read or shard.checkpoint
@@ -280,7 +297,10 @@ class ShardReader:
     # -- settling and flow control --------------------------------------------------------
 
     def ack(self, records: Sequence[Record]) -> None:
-        """Per shard, the core passes a contiguous run: checkpoint its last record."""
+        """Per shard, the core passes a contiguous run: checkpoint its last record. A
+        checkpoint refused because the lease was taken meanwhile makes the next poll renew
+        first, so the lane is revoked before any more of its records are handed out; the
+        new owner resumes from the checkpoint it found."""
         last: dict[str, Record] = {}
         counts: dict[str, int] = {}
         for record in records:
@@ -296,6 +316,9 @@ class ShardReader:
             else:
                 log.warning("shard %s: checkpoint %s not saved: lease lost", lane,
                             record.position)
+                # the next poll renews first, so the lane is revoked before any more of
+                # its records are handed out
+                self._next_renewal = 0.0
 
     def pause(self, lanes: Collection[str]) -> None:
         for lane in lanes:
@@ -311,22 +334,3 @@ class ShardReader:
         """Records read from the service but not yet acked, per held shard."""
         return {s.shard_id: float(len(s.buffer) + s.outstanding) for s in self.shards.values()}
 
-
-def _parents_first(shards: Sequence[ShardInfo]) -> list[ShardInfo]:
-    """Shards ordered so that every parent comes before its children."""
-    by_id = {s.shard_id: s for s in shards}
-    ordered: list[ShardInfo] = []
-    seen: set[str] = set()
-
-    def visit(info: ShardInfo) -> None:
-        if info.shard_id in seen:
-            return
-        seen.add(info.shard_id)
-        for parent in info.parent_ids:
-            if parent in by_id:
-                visit(by_id[parent])
-        ordered.append(info)
-
-    for info in shards:
-        visit(info)
-    return ordered

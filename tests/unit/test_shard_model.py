@@ -1,19 +1,40 @@
 """Shard model rules without a server: where new shards start, config checks, the example
-configs, and the Kinesis filter view."""
+configs, the Kinesis filter view, and how the adapters translate AWS errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from connectors.sources.dynamodb_streams import DynamoDBStreamsSettings, DynamoDBStreamsSource
+import pytest
+from botocore.exceptions import ClientError
+
+from connectors.sources.dynamodb_streams import (
+    DynamoDBStreamsApi,
+    DynamoDBStreamsSettings,
+    DynamoDBStreamsSource,
+)
 from connectors.sources.kinesis import decode_data
-from connectors.sources.shards import SHARD_END, TRIM_HORIZON, ShardInfo, iso_utc
+from connectors.sources.kinesis_api import KinesisApi
+from connectors.sources.shards import (
+    SHARD_END,
+    TRIM_HORIZON,
+    ExpiredIterator,
+    ShardGone,
+    ShardInfo,
+    Throttled,
+    TrimmedData,
+    iso_utc,
+    parents_first,
+)
 from connectors.sources.shards_leases import Lease
 from connectors.sources.shards_reader import ShardReader
 from esm.config import load_config
+from esm.errors import SourceUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2024-01-01T00:00:00.000"
+KIN_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
 
 
 def reader(start: str) -> ShardReader:
@@ -60,3 +81,57 @@ def test_example_configs_load():
     kin = load_config([str(ROOT / "config" / "kinesis.yaml")], {})
     assert ddb.mappings[0].source.settings.checkpoint.type == "dynamodb"
     assert kin.mappings[0].source.settings.starting_position == "LATEST"
+
+
+class RaisingClient:
+    """A boto3 client stand-in whose every call raises an AWS error with `code`."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __getattr__(self, operation: str) -> Any:
+        def call(**params: Any) -> Any:
+            raise ClientError({"Error": {"Code": self.code, "Message": "test"}}, operation)
+        return call
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException",
+                                  "LimitExceededException"])
+def test_throttled_get_records_and_get_shard_iterator_raise_throttled_in_both_adapters(code):
+    # Given a client whose calls are throttled
+    apis = [KinesisApi(RaisingClient(code), KIN_ARN, None),
+            DynamoDBStreamsApi(RaisingClient(code), ARN)]
+    for api in apis:
+        # When the reader reads or asks for an iterator / Then it gets Throttled (an empty
+        # read for the reader), not SourceUnavailable (a reconnect)
+        with pytest.raises(Throttled):
+            api.read("iterator", 100)
+        with pytest.raises(Throttled):
+            api.iterator("shardId-000000000000", TRIM_HORIZON)
+
+
+def test_throttled_shard_listing_is_source_unavailable():
+    with pytest.raises(SourceUnavailable, match="LimitExceededException"):
+        KinesisApi(RaisingClient("LimitExceededException"), KIN_ARN, None).list_shards()
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    ("ExpiredIteratorException", ExpiredIterator),
+    ("TrimmedDataAccessException", TrimmedData),
+    ("InternalFailure", SourceUnavailable)])
+def test_get_records_errors_are_translated_at_the_boundary(code, error):
+    with pytest.raises(error):
+        DynamoDBStreamsApi(RaisingClient(code), ARN).read("iterator", 100)
+
+
+def test_missing_shard_on_get_shard_iterator_is_shard_gone():
+    with pytest.raises(ShardGone):
+        KinesisApi(RaisingClient("ResourceNotFoundException"), KIN_ARN, None).iterator(
+            "shardId-000000000009", "49590338271490256608559692538361571095921575989136588898")
+
+
+def test_parents_come_before_children_in_discovery_order():
+    # Given a listing where a merge child is listed before its parents
+    listed = [ShardInfo("m", ("a", "b")), ShardInfo("b"), ShardInfo("a", ("x",))]
+    # Then parents are placed first (a parent missing from the listing is ignored)
+    assert [s.shard_id for s in parents_first(listed)] == ["a", "b", "m"]
