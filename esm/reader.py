@@ -4,7 +4,8 @@ It polls, filters, batches per lane, dispatches closed batches to lane workers, 
 the settlements they send back (only this thread touches the source). DESIGN §2:
 - a lane has one batch in flight (per ordering-key slot when parallelization_factor > 1);
 - back-pressure: at most one closed batch waits behind a lane's in-flight batch, then the
-  lane is paused at the source; the whole mapping buffers at most `max_buffered_records`,
+  lane is paused at the source; the whole mapping buffers at most `max_buffered_records`
+  and `MAX_BUFFERED_BYTES`,
   then stops polling; memory is bounded by configuration, never by backlog;
 - stream family acks go through a `LaneLedger`, so only a finished, contiguous prefix of a
   lane is ever committed (filtered records included, checklist 32);
@@ -35,6 +36,10 @@ from esm.status import MappingStatus
 
 log = logging.getLogger(__name__)
 
+# Read-ahead floor and byte ceiling of a mapping's buffer (records polled, not yet sent).
+MIN_BUFFERED_RECORDS = 1000
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(eq=False)
 class _Lane:
@@ -56,7 +61,8 @@ class Reader:
                  metrics: MappingMetrics, status: MappingStatus, clock: Clock,
                  stop: threading.Event, run_stop: threading.Event | None = None,
                  drain_seconds: float = 30.0,
-                 lag_interval_seconds: float = 5.0, idle_poll_seconds: float = 1.0) -> None:
+                 lag_interval_seconds: float = 5.0, idle_poll_seconds: float = 1.0,
+                 min_buffered_records: float = MIN_BUFFERED_RECORDS) -> None:
         self.mapping = mapping
         self.source = source
         self.matcher = matcher
@@ -74,13 +80,18 @@ class Reader:
         self.stream = source.traits.family == "stream"
         self.limits = BatchLimits(mapping.batch_size, mapping.maximum_batching_window_in_seconds,
                                   source.event_overhead_bytes())
-        self.max_buffered_records = mapping.batch_size * (max_in_flight + 1)
+        # Enough to keep every worker busy with a batch waiting behind it, and never so
+        # little that small batches starve the source of read-ahead (each pause/resume
+        # cycle can cost a broker round trip); bytes cap the worst case.
+        self.max_buffered_records = max(mapping.batch_size * (max_in_flight + 1),
+                                        int(min_buffered_records))
         self._lanes: dict[str, _Lane] = {}
         self._ledgers: dict[str, LaneLedger] = {}
         self._waiting: dict[str, None] = {}  # slots with a ready batch, insertion-ordered
         self._settlements: queue.SimpleQueue[tuple[_Lane, Settlement]] = queue.SimpleQueue()
         self._in_flight = 0
         self._buffered = 0
+        self._buffered_bytes = 0
         self._assigned: set[str] = set()
         self._full_paused: set[str] = set()  # lanes paused because the buffer is full
         self._next_lag_at = 0.0
@@ -141,7 +152,8 @@ class Reader:
         """While the buffer is full every lane is paused, but the reader keeps polling
         (paused lanes yield nothing) so group membership stays alive (Kafka's
         max.poll.interval) while the target catches up. True while full."""
-        full = self._buffered >= self.max_buffered_records
+        full = (self._buffered >= self.max_buffered_records
+                or self._buffered_bytes >= MAX_BUFFERED_BYTES)
         if full and not self._full_paused:
             names = self._assigned | {lane.lane for lane in self._lanes.values()}
             self._full_paused = set(names)
@@ -204,6 +216,7 @@ class Reader:
     def _add(self, record: Record, now: float) -> None:
         lane = self._lane(record)
         self._buffered += 1
+        self._buffered_bytes += record.size_bytes
         if not self.limits.fits_alone(record):
             self._queue_batches(lane, [b for b in (lane.batcher.flush(),) if b is not None])
             self._queue_batches(lane, [Batch(lane.lane, (record,))])
@@ -284,6 +297,7 @@ class Reader:
             lane.busy = True
             self._in_flight += 1
             self._buffered -= len(batch)
+            self._buffered_bytes -= batch.size_bytes
             self.metrics.iterator_age.set(max(0.0, self.clock.now() - batch.records[-1].timestamp))
             self.pool.submit(self._run_batch, lane, batch)
 
@@ -360,6 +374,7 @@ class Reader:
         lane.ready.clear()
         self._waiting.pop(lane.slot, None)
         self._buffered -= len(records)
+        self._buffered_bytes -= sum(r.size_bytes for r in records)
         self._update_pause(lane)
         self.source.release(records, 0.0)
         self.metrics.count("released", len(records))
@@ -388,10 +403,11 @@ class Reader:
         slots = [s for s, lane in self._lanes.items() if lane.lane in revoked]
         for slot in slots:
             lane = self._lanes[slot]
-            dropped = sum(len(b) for b in lane.ready) + len(lane.batcher)
-            self._buffered -= dropped
+            open_batch = lane.batcher.flush()
+            dropped = [*(b for b in lane.ready), *([open_batch] if open_batch else [])]
+            self._buffered -= sum(len(b) for b in dropped)
+            self._buffered_bytes -= sum(b.size_bytes for b in dropped)
             lane.ready.clear()
-            lane.batcher.flush()
         deadline = time.monotonic() + self.drain_seconds
         while any(self._lanes[s].busy for s in slots) and time.monotonic() < deadline:
             self.apply_settlements(0.05)

@@ -144,7 +144,7 @@ class Rig:
             matcher=compile_filters(list(mapping.filter_patterns)), worker=self.worker,
             pool=self.executor, max_in_flight=max_in_flight, metrics=self.metrics,
             status=self.status, clock=self.clock, stop=self.stop, drain_seconds=1.0,
-            idle_poll_seconds=0.0,
+            idle_poll_seconds=0.0, min_buffered_records=0,
         )
         self.source.open(self.reader)
 
