@@ -22,13 +22,20 @@ from esm.redrive_state import DoneLog
 
 
 def add_parser(commands: Any, handler: Callable[[argparse.Namespace], int]) -> None:
-    cmd = commands.add_parser("redrive", help="replay on-failure notices to the target or source")
+    cmd = commands.add_parser(
+        "redrive", help="replay on-failure notices to the target or source",
+        description="Replay the payloads of a mapping's on-failure notices (destinations "
+                    "file, redis_stream, sqs, kafka) to its target or back to its source. "
+                    "Replayed notice ids go to the --state file, so a re-run skips them; "
+                    "SQS notices are deleted and Kafka offsets (group esm-redrive-<mapping>) "
+                    "committed only after their replay succeeded.")
     cmd.add_argument("config", nargs="+", metavar="CONFIG")
     cmd.add_argument("--mapping", required=True, help="the mapping whose notices to replay")
     cmd.add_argument("--file", default=None,
                      help="read notices from this JSON-lines file instead of the destination")
     cmd.add_argument("--to", choices=("target", "source"), default="target",
-                     help="invoke the mapping's target (default) or put records back")
+                     help="invoke the mapping's target (default), or write the records "
+                          "back to the source (sources memory, sqs, kafka, redis_streams)")
     cmd.add_argument("--dry-run", action="store_true", help="count, replay nothing")
     cmd.add_argument("--state", default=None, help="progress file of replayed notice ids "
                      "(default: esm-redrive-<mapping>.state in the current directory)")

@@ -2,7 +2,9 @@
 
 Each notice becomes one entry with the fields `body` (the notice as JSON) and `condition`
 (the notice's requestContext.condition, to filter on without parsing), so a `redis_streams`
-source can read the dead-letter stream back with filters on `body` (`esm redrive`).
+source can read the dead-letter stream back with filters on `body`. `iter_notices` reads
+them for `esm redrive` (ids `redis:<entry id>`); redrive leaves the stream as it is (trim it
+with `maxlen` or XTRIM).
 A retried XADD whose first reply was lost can store a notice twice: notices are at least
 once, like records.
 
@@ -18,7 +20,7 @@ Thread safety: redis-py clients use a connection pool, so lane workers may send 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -98,6 +100,44 @@ class RedisStreamDestination:
             raise DestinationError(
                 f"redis_stream destination {self.settings.stream!r}: only {acked} of "
                 f"{wanted} replicas acknowledged the notice")
+
+
+def iter_notices(settings: RedisStreamDestinationSettings, environ: Mapping[str, str], *,
+                 client: Any = None, page: int = 500) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`esm redrive`'s reader (esm.redrive_sources): every notice in the stream, oldest
+    first, paged with XRANGE, as (`redis:<entry id>`, notice); an entry whose `body` is not a
+    JSON object yields an empty notice (counted as having no payload)."""
+    own = client is None
+    client = client or _client_for(settings, environ)
+    start = "-"
+    try:
+        while True:
+            try:
+                entries = client.xrange(settings.stream, min=start, max="+", count=page)
+            except redis.RedisError as exc:
+                raise DestinationError(f"redis_stream destination {settings.stream!r}: "
+                                       f"XRANGE failed: {exc}") from exc
+            for entry_id, fields in entries:
+                yield f"redis:{_text(entry_id)}", _notice_of(fields)
+            if len(entries) < page:
+                return
+            start = "(" + _text(entries[-1][0])
+    finally:
+        if own:
+            client.close()
+
+
+def _notice_of(fields: Mapping[Any, Any]) -> dict[str, Any]:
+    body = fields.get(b"body", fields.get("body"))
+    try:
+        notice = orjson.loads(body) if body is not None else None
+    except orjson.JSONDecodeError:
+        notice = None
+    return notice if isinstance(notice, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _client_for(settings: RedisStreamDestinationSettings,

@@ -24,6 +24,7 @@ bounded by in-flight batches, nothing lost).
 
 from __future__ import annotations
 
+import base64
 import collections
 import logging
 import os
@@ -31,7 +32,12 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from kafka import (  # type: ignore[import-untyped]
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka import errors as kafka_errors
 
 from connectors.sources.kafka_commits import OffsetCommitter
@@ -277,6 +283,30 @@ class KafkaSource:
             return {}
         return {lane: float(max(0, ends[tp] - position)) for lane, tp in tps.items()
                 if (position := commits.position(tp)) is not None and tp in ends}
+
+    def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """`esm redrive --to source`: each record's key, value and headers (decoded from the
+        event's base64 and signed-byte forms, ESM-SPEC §2.4) sent again to its topic, the
+        partition chosen by the key as the original producer's would be; returns once the
+        brokers acknowledged all (acks=all). Its own short-lived producer: the consumer's
+        group membership is untouched."""
+        producer: Any = None
+        try:
+            producer = KafkaProducer(bootstrap_servers=list(self._settings.bootstrap_servers),
+                                     acks="all", **self._security)
+            futures = [producer.send(
+                r["topic"], key=None if r.get("key") is None else base64.b64decode(r["key"]),
+                value=None if r.get("value") is None else base64.b64decode(r["value"]),
+                headers=[(name, bytes(b & 0xFF for b in data))
+                         for header in r.get("headers") or () for name, data in header.items()])
+                for r in records]
+            for future in futures:
+                future.get(timeout=self._settings.request_timeout_seconds)
+        except kafka_errors.KafkaError as exc:
+            raise SourceUnavailable(f"kafka produce to {self._settings.topics}: {exc}") from exc
+        finally:
+            if producer is not None:
+                producer.close(timeout=self._settings.request_timeout_seconds)
 
     # ---- pure: events ------------------------------------------------------------------
 

@@ -221,6 +221,14 @@ class MemorySource:
     def close(self) -> None:
         self._cursors.clear()
 
+    def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """`esm redrive --to source`: put each record's body back on its lane (lanes
+        round-robin when the record's lane is not one of this broker's)."""
+        for record in records:
+            lane = record.get("lane")
+            self.broker.put(str(record.get("body", "")),
+                            lane if lane in self.broker.lane_names else None)
+
     # -- pure methods -------------------------------------------------------------------
 
     def build_event(self, records: Sequence[Record]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ Guarantees and how they are kept (DESIGN §3):
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import socket
@@ -188,6 +189,19 @@ class RedisStreamsSource:
         finally:
             if self._owns_client:
                 self._client.close()
+
+    def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """`esm redrive --to source`: XADD each record's fields to its stream again (a new
+        entry id; `attributes.binaryFields` are base64-decoded back to bytes), in one
+        pipeline. Errors become SourceUnavailable."""
+        pipe = self._client.pipeline(transaction=False)
+        for record in records:
+            binary = set((record.get("attributes") or {}).get("binaryFields") or ())
+            fields = {name: base64.b64decode(value) if name in binary else value
+                      for name, value in (record.get("fields") or {}).items()}
+            pipe.xadd(record.get("stream") or self._streams[0], fields)
+        with self._translate("produce"):
+            pipe.execute()
 
     # -- pure methods -------------------------------------------------------------------
 

@@ -18,8 +18,10 @@ on-failure destination and then acks (deletes) them.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from connectors.sources.sqs_records import (
     convert,
     normalise_item_identifier,
 )
+from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
 from esm.records import Record
 
@@ -216,6 +219,53 @@ class SqsSource:
 
     def resume(self, lanes: Collection[str]) -> None:
         self._handout.resume(lanes)
+
+    def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """`esm redrive --to source`: SendMessageBatch of each record's body and message
+        attributes (FIFO: its MessageGroupId, a fresh deduplication id), at most 10 entries
+        and 256 KiB a call; entries SQS refuses are retried twice, then SourceUnavailable."""
+        s, fifo = self._settings, self._settings.queue_url.endswith(".fifo")
+        if self._client is None:
+            self._client = make_client("sqs", s, region=region_for(s, s.queue_url))
+        pending = [self._outgoing(n, r, fifo) for n, r in enumerate(records)]
+        for _attempt in range(3):
+            chunks: list[list[dict[str, Any]]] = [[]]
+            for entry in pending:
+                size = sum(len(e["MessageBody"]) for e in chunks[-1]) + len(entry["MessageBody"])
+                if len(chunks[-1]) == 10 or (chunks[-1] and size > 262144):
+                    chunks.append([])
+                chunks[-1].append(entry)
+            refused: list[dict[str, Any]] = []
+            for chunk in filter(None, chunks):
+                try:
+                    answer = self._client.send_message_batch(QueueUrl=s.queue_url, Entries=chunk)
+                except Exception as exc:  # ClientError / BotoCoreError, translated here
+                    raise SourceUnavailable(f"SendMessageBatch to {s.queue_url}: {exc}") from exc
+                ids = {f["Id"] for f in answer.get("Failed") or ()}
+                refused += [e for e in chunk if e["Id"] in ids]
+            if not refused:
+                return
+            pending = refused
+        raise SourceUnavailable(f"SendMessageBatch to {s.queue_url}: {len(pending)} "
+                                "record(s) refused three times")
+
+    @staticmethod
+    def _outgoing(n: int, record: Mapping[str, Any], fifo: bool) -> dict[str, Any]:
+        """One SendMessageBatch entry from an event record (ESM-SPEC §2.1 shapes)."""
+        attributes: dict[str, Any] = {}
+        for name, value in (record.get("messageAttributes") or {}).items():
+            attributes[name] = {"DataType": value.get("dataType", "String")}
+            if value.get("stringValue") is not None:
+                attributes[name]["StringValue"] = value["stringValue"]
+            if value.get("binaryValue") is not None:
+                attributes[name]["BinaryValue"] = base64.b64decode(value["binaryValue"])
+        entry: dict[str, Any] = {"Id": str(n), "MessageBody": str(record.get("body", ""))}
+        if attributes:
+            entry["MessageAttributes"] = attributes
+        if fifo:
+            group = (record.get("attributes") or {}).get("MessageGroupId") or "esm-redrive"
+            entry.update(MessageGroupId=group, MessageDeduplicationId=uuid.uuid4().hex)
+        return entry
 
     # ---- events and metadata --------------------------------------------------------
 

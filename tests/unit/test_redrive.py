@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from connectors.destinations.redis_stream import RedisStreamDestinationSettings
+from connectors.destinations.redis_stream import iter_notices as redis_notices
 from esm.cli import main
 from esm.redrive import redrive
-from esm.redrive_sources import NoticeEntry, file_notices, notice_id, redis_notices
+from esm.redrive_sources import NoticeEntry, file_notices, notice_id
 from esm.redrive_state import DoneLog
 
 _received: list[int] = []
@@ -114,10 +116,19 @@ def test_dry_run_invokes_nothing_and_writes_no_progress(tmp_path, capsys):
 
 
 def test_unknown_mapping_and_source_without_produce_hook_are_bad_input(tmp_path, capsys):
-    config, _ = setup_mapping(tmp_path, [notice([1])])
+    config, dead = setup_mapping(tmp_path, [notice([1])])
     assert main(["redrive", str(config), "--mapping", "nope", "--progress", "off"]) == 2
     assert "no mapping named 'nope'" in capsys.readouterr().err
-    assert run_cli(config, tmp_path / "state", "--to", "source") == 2
+    kinesis = tmp_path / "kinesis.yaml"
+    kinesis.write_text(f"""
+mappings:
+  - name: orders
+    source: {{type: kinesis, stream_name: s, starting_position: TRIM_HORIZON,
+              region: us-east-1}}
+    target: {{type: python, handler: "tests.unit.test_redrive:handle"}}
+    destination_config: {{on_failure: {{type: file, path: "{dead}"}}}}
+""")
+    assert run_cli(kinesis, tmp_path / "state", "--to", "source") == 2
     assert "no produce hook" in capsys.readouterr().err
 
 
@@ -191,9 +202,10 @@ class PagingRedis:
 
 def test_redis_notices_page_through_the_whole_stream_once():
     client = PagingRedis(1001)
-    entries = list(redis_notices(client, "dead"))
-    assert len(entries) == 1001 and len({e.id for e in entries}) == 1001
-    assert entries[0].id == "redis:1-0" and entries[-1].notice["payload"]["Records"][0][
+    settings = RedisStreamDestinationSettings(stream="dead")
+    entries = list(redis_notices(settings, {}, client=client))
+    assert len(entries) == 1001 and len({nid for nid, _ in entries}) == 1001
+    assert entries[0][0] == "redis:1-0" and entries[-1][1]["payload"]["Records"][0][
         "messageId"] == "lane-0:1001"
     assert client.calls == 3
 
@@ -246,8 +258,7 @@ mappings:
     source: {type: memory}
     target: {type: python, handler: "tests.unit.test_redrive:handle"}
     destination_config:
-      on_failure: {type: sqs, queue_url: "http://localhost:9324/000000000000/dlq",
-                   region: us-east-1}
+      on_failure: {type: sns, topic_arn: "arn:aws:sns:us-east-1:000000000000:dlq"}
 """)
     assert run_cli(config, tmp_path / "state") == 2
-    assert "redrive from a 'sqs' destination is not supported yet" in capsys.readouterr().err
+    assert "redrive from a 'sns' destination is not supported" in capsys.readouterr().err
