@@ -9,7 +9,7 @@ key (the record's `Keys`, canonicalised). Shards are polled at most 4 times a se
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -23,11 +23,10 @@ from connectors.sources.shards import (
     aws_call,
     epoch_seconds,
     is_sequence,
-    iso_utc,
     jsonable,
 )
 from connectors.sources.shards_settings import ShardSourceSettings
-from connectors.sources.shards_source import ShardSource
+from connectors.sources.shards_source import ShardSource, shard_traits
 from esm.interfaces import SourceTraits
 from esm.records import Record
 
@@ -93,10 +92,8 @@ class DynamoDBStreamsSource(ShardSource):
 
     Settings: ClassVar[type[DynamoDBStreamsSettings]] = DynamoDBStreamsSettings
     service: ClassVar[str] = "dynamodbstreams"
-    traits: ClassVar[SourceTraits] = SourceTraits(
-        family="stream", default_batch_size=100, max_batch_size=10000,
-        window_required_above_10=True, supports_on_failure_destination=True,
-        supports_parallelization_factor=True, batch_info_key="DDBStreamBatchInfo")
+    traits: ClassVar[SourceTraits] = shard_traits("DDBStreamBatchInfo")
+    notice_millis: ClassVar[bool] = False
     settings: DynamoDBStreamsSettings
 
     @classmethod
@@ -121,6 +118,9 @@ class DynamoDBStreamsSource(ShardSource):
     def starting_checkpoint(self) -> str:
         return self.settings.starting_position
 
+    def event_source_arn(self) -> str:
+        return self.settings.stream_arn
+
     def poll_interval_seconds(self) -> float:
         return self.settings.poll_interval_seconds
 
@@ -144,17 +144,3 @@ class DynamoDBStreamsSource(ShardSource):
             size_bytes=len(orjson.dumps(payload)), timestamp=created,
             ordering_key=orjson.dumps(keys, option=orjson.OPT_SORT_KEYS).decode()
             if keys is not None else None)
-
-    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
-        """`DDBStreamBatchInfo`: timestamps without milliseconds (ESM-SPEC §4.5)."""
-        return {
-            "shardId": records[0].lane if records else None,
-            "startSequenceNumber": records[0].position if records else None,
-            "endSequenceNumber": records[-1].position if records else None,
-            "approximateArrivalOfFirstRecord": iso_utc(records[0].timestamp, False)
-            if records else None,
-            "approximateArrivalOfLastRecord": iso_utc(records[-1].timestamp, False)
-            if records else None,
-            "batchSize": len(records),
-            "streamArn": self.settings.stream_arn,
-        }

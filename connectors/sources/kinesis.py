@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import orjson
 
 from connectors.sources.kinesis_api import KinesisApi
-from connectors.sources.shards import epoch_seconds, initial_checkpoint, iso_utc
+from connectors.sources.shards import epoch_seconds, initial_checkpoint
 from connectors.sources.shards_settings import ShardSourceSettings
-from connectors.sources.shards_source import ShardSource
+from connectors.sources.shards_source import ShardSource, shard_traits
 from esm.interfaces import SourceTraits
 from esm.records import Record
 
@@ -54,10 +54,8 @@ class KinesisSource(ShardSource):
 
     Settings: ClassVar[type[KinesisSettings]] = KinesisSettings
     service: ClassVar[str] = "kinesis"
-    traits: ClassVar[SourceTraits] = SourceTraits(
-        family="stream", default_batch_size=100, max_batch_size=10000,
-        window_required_above_10=True, supports_on_failure_destination=True,
-        supports_parallelization_factor=True, batch_info_key="KinesisBatchInfo")
+    traits: ClassVar[SourceTraits] = shard_traits("KinesisBatchInfo")
+    notice_millis: ClassVar[bool] = True
     settings: KinesisSettings
 
     @classmethod
@@ -104,6 +102,9 @@ class KinesisSource(ShardSource):
     def arn(self) -> str:
         return getattr(self, "_arn", None) or self.stream_arn()
 
+    def event_source_arn(self) -> str:
+        return self.arn
+
     def convert(self, raw: dict[str, Any], shard_id: str) -> Record:
         """The event element exactly as AWS shapes it (ESM-SPEC §2.2)."""
         data: bytes = raw.get("Data", b"")
@@ -127,19 +128,6 @@ class KinesisSource(ShardSource):
             return self.settings.invoke_identity_arn
         account = self.arn.split(":")[4] or "000000000000"
         return f"arn:aws:iam::{account}:role/esm"
-
-    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
-        """`KinesisBatchInfo`, arrival times with milliseconds (ESM-SPEC §4.5)."""
-        first, last = (records[0], records[-1]) if records else (None, None)
-        return {
-            "shardId": first.lane if first else None,
-            "startSequenceNumber": first.position if first else None,
-            "endSequenceNumber": last.position if last else None,
-            "approximateArrivalOfFirstRecord": iso_utc(first.timestamp, True) if first else None,
-            "approximateArrivalOfLastRecord": iso_utc(last.timestamp, True) if last else None,
-            "batchSize": len(records),
-            "streamArn": self.arn,
-        }
 
 
 def decode_data(data: bytes) -> Any:

@@ -1,6 +1,7 @@
 """The part of a shard source that does not depend on the service: the esm Source methods
-wired to a ShardReader, a Leaser and a lease table. DynamoDB Streams and Kinesis subclass
-it and supply the service adapter, record conversion, event shape and batch info."""
+wired to a ShardReader, a Leaser and a lease table, the traits and the notice's batch info.
+DynamoDB Streams and Kinesis subclass it and supply the service adapter, record conversion
+and the event element's shape."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, ClassVar
 import orjson
 
 from connectors.aws import make_client, region_for
-from connectors.sources.shards import StreamApi
+from connectors.sources.shards import StreamApi, iso_utc
 from connectors.sources.shards_leases import Leaser, LeaseTable
 from connectors.sources.shards_reader import ShardReader
 from connectors.sources.shards_settings import (
@@ -27,11 +28,23 @@ log = logging.getLogger(__name__)
 ENVELOPE = orjson.dumps({"Records": []})
 
 
+def shard_traits(batch_info_key: str) -> SourceTraits:
+    """What Kinesis and DynamoDB Streams share (ESM-SPEC §1.2, §4.3, §5): stream family,
+    BatchSize 100 by default and at most 10000, a window needed above 10, on-failure
+    destinations, and order per key with parallelization_factor > 1."""
+    return SourceTraits(
+        family="stream", default_batch_size=100, max_batch_size=10000,
+        window_required_above_10=True, supports_on_failure_destination=True,
+        supports_parallelization_factor=True, batch_info_key=batch_info_key)
+
+
 class ShardSource:
     """Base of the shard sources; only the reader thread calls the client-touching methods."""
 
     traits: ClassVar[SourceTraits]
     service: ClassVar[str]  # boto3 service name
+    # notice timestamps: Kinesis has milliseconds, DynamoDB none (ESM-SPEC §4.5)
+    notice_millis: ClassVar[bool]
 
     def __init__(self, settings: ShardSourceSettings, context: ConnectorContext,
                  client: Any = None, lease_table: LeaseTable | None = None) -> None:
@@ -54,6 +67,10 @@ class ShardSource:
         raise NotImplementedError
 
     def starting_checkpoint(self) -> str:
+        raise NotImplementedError
+
+    def event_source_arn(self) -> str:
+        """The stream ARN put in events and notices."""
         raise NotImplementedError
 
     def poll_interval_seconds(self) -> float:
@@ -127,3 +144,19 @@ class ShardSource:
     def item_identifier(self, value: object) -> str | None:
         """A SequenceNumber string (ESM-SPEC §4.3); anything else fails the whole batch."""
         return value if isinstance(value, str) and value else None
+
+    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
+        """`KinesisBatchInfo` / `DDBStreamBatchInfo` (ESM-SPEC §4.5): the first and last
+        record of the discarded batch; every field present, null for an empty batch."""
+        first, last = (records[0], records[-1]) if records else (None, None)
+        millis = self.notice_millis
+        return {
+            "shardId": first.lane if first else None,
+            "startSequenceNumber": first.position if first else None,
+            "endSequenceNumber": last.position if last else None,
+            "approximateArrivalOfFirstRecord": iso_utc(first.timestamp, millis)
+            if first else None,
+            "approximateArrivalOfLastRecord": iso_utc(last.timestamp, millis) if last else None,
+            "batchSize": len(records),
+            "streamArn": self.event_source_arn(),
+        }
