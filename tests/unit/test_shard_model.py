@@ -3,6 +3,7 @@ configs, the Kinesis filter view, and how the adapters translate AWS errors."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from connectors.sources.dynamodb_streams import (
     DynamoDBStreamsSettings,
     DynamoDBStreamsSource,
 )
-from connectors.sources.kinesis import decode_data
+from connectors.sources.kinesis import KinesisSettings, KinesisSource, decode_data
 from connectors.sources.kinesis_api import KinesisApi
 from connectors.sources.shards import (
     SHARD_END,
@@ -29,8 +30,11 @@ from connectors.sources.shards import (
 )
 from connectors.sources.shards_leases import Lease
 from connectors.sources.shards_reader import ShardReader
+from esm.clock import FakeClock
 from esm.config import load_config
 from esm.errors import SourceUnavailable
+from esm.interfaces import ConnectorContext
+from esm.records import Record
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2024-01-01T00:00:00.000"
@@ -135,3 +139,28 @@ def test_parents_come_before_children_in_discovery_order():
     listed = [ShardInfo("m", ("a", "b")), ShardInfo("b"), ShardInfo("a", ("x",))]
     # Then parents are placed first (a parent missing from the listing is ignored)
     assert [s.shard_id for s in parents_first(listed)] == ["a", "b", "m"]
+
+
+def test_batch_info_names_the_first_and_last_record_with_each_services_precision():
+    # Given a two-record batch from each shard source (no I/O: nothing is opened)
+    context = ConnectorContext("m", threading.Event(), FakeClock())
+    kinesis = KinesisSource(KinesisSettings(stream_arn=KIN_ARN, starting_position="LATEST",
+                                            region="us-east-1"), context)
+    ddb = DynamoDBStreamsSource(DynamoDBStreamsSettings(
+        stream_arn=ARN, starting_position="LATEST", region="us-east-1"), context)
+    records = [Record(lane="shardId-1", position=p, item_id=p, payload={}, size_bytes=2,
+                      timestamp=t) for p, t in (("11", 1573692486.021), ("12", 1573692487.5))]
+    # When the notices' batch info is built / Then (ESM-SPEC §4.5) Kinesis has milliseconds
+    assert kinesis.batch_info(records) == {
+        "shardId": "shardId-1", "startSequenceNumber": "11", "endSequenceNumber": "12",
+        "approximateArrivalOfFirstRecord": "2019-11-14T00:48:06.021Z",
+        "approximateArrivalOfLastRecord": "2019-11-14T00:48:07.500Z",
+        "batchSize": 2, "streamArn": KIN_ARN}
+    # and DynamoDB none, under its own key
+    info = ddb.batch_info(records)
+    assert info["approximateArrivalOfLastRecord"] == "2019-11-14T00:48:07Z"
+    assert info["streamArn"] == ARN
+    assert (KinesisSource.traits.batch_info_key, DynamoDBStreamsSource.traits.batch_info_key) \
+        == ("KinesisBatchInfo", "DDBStreamBatchInfo")
+    # and an empty batch still has every field
+    assert ddb.batch_info([])["batchSize"] == 0 and ddb.batch_info([])["shardId"] is None
