@@ -295,7 +295,8 @@ class KafkaSource:
             producer = KafkaProducer(bootstrap_servers=list(self._settings.bootstrap_servers),
                                      acks="all", **self._security)
             futures = [producer.send(
-                r["topic"], key=None if r.get("key") is None else base64.b64decode(r["key"]),
+                r.get("topic") or self._settings.topics[0],
+                key=None if r.get("key") is None else base64.b64decode(r["key"]),
                 value=None if r.get("value") is None else base64.b64decode(r["value"]),
                 headers=[(name, bytes(b & 0xFF for b in data))
                          for header in r.get("headers") or () for name, data in header.items()])
