@@ -20,6 +20,7 @@ from esm.dead_letter import DeadLetterer
 from esm.failure_policy import FailurePolicy
 from esm.interfaces import Clock
 from esm.invoker import Invoker, Oversized
+from esm.logs import log_context
 from esm.metrics import MappingMetrics
 from esm.records import (
     Ack,
@@ -65,7 +66,8 @@ class LaneWorker:
         carries the batch's last ack or release."""
         outbox = _Outbox(settle)
         try:
-            self._run(batch, outbox)
+            with log_context(lane=batch.lane):  # every log line of this batch names its lane
+                self._run(batch, outbox)
         finally:
             outbox.finish(batch.lane)
 

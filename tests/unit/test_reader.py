@@ -352,3 +352,31 @@ def test_queue_acks_reach_the_source_before_a_release_of_the_same_turn():
     rig.turn()
     # Then the source saw the ack first (SQS FIFO voids a group's other records on release)
     assert calls[:2] == [("ack", 2), ("release", 1)]
+
+
+def test_lane_worker_log_lines_name_their_lane():
+    # Given log records passing through esm's context filter
+    import logging
+
+    from esm.logs import ContextFilter
+
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep(level=logging.WARNING)
+    handler.addFilter(ContextFilter())
+    logging.getLogger("esm").addHandler(handler)
+    try:
+        # When a lane worker drops a record (no destination) and logs it
+        target = ScriptedTarget(lambda records: (_ for _ in ()).throw(ValueError("bad")))
+        rig = Rig(mapping_config(maximum_retry_attempts=0), target, None, lanes=2)
+        rig.put(*bodies(1, 2))
+        rig.run_until_quiet()
+    finally:
+        logging.getLogger("esm").removeHandler(handler)
+    # Then each warning carries the lane of its batch
+    dropped = [r for r in seen if "dropping" in r.getMessage()]
+    assert sorted(getattr(r, "lane", "") for r in dropped) == ["lane-0", "lane-1"]
