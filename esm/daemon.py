@@ -5,8 +5,8 @@ SIGTERM/SIGINT: stop polling, let in-flight invocations finish, settle and commi
 within `shutdown_timeout_seconds` (DESIGN §9). SIGHUP: reload (esm.reload), restarting only
 the mappings whose settings changed.
 
-Each mapping runs under its own stop event, set when the daemon stops or the mapping is
-disabled, updated or removed; the daemon's `stop` event stops everything. A disabled mapping
+Each mapping runs under its own stop event (esm.mapping_runtime builds, launches and halts
+one mapping), set when the daemon stops or the mapping is disabled, updated or removed; the daemon's `stop` event stops everything. A disabled mapping
 drains like a daemon shutdown (in-flight batches settle and commit), so enabling it again
 resumes from the committed position (ESM-SPEC §1.1, checklist 64).
 
@@ -27,16 +27,17 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from esm.assembly import MappingParts, assemble
+from esm.assembly import MappingParts
 from esm.checkpoints import InProcessCheckpoints
 from esm.clock import SystemClock
 from esm.config_types import Config, MappingConfig
 from esm.errors import ConfigError
 from esm.interfaces import Clock
+from esm.mapping_runtime import RunningMappings
 from esm.metrics import Metrics
 from esm.reload import ReloadPlan, load_new_config, plan_reload
 from esm.server import AdminServer
-from esm.status import MappingStatus, StatusCollector
+from esm.status import StatusCollector
 from esm.systemd import SystemdNotifier, WatchdogPinger
 
 log = logging.getLogger(__name__)
@@ -61,15 +62,17 @@ class Daemon:
         # sources without broker-side offsets (the memory source).
         self.checkpoints = InProcessCheckpoints()
         self.registry = self.metrics.registry
-        self.statuses: dict[str, MappingStatus] = {}
+        self.running = RunningMappings(
+            clock=self.clock, metrics=self.metrics, checkpoints=self.checkpoints,
+            daemon_stop=self.stop, source_overrides=source_overrides or {},
+            reader_options=reader_options)
+        # The same dicts as `running`'s: the admin server and tests read them here.
+        self.statuses = self.running.statuses
+        self.parts = self.running.parts
         self.registry.register(StatusCollector(self.mapping_snapshots))
-        self.parts: dict[str, MappingParts] = {}
         self.server: AdminServer | None = None
         self.notifier = notifier or SystemdNotifier(None)
-        self._source_overrides = dict(source_overrides or {})
-        self._reader_options = reader_options
         self._config_loader = config_loader
-        self._mapping_stops: dict[str, threading.Event] = {}
         self._lock = threading.RLock()  # mapping start/stop: reload, admin API, shutdown
         self._reload_requested = threading.Event()
 
@@ -80,13 +83,14 @@ class Daemon:
         with self._lock:
             built = {m.name: self._build(m) for m in self.config.mappings if m.enabled}
             for mapping in self.config.mappings:
-                self._status(mapping).update(state="Creating" if mapping.enabled else "Disabled")
+                self.running.status(mapping).update(
+                    state="Creating" if mapping.enabled else "Disabled")
         if self.config.server.enabled:
             self.server = AdminServer(self.config.server.listen, self)
             self.server.start()
         with self._lock:
             for parts, stop in built.values():
-                self._launch(parts, stop)
+                self.running.launch(parts, stop)
         threading.Thread(target=self._relay_stop, name="esm-stop-relay", daemon=True).start()
         self.notifier.ready(f"running {len(self.parts)} mapping(s)")
         self._start_watchdog()  # after READY: systemd expects pings only from a started unit
@@ -104,12 +108,11 @@ class Daemon:
         self.notifier.stopping()
         self.stop.set()
         with self._lock:
-            for stop in self._mapping_stops.values():
-                stop.set()
+            self.running.signal_stop()
             deadline = time.monotonic() + self.config.shutdown_timeout_seconds + 5
             clean = True
             for name in list(self.parts):
-                clean = self._halt(name, max(0.0, deadline - time.monotonic())) and clean
+                clean = self.running.halt(name, max(0.0, deadline - time.monotonic())) and clean
         if self.server is not None:
             self.server.close()
         log.info("esm stopped%s", "" if clean else " (some mappings did not drain in time)")
@@ -137,7 +140,7 @@ class Daemon:
         deadline = time.monotonic() + timeout_seconds
         idle_since: float | None = None
         while time.monotonic() < deadline:
-            if self._all_idle():
+            if self.running.all_idle():
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since >= settle_seconds:
                     return True
@@ -145,14 +148,6 @@ class Daemon:
                 idle_since = None
             time.sleep(0.05)
         return False
-
-    def _all_idle(self) -> bool:
-        for parts in list(self.parts.values()):
-            reader = parts.runner.reader
-            status = self.statuses[parts.mapping.name]
-            if reader is None or not reader.idle or status.lag not in (None, 0.0):
-                return False
-        return True
 
     # -- reload ---------------------------------------------------------------------------
 
@@ -190,7 +185,7 @@ class Daemon:
 
     def _replace(self, mapping: MappingConfig, *, fresh: bool) -> bool:
         """(Re)start `mapping` with new settings; False (old one kept) if it cannot build."""
-        status = self._status(mapping)
+        status = self.running.status(mapping)
         try:
             built = self._build(mapping) if mapping.enabled else None
         except (ConfigError, ImportError, OSError, ValueError) as exc:
@@ -200,18 +195,18 @@ class Daemon:
         status.update(state="Creating" if fresh else "Updating",
                       state_transition_reason=USER_INITIATED,
                       source_type=mapping.source.type, target_type=mapping.target.type)
-        self._halt(mapping.name, self.config.shutdown_timeout_seconds + 5)
+        self._halt(mapping.name)
         if built is None:
             status.update(state="Disabled")
         else:
             status.update(state="Creating" if fresh else "Updating")
-            self._launch(*built)
+            self.running.launch(*built)
         return True
 
     def _remove(self, name: str) -> None:
         status = self.statuses[name]
         status.update(state="Deleting", state_transition_reason=USER_INITIATED)
-        self._halt(name, self.config.shutdown_timeout_seconds + 5)
+        self._halt(name)
         del self.statuses[name]
 
     # -- enable / disable ---------------------------------------------------------------
@@ -224,10 +219,10 @@ class Daemon:
             status = self.statuses[name]
             if enabled and name not in self.parts:
                 status.update(state="Enabling", state_transition_reason=USER_INITIATED)
-                self._launch(*self._build(mapping))
+                self.running.launch(*self._build(mapping))
             elif not enabled and name in self.parts:
                 status.update(state="Disabling", state_transition_reason=USER_INITIATED)
-                self._halt(name, self.config.shutdown_timeout_seconds + 5)
+                self._halt(name)
                 status.update(state="Disabled", ready=False)
             return status.snapshot()
 
@@ -261,57 +256,21 @@ class Daemon:
                 return mapping
         raise KeyError(name)
 
-    # -- one mapping's parts ------------------------------------------------------------
-
-    def _status(self, mapping: MappingConfig) -> MappingStatus:
-        status = self.statuses.get(mapping.name)
-        if status is None:
-            status = MappingStatus(mapping.name, mapping.source.type, mapping.target.type)
-            self.statuses[mapping.name] = status
-        return status
+    # -- one mapping's parts (esm.mapping_runtime) --------------------------------------
 
     def _build(self, mapping: MappingConfig) -> tuple[MappingParts, threading.Event]:
-        stop = threading.Event()
-        parts = assemble(
-            mapping, clock=self.clock, stop=stop,
-            metrics=self.metrics.for_mapping(mapping.name), status=self._status(mapping),
-            drain_seconds=self.config.shutdown_timeout_seconds,
-            source_override=self._source_overrides.get(mapping.name),
-            reader_options=self._reader_options, checkpoints=self.checkpoints,
-        )
-        return parts, stop
+        return self.running.build(mapping, self.config.shutdown_timeout_seconds)
 
-    def _launch(self, parts: MappingParts, stop: threading.Event) -> None:
-        name = parts.mapping.name
-        self.parts[name] = parts
-        self._mapping_stops[name] = stop
-        if self.stop.is_set():
-            stop.set()
-        parts.runner.start()
-
-    def _halt(self, name: str, timeout_seconds: float) -> bool:
-        """Stop one mapping (drain, settle, commit) and close its connectors; True if its
-        runner finished within the timeout."""
-        parts = self.parts.pop(name, None)
-        stop = self._mapping_stops.pop(name, None)
-        if parts is None or stop is None:
-            return True
-        stop.set()
-        parts.runner.join(timeout_seconds)
-        drained = not parts.runner.is_alive()
-        try:
-            parts.close()
-        except Exception as exc:  # best effort: the mapping is stopping anyway
-            log.warning("mapping %s: closing connectors failed: %s", name, exc)
-        return drained
+    def _halt(self, name: str) -> bool:
+        # Drain budget plus a margin for closing the connectors.
+        return self.running.halt(name, self.config.shutdown_timeout_seconds + 5)
 
     def _relay_stop(self) -> None:
         # Whoever sets the daemon's stop event (signal, test, embedding code) stops every
         # mapping, as when all readers shared that one event.
         self.stop.wait()
         with self._lock:
-            for stop in self._mapping_stops.values():
-                stop.set()
+            self.running.signal_stop()
 
     def _start_watchdog(self) -> None:
         interval = self.notifier.watchdog_interval_seconds
@@ -327,15 +286,9 @@ class Daemon:
         return self.config.server.auth_token
 
     def healthy(self) -> tuple[bool, str]:
-        dead = [name for name, p in list(self.parts.items())
-                if not p.runner.is_alive() and not self._stopping(name)]
+        dead = self.running.dead()
         return (not dead, f"reader thread not running: {', '.join(dead)}" if dead else "ok")
 
-    def _stopping(self, name: str) -> bool:
-        stop = self._mapping_stops.get(name)
-        return stop is None or stop.is_set()
-
     def ready(self) -> tuple[bool, str]:
-        waiting = [name for name, status in list(self.statuses.items())
-                   if name in self.parts and not status.ready]
+        waiting = self.running.not_ready()
         return (not waiting, f"not ready: {', '.join(waiting)}" if waiting else "ok")
