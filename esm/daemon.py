@@ -6,9 +6,10 @@ within `shutdown_timeout_seconds` (DESIGN §9). SIGHUP: reload (esm.reload), res
 the mappings whose settings changed.
 
 Each mapping runs under its own stop event (esm.mapping_runtime builds, launches and halts
-one mapping), set when the daemon stops or the mapping is disabled, updated or removed; the daemon's `stop` event stops everything. A disabled mapping
-drains like a daemon shutdown (in-flight batches settle and commit), so enabling it again
-resumes from the committed position (ESM-SPEC §1.1, checklist 64).
+one mapping), set when the daemon stops or the mapping is disabled, updated or removed; the
+daemon's `stop` event stops everything. A disabled mapping drains like a daemon shutdown
+(in-flight batches settle and commit), so enabling it again resumes from the committed
+position (ESM-SPEC §1.1, checklist 64).
 
 Mapping states (ESM-SPEC §1.1, checklist 65): Creating → Enabled; Disabling → Disabled;
 Enabling → Enabled; Updating → Enabled; Deleting (then gone). `stateTransitionReason` is
