@@ -7,12 +7,11 @@ Called only from the mapping's reader thread (esm.interfaces.Source contract). I
   core's LaneListener as lanes assigned / revoked;
 - reads a shard only when its parents are finished (`SHARD_END`), so order holds across
   splits and merges (ESM-SPEC §5);
-- fetches with one iterator per shard, at most one GetRecords per shard per
-  `poll_interval_seconds` (DynamoDB about 4/s, Kinesis 1/s), up to `max_records_per_fetch`
-  records kept per shard until handed out, so memory is bounded by configuration;
-- recovers expired iterators from the last record read (or the checkpoint), and trimmed
-  positions from TRIM_HORIZON (records past retention are gone; logged); a throttled read,
-  or an iterator that fails again at once, is an empty read retried one interval later;
+- fetches (`shards_fetch`: one iterator per shard, recovered when it expires or its
+  position is trimmed) at most one GetRecords per shard per `poll_interval_seconds`
+  (DynamoDB about 4/s, Kinesis 1/s), up to `max_records_per_fetch` records kept per shard
+  until handed out, so memory is bounded by configuration; a throttled read, or an
+  iterator that fails again at once, is an empty read retried one interval later;
 - hands out buffered records starting from a different shard each poll, so a busy shard
   cannot starve the others;
 - checkpoints the last acked sequence number per shard on `ack`; a shard that is closed,
@@ -23,48 +22,23 @@ Called only from the mapping's reader thread (esm.interfaces.Source contract). I
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from connectors.sources.shards import (
     LATEST,
     SHARD_END,
     TRIM_HORIZON,
-    ExpiredIterator,
-    Page,
-    ShardGone,
     ShardInfo,
     StreamApi,
-    Throttled,
-    TrimmedData,
     parents_first,
-    seq_at_or_after,
 )
+from connectors.sources.shards_fetch import Convert, ShardFetcher, ShardState
 from connectors.sources.shards_leases import Lease, Leaser
 from esm.interfaces import Clock, LaneListener
 from esm.records import Record
 
 log = logging.getLogger(__name__)
-
-Convert = Callable[[dict[str, Any], str], Record]
-
-
-@dataclass(eq=False)
-class _Shard:
-    """Reader-side state of one shard this replica holds."""
-
-    shard_id: str
-    checkpoint: str
-    ending_sequence: str | None = None
-    iterator: str | None = None
-    last_read: str | None = None
-    buffer: deque[Record] = field(default_factory=deque)
-    outstanding: int = 0  # handed out, not yet acked
-    closed: bool = False
-    paused: bool = False
-    next_fetch_at: float = 0.0
 
 
 class ShardReader:
@@ -75,15 +49,16 @@ class ShardReader:
                  max_records_per_fetch: int, discovery_interval_seconds: float) -> None:
         self.api = api
         self.leaser = leaser
-        self.convert = convert
         self.clock = clock
         self.stop = stop
         self.starting_checkpoint = starting_checkpoint
         self.poll_interval_seconds = poll_interval_seconds
-        self.max_records_per_fetch = max_records_per_fetch
         self.discovery_interval_seconds = discovery_interval_seconds
         self.renew_interval_seconds = leaser.lease_duration_seconds / 3
-        self.shards: dict[str, _Shard] = {}
+        self.fetcher = ShardFetcher(api=api, convert=convert,
+                                    max_records_per_fetch=max_records_per_fetch,
+                                    poll_interval_seconds=poll_interval_seconds)
+        self.shards: dict[str, ShardState] = {}
         self._listed: dict[str, ShardInfo] = {}
         self._listener: LaneListener | None = None
         self._next_discovery = 0.0
@@ -157,12 +132,12 @@ class ShardReader:
         for shard_id in sorted(gained):
             lease = self.leaser.leases[shard_id]
             info = self._listed.get(shard_id)
-            self.shards[shard_id] = _Shard(shard_id, lease.checkpoint,
+            self.shards[shard_id] = ShardState(shard_id, lease.checkpoint,
                                            info.ending_sequence if info else None)
         if gained and listener is not None:
             listener.lanes_assigned(gained)
 
-    def _readable(self, shard: _Shard) -> bool:
+    def _readable(self, shard: ShardState) -> bool:
         """Held, not paused, not finished, and every parent finished (or gone)."""
         if shard.paused or shard.checkpoint == SHARD_END:
             return False
@@ -222,70 +197,18 @@ class ShardReader:
                 if not s.closed and not s.buffer and self._readable(s)]
         return min(dues + [self._next_renewal, self._next_discovery])
 
-    def _fetch(self, shard: _Shard) -> bool:
-        try:
-            page = self._read(shard)
-        except ShardGone:
-            log.warning("shard %s no longer exists; treating it as finished", shard.shard_id)
-            shard.closed = True
-            return False
-        except Throttled:
-            # the shard's read limit is shared with other consumers: skip this interval
-            log.debug("shard %s: read throttled; trying again next interval", shard.shard_id)
-            return False
-        if page is None:
-            return False
-        for raw in page.records:
-            record = self.convert(raw, shard.shard_id)
-            shard.buffer.append(record)
-            shard.last_read = record.position
-        shard.iterator = page.next_iterator
-        if page.next_iterator is None or self._past_end(shard):
-            shard.closed = True
-            shard.iterator = None
+    def _fetch(self, shard: ShardState) -> bool:
+        fetched = self.fetcher.fetch(shard)
+        if fetched.reached_end:
             self._next_discovery = 0.0  # look for its children now
-        return bool(page.records)
-
-    def _past_end(self, shard: _Shard) -> bool:
-        """Emulators keep handing out iterators on closed shards: a closed shard whose
-        ending sequence number was read (or checkpointed) is done."""
-        end = shard.ending_sequence
-        last = shard.last_read or (shard.checkpoint if shard.checkpoint[:1].isdigit() else None)
-        return end is not None and last is not None and seq_at_or_after(last, end)
-
-    def _read(self, shard: _Shard) -> Page | None:
-        """GetRecords with iterator recovery: an expired iterator, or a position trimmed
-        under a live one, is replaced once (see `_new_iterator`). If the fresh iterator
-        fails too, this interval is an empty read (None) and the next one tries again."""
-        for _ in (1, 2):
-            if shard.iterator is None:
-                shard.iterator = self._new_iterator(shard)
-            try:
-                return self.api.read(shard.iterator, self.max_records_per_fetch)
-            except (ExpiredIterator, TrimmedData) as exc:
-                log.info("shard %s: %s; getting a new iterator", shard.shard_id,
-                         "iterator expired" if isinstance(exc, ExpiredIterator)
-                         else "position trimmed")
-                shard.iterator = None
-        log.warning("shard %s: a fresh iterator failed at once; trying again in %.2f s",
-                    shard.shard_id, self.poll_interval_seconds)
-        return None
-
-    def _new_iterator(self, shard: _Shard) -> str:
-        start = shard.last_read or shard.checkpoint
-        try:
-            return self.api.iterator(shard.shard_id, start)
-        except TrimmedData:
-            log.warning("shard %s: position %s is past the stream's retention; records "
-                        "before TRIM_HORIZON are lost", shard.shard_id, start)
-            return self.api.iterator(shard.shard_id, TRIM_HORIZON)
+        return fetched.got_records
 
     def _finish_closed_shards(self) -> None:
         for shard in list(self.shards.values()):
             if shard.closed and not shard.buffer and shard.outstanding == 0:
                 self._finish(shard)
 
-    def _finish(self, shard: _Shard) -> None:
+    def _finish(self, shard: ShardState) -> None:
         log.info("shard %s: read to its end and acked; children may start", shard.shard_id)
         if self.leaser.checkpoint(shard.shard_id, SHARD_END):
             self.leaser.release(shard.shard_id)
