@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.common import ServerUnavailable, free_port, stop_process, wait_for_port
+from tests.servers.common import ServerProcess, ServerUnavailable, free_port
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
@@ -43,36 +43,22 @@ def ensure_installed() -> None:
                                 + (result.stdout + result.stderr)[-2000:])
 
 
-class MotoServer:
+class MotoServer(ServerProcess):
     """One moto server process on 127.0.0.1:<free port>."""
 
+    name = "moto server"
+
     def __init__(self) -> None:
+        super().__init__()
         self.port = free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="esm-moto-")) / "server.log"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start (again, on the same port). moto keeps state in memory: a restart loses it."""
         ensure_installed()
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(self.port, 60, self._proc)
-        except ServerUnavailable as exc:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise ServerUnavailable(f"moto server did not start: {exc}\n{tail}") from exc
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            stop_process(self._proc)
-            self._proc = None
-
-    def restart(self) -> None:
-        """Stop and start on the same port. moto keeps state in memory: it is lost."""
-        self.stop()
-        self.start()
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.launch(command, self.log_path, startup_seconds=60)
 
     def client(self, service: str, **config: Any) -> Any:
         import boto3
