@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from esm import __version__
+from esm.config_types import Config
 from esm.errors import ConfigError, EsmError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -71,13 +72,10 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from esm import logs
     from esm.config import load_config
-    from esm.config_types import Config
     from esm.daemon import Daemon
 
-    try:
-        config = load_config(args.config, os.environ)
-    except ConfigError as exc:
-        _print_problems(exc)
+    config = _load_or_report(args.config)
+    if config is None:
         return EXIT_BAD_INPUT
     from esm.systemd import SystemdNotifier
 
@@ -103,13 +101,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
+def _load_or_report(paths: Sequence[str]) -> Config | None:
+    """The configuration, or None after printing every problem (never a traceback)."""
     from esm.config import load_config
 
     try:
-        config = load_config(args.config, os.environ)
+        return load_config(paths, os.environ)
     except ConfigError as exc:
         _print_problems(exc)
+        return None
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    config = _load_or_report(args.config)
+    if config is None:
         return EXIT_BAD_INPUT
     names = ", ".join(m.name for m in config.mappings) or "no mappings"
     print(f"ok: {len(config.mappings)} mapping(s): {names}")
