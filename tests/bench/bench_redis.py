@@ -97,6 +97,51 @@ def esm_loop(url: str, stream: str, count: int, batch: int) -> float:
     return rate
 
 
+DAEMON_CONFIG = """
+mappings:
+  - name: bench
+    source: {{type: redis_streams, url: "{url}", streams: [{stream}], consumer_group: esm-daemon,
+             block_milliseconds: 100}}
+    filter_criteria: {{filters: [{{pattern: '{pattern}'}}]}}
+    batch_size: {batch}
+    maximum_batching_window_in_seconds: 1
+    target: {{type: python, handler: "tests.bench.bench_redis:_noop_handler", timeout_seconds: 10}}
+server: {{enabled: false}}
+"""
+
+
+def daemon_loop(url: str, stream: str, count: int, batch: int) -> float:
+    """Records/s of the whole daemon (reader, lane workers, python target), from start until
+    every entry is acked (delivered or filtered out)."""
+    import tempfile
+    from pathlib import Path
+
+    from esm.config import load_config
+    from esm.daemon import Daemon
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(DAEMON_CONFIG.format(url=url, stream=stream, pattern=PATTERN,
+                                             batch=batch))
+        daemon = Daemon(load_config([str(path)], {}))
+    started = time.perf_counter()
+    daemon.start()
+    deadline = started + 600
+
+    def acked() -> float:
+        value = daemon.registry.get_sample_value("esm_deleted_events_total",
+                                                 {"mapping": "bench"})
+        return value or 0.0
+
+    while acked() < count and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    rate = count / (time.perf_counter() - started)
+    done = acked()
+    daemon.shutdown()
+    assert done >= count, f"only {done} of {count} entries acked"
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
@@ -107,14 +152,16 @@ def main() -> None:
     server.start()
     try:
         client = redis.Redis.from_url(server.url)
-        raw, esm = [], []
+        raw, esm, daemon = [], [], []
         for _ in range(args.rounds):  # alternate, so warm-up favours neither side
-            raw_stream, esm_stream = (f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in "re")
-            produce(client, raw_stream, args.records)
-            produce(client, esm_stream, args.records)
+            raw_stream, esm_stream, daemon_stream = (
+                f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in "red")
+            for stream in (raw_stream, esm_stream, daemon_stream):
+                produce(client, stream, args.records)
             raw.append(raw_loop(client, raw_stream, args.records, args.batch))
             esm.append(esm_loop(server.url, esm_stream, args.records, args.batch))
-            client.delete(raw_stream, esm_stream)
+            daemon.append(daemon_loop(server.url, daemon_stream, args.records, args.batch))
+            client.delete(raw_stream, esm_stream, daemon_stream)
         best_raw, best_esm = max(raw), max(esm)
         ratios = sorted(e / r for e, r in zip(esm, raw, strict=True))
         print(f"records {args.records} x {args.rounds} rounds, batch {args.batch}, best round:")
@@ -123,6 +170,10 @@ def main() -> None:
         print(f"ratio esm/raw             : {best_esm / best_raw:10.1%} (target >= 60%)")
         print(f"ratio per round, median   : {ratios[len(ratios) // 2]:10.1%} "
               f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)})")
+        whole = sorted(d / r for d, r in zip(daemon, raw, strict=True))
+        print(f"whole daemon (esm run)    : {max(daemon):10.0f} records/s, ratio per round "
+              f"median {whole[len(whole) // 2]:.1%} (rounds: "
+              f"{', '.join(f'{r:.0%}' for r in whole)})")
         client.close()
     finally:
         server.cleanup()
