@@ -28,6 +28,9 @@ class BatchLimits:
         return self.envelope_bytes + record.size_bytes + 1 <= self.max_bytes
 
 
+_NONE_CLOSED: list[Batch] = []  # shared, never mutated: "no batch closed"
+
+
 class LaneBatcher:
     """Accumulates one lane's records into batches."""
 
@@ -44,17 +47,21 @@ class LaneBatcher:
         return len(self._records)
 
     def add(self, record: Record, now: float) -> list[Batch]:
-        """Add a record; return the batches this closed (0, 1 or 2), oldest first."""
-        closed: list[Batch] = []
+        """Add a record; return the batches this closed (0, 1 or 2), oldest first. Runs per
+        record: the common case (nothing closes) allocates nothing."""
         size = record.size_bytes + 1
-        if self._records and self._bytes + size > self.limits.max_bytes:
-            closed.append(self._close())
-        if not self._records:
+        records = self._records
+        if records and self._bytes + size > self.limits.max_bytes:
+            closed = [self._close()]
+            records = self._records
+        else:
+            closed = _NONE_CLOSED
+        if not records:
             self._opened_at = now
-        self._records.append(record)
+        records.append(record)
         self._bytes += size
-        if len(self._records) >= self.limits.batch_size:
-            closed.append(self._close())
+        if len(records) >= self.limits.batch_size:
+            return [*closed, self._close()]
         return closed
 
     def due(self, now: float) -> bool:

@@ -52,14 +52,18 @@ class LaneBuffer:
     def add(self, record: Record, now: float) -> None:
         """Buffer a record that passed the filter; a record too large for any event gets a
         batch of its own (the lane worker dead-letters it, DESIGN §4)."""
-        lane = self._lane(record)
+        lane = self.lanes.get(record.lane) if self.parallelization_factor == 1 else None
+        if lane is None:
+            lane = self._lane(record)
         self.records += 1
         self.bytes += record.size_bytes
         if not self.limits.fits_alone(record):
             self._queue(lane, [b for b in (lane.batcher.flush(),) if b is not None])
             self._queue(lane, [Batch(lane.lane, (record,))])
             return
-        self._queue(lane, lane.batcher.add(record, now))
+        closed = lane.batcher.add(record, now)
+        if closed:
+            self._queue(lane, closed)
 
     def close_due(self, now: float) -> None:
         """Close open batches whose window elapsed, on lanes free to take them. A busy lane

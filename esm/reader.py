@@ -144,14 +144,22 @@ class Reader:
         self.metrics.count("polled", len(records))
         now = self.clock.monotonic()
         filtered: list[Record] = []
+        # Per record, so names are bound once: polls usually hold runs of one lane.
+        add = self.buffer.add
+        matches = None if self.matcher is MATCH_ALL else self._matches
+        stream = self.stream
+        ledger_lane: str | None = None
+        ledger: LaneLedger | None = None
         for record in records:
-            matched = self._matches(record)
-            if self.stream:
-                self._ledger(record.lane).track(record, finished=not matched)
-            if not matched:
+            matched = True if matches is None else matches(record)
+            if stream:
+                if record.lane != ledger_lane or ledger is None:
+                    ledger_lane, ledger = record.lane, self._ledger(record.lane)
+                ledger.track(record, not matched)
+            if matched:
+                add(record, now)
+            else:
                 filtered.append(record)
-                continue
-            self.buffer.add(record, now)
         if filtered:
             self.metrics.count("filtered_out", len(filtered))
             self._ack_filtered(filtered)
