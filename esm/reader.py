@@ -86,6 +86,7 @@ class Reader:
 
     def run(self) -> None:
         self.source.open(self)
+        self._check_visibility_timeout()
         self.status.update(ready=True, state="Enabled")
         self.metrics.up.set(1)
         try:
@@ -96,6 +97,23 @@ class Reader:
             self.status.update(ready=False)
             self.run_stop.set()  # workers finish their current invocation, start no retries
         self.drain()  # only on a clean stop: a crashed reader's source may be unusable
+
+    def _check_visibility_timeout(self) -> None:
+        """Queue sources learn their visibility timeout from the broker at open (SQS queue
+        attribute). A target timeout above it lets a slow invocation's records be delivered
+        to another consumer while still in flight: AWS refuses such a mapping (ESM-SPEC
+        §1.2, checklist 40); esm warns, since the queue may be shared with other readers."""
+        visibility = getattr(self.source, "visibility_timeout_seconds", None)
+        timeout = self.mapping.target_timeout_seconds
+        if self.stream or not isinstance(visibility, (int, float)) or visibility >= timeout:
+            return
+        log.warning("mapping %s: the queue's visibility timeout (%ss) is shorter than the "
+                    "target's timeout_seconds (%ss): records of a slow invocation can be "
+                    "delivered twice; raise the visibility timeout to at least %ss (AWS "
+                    "recommends 6 x the function timeout)", self.mapping.name, visibility,
+                    timeout, timeout)
+        self.status.update(last_error=f"visibility timeout {visibility}s < target timeout "
+                                      f"{timeout}s")
 
     def step(self) -> None:
         """One turn: settle, close due batches, dispatch, then poll (or wait)."""

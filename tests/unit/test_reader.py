@@ -380,3 +380,16 @@ def test_lane_worker_log_lines_name_their_lane():
     # Then each warning carries the lane of its batch
     dropped = [r for r in seen if "dropping" in r.getMessage()]
     assert sorted(getattr(r, "lane", "") for r in dropped) == ["lane-0", "lane-1"]
+
+
+def test_a_queue_visibility_timeout_shorter_than_the_target_timeout_is_reported(caplog):
+    # Given a queue source whose broker says its visibility timeout is 5 s, and a 30 s target
+    rig = Rig(mapping_config("queue", target_timeout_seconds=30.0), ScriptedTarget())
+    rig.source.visibility_timeout_seconds = 5
+    # When the reader starts
+    with caplog.at_level("WARNING", logger="esm.reader"):
+        rig.reader._check_visibility_timeout()
+    # Then it warns with both figures and shows it in the mapping's status
+    assert "visibility timeout (5s) is shorter than the target's timeout_seconds (30.0s)" \
+        in caplog.text
+    assert "5s < target timeout 30.0s" in rig.status.snapshot()["lastError"]
