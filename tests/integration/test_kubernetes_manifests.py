@@ -48,6 +48,14 @@ def test_builtin_resources_validate_against_the_kubernetes_schema(doc):
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
+def test_the_schema_check_rejects_a_misspelt_field():
+    # The check above is only worth something if it can fail: a typo must be caught.
+    deployment = by_kind("Deployment")
+    broken = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
 def test_base_has_the_resources_the_issue_asks_for():
     kinds = {d["kind"] for d in base_resources()}
     assert {"Deployment", "ConfigMap", "Service", "PodDisruptionBudget",
