@@ -110,7 +110,9 @@ class Source(Protocol):
 
     def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
         """Up to `max_records` new records, in lane order; waits at most `timeout_seconds`.
-        Paused lanes yield nothing. May raise SourceUnavailable."""
+        Paused lanes yield nothing; when every lane is paused, return at once: what resumes
+        a lane is a settlement, and the reader waits for those itself (a source waiting out
+        its timeout would hold a finished lane idle). May raise SourceUnavailable."""
 
     def ack(self, records: Sequence[Record]) -> None:
         """Finished for good. Stream family: the core passes, per lane, a contiguous run in

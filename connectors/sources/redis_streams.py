@@ -103,8 +103,7 @@ class RedisStreamsSource:
     def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
         active = [s for s in self._streams if s not in self._paused]
         if not active:
-            self.context.clock.wait(self.context.stop, timeout_seconds)
-            return []
+            return []  # at once: the reader waits for the settlements that resume a stream
         with self._translate("poll"):
             try:
                 self._fill(active, max_records, timeout_seconds)

@@ -151,9 +151,8 @@ class SqsSource:
         if records:
             return records
         self._start_receives(timeout_seconds)
-        if not self._receives:  # every lane paused and the buffer full
-            self._context.clock.wait(self._context.stop, timeout_seconds)
-            return []
+        if not self._receives:  # every lane paused and the buffer full: the reader waits
+            return []  # for the settlements that resume one (a source cannot see them)
         wait(self._receives, timeout=max(0.0, timeout_seconds), return_when=FIRST_COMPLETED)
         self._collect()
         return self._handout.take(max_records)

@@ -129,8 +129,11 @@ def test_paused_slots_get_nothing_and_all_paused_returns_empty() -> None:
     assert {r.lane for r in poll_all(source, 20)} == {"slot-1"}
     fake.messages = [msg(i) for i in range(20, 30)]
     source.pause(["slot-1"])
-    # When every slot is paused / Then poll hands out nothing
+    # When every slot is paused / Then poll hands out nothing, at once (the reader waits
+    # for the settlement that resumes a slot; the source cannot see it)
+    waits_before = list(source._context.clock.waits)  # type: ignore[attr-defined]
     assert source.poll(100, 1.0) == []
+    assert source._context.clock.waits == waits_before  # type: ignore[attr-defined]
     source.resume(["slot-0"])
     assert {r.lane for r in poll_all(source, 10)} == {"slot-0"}
 
