@@ -50,6 +50,10 @@ from esm.records import Record
 log = logging.getLogger(__name__)
 
 _ENVELOPE_BYTES = len(b'{"Records":[]}')
+# Redis times blocked reads out on its cron tick (hz 10: every 100 ms), so a shorter BLOCK
+# is answered after up to 100 ms anyway. The reader polls with a 1 ms timeout while batches
+# are in flight; blocking then stalled each settlement by a tick once the stream was read.
+_SHORTEST_BLOCK_MS = 100
 
 
 class RedisStreamsSource:
@@ -243,19 +247,16 @@ class RedisStreamsSource:
         if buffered >= max_records:
             return
         block_ms = min(self.settings.block_milliseconds, int(timeout_seconds * 1000))
+        if block_ms < _SHORTEST_BLOCK_MS or buffered:
+            block_ms = 0  # no BLOCK: answered at once, and the reader waits if it must
         reply: Any = self._client.xreadgroup(
             self._group, self.consumer, dict.fromkeys(active, ">"),
-            count=max_records - buffered, block=block_ms if block_ms > 0 and not buffered else None)
-        decode = self._decoder.record
+            count=max_records - buffered, block=block_ms or None)
         for raw_stream, entries in reply or ():
             stream = _text(raw_stream)
-            held, buffer = self._held[stream], self._buffer[stream]
-            for raw_id, fields in entries:  # the hot loop: one pass per new entry
-                if fields is not None:
-                    entry_id = raw_id.decode() if type(raw_id) is bytes else str(raw_id)
-                    record = decode(stream, entry_id, fields, 1, self)
-                    held.add(record.item_id)
-                    buffer.append(record)
+            records = self._decoder.new_entries(stream, entries, self)
+            self._held[stream].update([record.item_id for record in records])
+            self._buffer[stream].extend(records)
 
     def _hold(self, record: Record) -> None:
         self._held[record.lane].add(record.item_id)

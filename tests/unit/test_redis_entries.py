@@ -151,3 +151,36 @@ def test_json_scalar_bodies_are_parsed_and_words_are_not() -> None:
     assert views[b"-1.5"] is not None and views[b"-1.5"]["body"] == -1.5
     assert views[b'"quoted"'] is not None and views[b'"quoted"']["body"] == "quoted"
     assert views[b"trueish"] is None and views[b""] is None and views[b"hello"] is None
+
+
+def test_a_read_reply_decodes_exactly_like_record_by_record() -> None:
+    # Given one XREADGROUP reply with every kind of entry: JSON, plain and empty bodies, no
+    # body field, a repeated name, a binary value, a parsed dict, and a deleted entry
+    entries = [
+        (b"1700000000000-0", [b"body", b'{"amount": 12}', b"type", b"order"]),
+        (b"1700000000000-1", [b"body", b"hello"]),
+        (b"1700000000001-0", [b"body", b""]),
+        (b"1700000000002-0", [b"other", b"x"]),
+        (b"1700000000003-0", [b"type", b"refund", b"body", b"[1]", b"type", b"order"]),
+        (b"1700000000004-0", [b"body", b"\xff\x00", b"t", b"ok"]),
+        (b"1700000000005-0", {b"body": b'{"a": 1}'}),
+        (b"1700000000006-0", None),
+        (b"1700000000007-0", [b"body", b"  {not json"]),
+    ]
+    handle = object()
+    # When the reply is decoded at once, and entry by entry
+    batch = decoder().new_entries("orders", entries, handle)
+    one_by_one = [decoder().record("orders", raw_id.decode(), fields, 1, handle)
+                  for raw_id, fields in entries if fields is not None]
+    # Then both give the same records in the same order; the deleted entry is skipped
+    assert [r.item_id for r in batch] == [r.item_id for r in one_by_one]
+    for got, want in zip(batch, one_by_one, strict=True):
+        assert (got.lane, got.position, got.payload, got.filter_view, got.size_bytes,
+                got.timestamp, got.delivery_count, got.handle) == (
+                want.lane, want.position, want.payload, want.filter_view, want.size_bytes,
+                want.timestamp, want.delivery_count, want.handle)
+        assert list(got.payload) == list(want.payload)  # key order: the encoded event's
+        assert got.size_bytes == len(orjson.dumps(got.payload))
+    assert batch[5].payload["attributes"]["binaryFields"] == ["body"]
+    assert batch[0].filter_view is not None and batch[0].filter_view["body"] == {"amount": 12}
+    assert batch[1].filter_view is None and batch[2].filter_view is None

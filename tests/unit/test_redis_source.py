@@ -249,3 +249,21 @@ def test_reclaimer_claims_idle_entries_with_their_delivery_counts(
     assert [(i, n) for i, _, n in claimed] == [(ids[0], 2), (ids[2], 2)]
     owners = {r["consumer"] for r in client.xpending_range("a", "esm", "-", "+", 10)}
     assert owners == {b"alive"}
+
+
+def test_short_poll_timeouts_read_without_block(client: fakeredis.FakeRedis) -> None:
+    """Redis answers a BLOCK shorter than its 100 ms cron tick only on that tick: while
+    batches are in flight (1 ms polls) a blocked read would stall each settlement."""
+    blocks: list[object] = []
+    original = client.xreadgroup
+
+    def spy(*args: object, **kwargs: object) -> object:
+        blocks.append(kwargs.get("block"))
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    client.xreadgroup = spy  # type: ignore[method-assign]
+    source = make_source(client, streams=("a",))
+    source.poll(10, 0.001)
+    source.poll(10, 0.099)
+    source.poll(10, 0.5)
+    assert blocks == [None, None, 500]  # the timeout (block_milliseconds is 1000)
