@@ -66,6 +66,11 @@ def unparsed_stream_replies(client: redis.Redis) -> None:
 
 
 def _wire_reply(response: Any, **options: Any) -> Any:
+    return stream_reply_pairs(response)
+
+
+def stream_reply_pairs(response: Any) -> Any:
+    """An XREADGROUP wire reply as [(stream, entries), ...], from RESP2 or RESP3."""
     if not response:
         return []
     if isinstance(response, dict):  # RESP3 (redis-py's default): {stream: entries}

@@ -17,6 +17,10 @@ Guarantees and how they are kept (DESIGN §3):
 - An entry still in flight here is not delivered a second time by this replica when it
   reclaims it. A target slower than the visibility timeout can still see an entry twice
   through another replica: delivery is at least once (ESM-SPEC §7).
+- Reads and XACKs go through one pipelined connection (`RedisPipe`): an XACK is sent at
+  once and its reply read by the next poll, lag or close, and while a stream is being read
+  fast the next XREADGROUP is sent ahead (no BLOCK), so Redis answers it while the reader
+  ingests. An XACK lost with a crash leaves its entries pending: delivered again later.
 - Redis errors become SourceUnavailable; the supervisor closes this source and builds a new
   one with backoff. Unacked entries stay pending and are reclaimed, so nothing is lost.
 """
@@ -34,9 +38,10 @@ from typing import Any, ClassVar
 
 import redis
 
-from connectors.sources.redis_client import build_client, read_credentials
+from connectors.sources.redis_client import build_client, read_credentials, stream_reply_pairs
 from connectors.sources.redis_entries import EntryDecoder
 from connectors.sources.redis_entries import text as _text
+from connectors.sources.redis_pipe import RedisPipe
 from connectors.sources.redis_reclaim import Reclaimer
 from connectors.sources.redis_settings import (
     RedisStreamsSettings,
@@ -87,6 +92,10 @@ class RedisStreamsSource:
         self._buffer: dict[str, deque[Record]] = {s: deque() for s in self._streams}
         self._reclaimer = Reclaimer(self._client, self._group, self.consumer,
                                     settings.visibility_timeout_seconds)
+        self._pipe = RedisPipe(self._client)
+        self._reading = False  # an XREADGROUP sent on the pipe, its reply not read yet
+        self._read_count = 0
+        self._read_ahead = False  # the last read filled its COUNT: more is likely there
         self._next_reclaim = 0.0
         self._reclaim_interval = min(1.0, settings.visibility_timeout_seconds / 2)
 
@@ -106,10 +115,11 @@ class RedisStreamsSource:
 
     def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
         active = [s for s in self._streams if s not in self._paused]
-        if not active:
-            return []  # at once: the reader waits for the settlements that resume a stream
         with self._translate("poll"):
             try:
+                self._pipe.collect()  # XACK replies, and a read sent ahead
+                if not active:
+                    return []  # at once: the reader waits for the settlements that resume one
                 self._fill(active, max_records, timeout_seconds)
             except redis.ResponseError as exc:
                 if not str(exc).startswith("NOGROUP"):
@@ -117,7 +127,11 @@ class RedisStreamsSource:
                 log.warning("redis_streams: group %s vanished (stream deleted?); recreating",
                             self._group)
                 self._create_groups()
-        return self._take(active, max_records)
+        records = self._take(active, max_records)
+        if self._read_ahead and records:
+            with self._translate("poll"):
+                self._send_read(active, max_records, 0)
+        return records
 
     def ack(self, records: Sequence[Record]) -> None:
         """XACK, one round trip per call. A record this instance already acked or
@@ -140,14 +154,8 @@ class RedisStreamsSource:
             else:
                 ids.append(item_id)
         with self._translate("ack"):
-            if len(by_stream) == 1:  # the usual case: a batch is one lane
-                [(stream, ids)] = by_stream.items()
-                self._client.xack(stream, self._group, *ids)
-            elif by_stream:
-                pipe = self._client.pipeline(transaction=False)
-                for stream, ids in by_stream.items():
-                    pipe.xack(stream, self._group, *ids)
-                pipe.execute()
+            for stream, ids in by_stream.items():
+                self._pipe.send(None, "XACK", stream, self._group, *ids)
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Leave the entries pending: XAUTOCLAIM redelivers them after the visibility
@@ -167,6 +175,7 @@ class RedisStreamsSource:
         entries delivered and not acked (`pending`). `lag` is unknown to Redis after some
         deletions; then only `pending` counts."""
         with self._translate("lag"):
+            self._pipe.collect()  # acks sent so far count as done
             pipe = self._client.pipeline(transaction=False)
             for stream in self._streams:
                 pipe.xinfo_groups(stream)
@@ -185,6 +194,7 @@ class RedisStreamsSource:
         per process, so they would pile up); keep it when it does, so that its entries
         are reclaimed by others."""
         try:
+            self._pipe.close()  # confirms the acks sent so far
             for stream in self._streams:
                 self._forget_consumer_if_idle(stream)
         except redis.RedisError as exc:
@@ -249,14 +259,29 @@ class RedisStreamsSource:
         block_ms = min(self.settings.block_milliseconds, int(timeout_seconds * 1000))
         if block_ms < _SHORTEST_BLOCK_MS or buffered:
             block_ms = 0  # no BLOCK: answered at once, and the reader waits if it must
-        reply: Any = self._client.xreadgroup(
-            self._group, self.consumer, dict.fromkeys(active, ">"),
-            count=max_records - buffered, block=block_ms or None)
-        for raw_stream, entries in reply or ():
+        self._send_read(active, max_records - buffered, block_ms)
+        self._pipe.collect()
+
+    def _send_read(self, streams: list[str], count: int, block_ms: int) -> None:
+        """XREADGROUP '>' on the pipe; `_store_read` decodes the reply when it is read."""
+        if self._reading:
+            return
+        block = ("BLOCK", block_ms) if block_ms else ()
+        self._pipe.send(self._store_read, "XREADGROUP", "GROUP", self._group, self.consumer,
+                        "COUNT", count, *block, "STREAMS", *streams, *[">"] * len(streams))
+        self._reading = True
+        self._read_count = count
+
+    def _store_read(self, reply: Any) -> None:
+        self._reading = False
+        got = 0
+        for raw_stream, entries in stream_reply_pairs(reply):
             stream = _text(raw_stream)
             records = self._decoder.new_entries(stream, entries, self)
             self._held[stream].update([record.item_id for record in records])
             self._buffer[stream].extend(records)
+            got += len(entries)
+        self._read_ahead = got >= self._read_count
 
     def _hold(self, record: Record) -> None:
         self._held[record.lane].add(record.item_id)

@@ -254,16 +254,41 @@ def test_reclaimer_claims_idle_entries_with_their_delivery_counts(
 def test_short_poll_timeouts_read_without_block(client: fakeredis.FakeRedis) -> None:
     """Redis answers a BLOCK shorter than its 100 ms cron tick only on that tick: while
     batches are in flight (1 ms polls) a blocked read would stall each settlement."""
-    blocks: list[object] = []
-    original = client.xreadgroup
-
-    def spy(*args: object, **kwargs: object) -> object:
-        blocks.append(kwargs.get("block"))
-        return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    client.xreadgroup = spy  # type: ignore[method-assign]
     source = make_source(client, streams=("a",))
+    sent: list[tuple[object, ...]] = []
+    original = source._pipe.send
+
+    def spy(on_reply: object, *args: object) -> None:
+        sent.append(args)
+        original(on_reply, *args)  # type: ignore[arg-type]
+
+    source._pipe.send = spy  # type: ignore[method-assign]
     source.poll(10, 0.001)
     source.poll(10, 0.099)
     source.poll(10, 0.5)
+    blocks = [args[args.index("BLOCK") + 1] if "BLOCK" in args else None for args in sent]
     assert blocks == [None, None, 500]  # the timeout (block_milliseconds is 1000)
+
+
+def test_a_fast_stream_is_read_ahead_and_acks_are_confirmed_by_the_next_poll(
+        client: fakeredis.FakeRedis) -> None:
+    ids = add(client, "a", *[str(n) for n in range(25)])
+    source = make_source(client, streams=("a",))
+    # When a poll fills its count, the next read is already sent (its reply not read)
+    first = source.poll(10, 0.0)
+    assert [r.item_id for r in first] == ids[:10]
+    assert len(source._pipe) == 1
+    # Then the next poll hands out what that read returned, in order
+    source.ack(first)
+    assert len(source._pipe) == 2  # the XACK, sent at once
+    second = source.poll(10, 0.0)
+    assert [r.item_id for r in second] == ids[10:20]
+    assert pending(client, "a") == 15  # the first ten acked; ten out, five read ahead
+    # And a short read stops reading ahead
+    source.ack(second)
+    third = source.poll(10, 0.0)
+    assert [r.item_id for r in third] == ids[20:]
+    assert len(source._pipe) == 0
+    source.ack(third)
+    source.close()
+    assert pending(client, "a") == 0

@@ -1,0 +1,92 @@
+"""One Redis connection used as a pipeline: commands are sent at once and their replies read
+later, in order, so the reader thread does not wait a round trip per command.
+
+Why: with the reader and the lane worker sharing one GIL, every round trip the reader
+waits for is time nobody works. An XACK per settled batch, and an XREADGROUP whose reply
+Redis builds while the reader is still ingesting the previous one, were the largest of
+those waits (tests/bench/bench_redis.py). Redis runs the commands as they arrive; only
+reading their replies is deferred.
+
+Failure: a reply that is an error (NOGROUP...) is raised by `collect` once every reply
+sent before it has been read, so the pipe stays in step. A broken connection drops the
+pipe's replies and raises: entries whose XACK was lost stay pending and are delivered
+again after the visibility timeout (at least once, nothing lost).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+OnReply = Callable[[Any], None]
+
+
+class RedisPipe:
+    """Send now, read later, on one pooled connection (reader thread only)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._conn: Any = None
+        self._waiting: deque[OnReply | None] = deque()  # one per reply not read yet
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def send(self, on_reply: OnReply | None, *args: Any) -> None:
+        """Send one command; `on_reply` gets its reply when `collect` reads it."""
+        conn = self._connection()
+        try:
+            # No health check: its PING would read one of the replies still waiting here.
+            conn.send_command(*args, check_health=False)
+        except BaseException:
+            self._drop()
+            raise
+        self._waiting.append(on_reply)
+
+    def collect(self) -> None:
+        """Read every reply sent for, in order, handing each to its callback."""
+        first_error: redis.ResponseError | None = None
+        while self._waiting:
+            on_reply = self._waiting[0]
+            try:
+                reply = self._conn.read_response(disconnect_on_error=False)
+            except redis.ResponseError as exc:  # an error reply: the pipe is still in step
+                self._waiting.popleft()
+                first_error = first_error or exc
+                continue
+            except BaseException:
+                self._drop()
+                raise
+            self._waiting.popleft()
+            if on_reply is not None:
+                on_reply(reply)
+        if first_error is not None:
+            raise first_error
+
+    def close(self) -> None:
+        """Read what is still owed (so acks are confirmed), then give the connection back."""
+        try:
+            self.collect()
+        finally:
+            if self._conn is not None:
+                self._pool.release(self._conn)
+                self._conn = None
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            try:
+                self._conn = self._pool.get_connection()
+            except TypeError:  # redis-py 5 wants a command name
+                self._conn = self._pool.get_connection("_")
+        return self._conn
+
+    def _drop(self) -> None:
+        """The connection broke: its replies are gone; the next send connects afresh."""
+        self._waiting.clear()
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._pool.release(self._conn)
+            self._conn = None
