@@ -64,6 +64,31 @@ class LaneBatcher:
             return [*closed, self._close()]
         return closed
 
+    def extend(self, records: list[Record], sizes: list[int], now: float) -> list[Batch]:
+        """`add` for a run of records (`sizes` their size_bytes), the batches closed in
+        order. A slice that fits the byte limit whole is added at once; one that does not
+        goes record by record, so the batches are exactly those `add` would make."""
+        closed: list[Batch] = []
+        limits = self.limits
+        start, count = 0, len(records)
+        while start < count:
+            room = limits.batch_size - len(self._records)
+            end = min(count, start + room)
+            size = sum(sizes[start:end]) + (end - start)
+            if self._bytes + size > limits.max_bytes:
+                for record in records[start:end]:
+                    closed.extend(self.add(record, now))
+                start = end
+                continue
+            if not self._records:
+                self._opened_at = now
+            self._records.extend(records[start:end])
+            self._bytes += size
+            start = end
+            if len(self._records) >= limits.batch_size:
+                closed.append(self._close())
+        return closed
+
     def due(self, now: float) -> bool:
         """True when the open batch's window has elapsed (window 0: at once)."""
         return bool(self._records) and now - self._opened_at >= self.limits.window_seconds

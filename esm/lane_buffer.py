@@ -10,12 +10,16 @@ configuration, never by the backlog. Used only from the reader thread.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 
 from esm.batching import BatchLimits, LaneBatcher
 from esm.interfaces import Source
 from esm.records import Batch, Record
+
+_lane_of = attrgetter("lane")
 
 
 @dataclass(eq=False)
@@ -64,6 +68,28 @@ class LaneBuffer:
         closed = lane.batcher.add(record, now)
         if closed:
             self._queue(lane, closed)
+
+    def add_all(self, records: Sequence[Record], now: float) -> None:
+        """`add` for a poll's matched records, a lane run at a time: when every record of a
+        run fits an event on its own, the run goes to the batcher in slices."""
+        if self.parallelization_factor != 1:
+            for record in records:
+                self.add(record, now)
+            return
+        limit = self.limits.max_bytes - self.limits.envelope_bytes - 1
+        for name, group in groupby(records, _lane_of):
+            run = list(group)
+            sizes = [r.size_bytes for r in run]
+            if max(sizes) > limit:  # a record too large for any event: one by one
+                for record in run:
+                    self.add(record, now)
+                continue
+            lane = self.lanes.get(name) or self._lane(run[0])
+            self.records += len(run)
+            self.bytes += sum(sizes)
+            closed = lane.batcher.extend(run, sizes, now)
+            if closed:
+                self._queue(lane, closed)
 
     def close_due(self, now: float) -> None:
         """Close open batches whose window elapsed, on lanes free to take them. A busy lane

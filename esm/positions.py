@@ -38,6 +38,13 @@ class LaneLedger:
         if finished:
             self._finished.add(id(record))
 
+    def track_run(self, records: list[Record], finished_ids: set[int]) -> None:
+        """`track` for a run of records in poll order; those whose id() is in
+        `finished_ids` are finished already (filtered out)."""
+        self._entries.extend(records)
+        if finished_ids:
+            self._finished.update(id(r) for r in records if id(r) in finished_ids)
+
     def finish(self, records: tuple[Record, ...] | list[Record]) -> list[Record]:
         """Mark records finished; return the newly committable prefix, in order."""
         head, count = self._head, len(records)

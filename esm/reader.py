@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import Executor
+from itertools import compress, groupby
+from operator import attrgetter
 
 from esm.batching import BatchLimits
 from esm.config_types import MappingConfig
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 # Read-ahead floor and byte ceiling of a mapping's buffer (records polled, not yet sent).
 MIN_BUFFERED_RECORDS = 1000
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+
+_lane_of = attrgetter("lane")
 
 
 class Reader:
@@ -159,28 +163,38 @@ class Reader:
     # -- ingest: filter and batch -----------------------------------------------------------
 
     def ingest(self, records: Sequence[Record]) -> None:
+        """Filter a poll's records, track them (stream family) and buffer the matches.
+
+        Performance: this runs for every record read, so it works on the whole poll at
+        once: one pass of the matcher over the views, lane runs tracked and buffered with
+        list operations (`LaneLedger.track_run`, `LaneBuffer.add_all`) instead of several
+        Python calls per record."""
         self.metrics.count("polled", len(records))
         now = self.clock.monotonic()
-        filtered: list[Record] = []
-        # Per record, so names are bound once: polls usually hold runs of one lane.
-        add = self.buffer.add
-        matches = None if self.matcher is MATCH_ALL else self._matches
-        stream = self.stream
-        ledger_lane: str | None = None
-        ledger: LaneLedger | None = None
-        for record in records:
-            matched = True if matches is None else matches(record)
-            if stream:
-                if record.lane != ledger_lane or ledger is None:
-                    ledger_lane, ledger = record.lane, self._ledger(record.lane)
-                ledger.track(record, not matched)
-            if matched:
-                add(record, now)
-            else:
-                filtered.append(record)
+        if self.matcher is MATCH_ALL:
+            matched: Sequence[Record] = records
+            filtered: list[Record] = []
+        else:
+            flags = self._match_all(records)
+            matched = list(compress(records, flags))
+            filtered = [r for r, ok in zip(records, flags, strict=True) if not ok]
+        if self.stream:
+            rejected = {id(r) for r in filtered}
+            for lane, run in groupby(records, _lane_of):
+                self._ledger(lane).track_run(list(run), rejected)
+        self.buffer.add_all(matched, now)
         if filtered:
             self.metrics.count("filtered_out", len(filtered))
             self._ack_filtered(filtered)
+
+    def _match_all(self, records: Sequence[Record]) -> list[bool]:
+        views = [view if type(view := r.filter_view if r.filter_view is not None
+                              else r.payload) is dict else dict(view)
+                 for r in records]  # a source's lazy Mapping view: the matcher reads dicts
+        try:
+            return list(map(self.matcher.matches, views))
+        except Exception:  # noqa: BLE001 - find the record it raised on, one by one
+            return [self._matches(r) for r in records]
 
     def _matches(self, record: Record) -> bool:
         if self.matcher is MATCH_ALL:

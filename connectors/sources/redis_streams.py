@@ -34,6 +34,8 @@ import socket
 from collections import deque
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import groupby
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import redis
@@ -55,6 +57,7 @@ from esm.records import Record
 log = logging.getLogger(__name__)
 
 _ENVELOPE_BYTES = len(b'{"Records":[]}')
+_lane_of = attrgetter("lane")
 # Redis times blocked reads out on its cron tick (hz 10: every 100 ms), so a shorter BLOCK
 # is answered after up to 100 ms anyway. The reader polls with a 1 ms timeout while batches
 # are in flight; blocking then stalled each settlement by a tick once the stream was read.
@@ -134,28 +137,25 @@ class RedisStreamsSource:
         return records
 
     def ack(self, records: Sequence[Record]) -> None:
-        """XACK, one round trip per call. A record this instance already acked or
-        saw released is skipped; one read by an earlier instance (before a reconnect) is
-        acked anyway, since Redis ignores ids that are no longer pending."""
+        """XACK per stream, sent on the pipe (its reply is read by the next poll). A record
+        this instance already acked or saw released is skipped; one read by an earlier
+        instance (before a reconnect) is acked anyway, since Redis ignores ids that are no
+        longer pending."""
         by_stream: dict[str, list[str]] = {}
-        held_by_stream = self._held
-        for record in records:  # once per record: kept to plain lookups
-            lane, item_id = record.lane, record.item_id
-            held = held_by_stream.get(lane)
+        for lane, group in groupby(records, _lane_of):  # a lane run at a time
+            held = self._held.get(lane)
             if held is None:
                 continue
-            if record.handle is self:
-                if item_id not in held:
-                    continue
-                held.remove(item_id)
-            ids = by_stream.get(lane)
-            if ids is None:
-                by_stream[lane] = [item_id]
-            else:
-                ids.append(item_id)
+            run = list(group)
+            ids = [i for r in run if r.handle is self and (i := r.item_id) in held]
+            held.difference_update(ids)
+            if len(ids) != len(run):  # read by an earlier instance (before a reconnect)
+                ids += [r.item_id for r in run if r.handle is not self]
+            by_stream.setdefault(lane, []).extend(ids)
         with self._translate("ack"):
             for stream, ids in by_stream.items():
-                self._pipe.send(None, "XACK", stream, self._group, *ids)
+                if ids:
+                    self._pipe.send(None, "XACK", stream, self._group, *ids)
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Leave the entries pending: XAUTOCLAIM redelivers them after the visibility

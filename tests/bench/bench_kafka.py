@@ -32,6 +32,7 @@ from esm.config import load_config
 from esm.daemon import Daemon
 from esm.interfaces import ConnectorContext
 from esm.records import Record
+from tests.bench.progress import wait_for_count
 from tests.contract.test_kafka_source import FakeLanes, make_topic
 from tests.servers.kafka_server import KafkaServer, start_kafka
 
@@ -124,17 +125,8 @@ def daemon_loop(server: KafkaServer, topic: str, count: int, batch_size: int,
     daemon = Daemon(config)
     start = time.perf_counter()
     daemon.start()
-    deadline = start + 600
-
-    def committed() -> float:  # acked records (their offsets are committed on the next turn)
-        value = daemon.registry.get_sample_value("esm_committed_events_total",
-                                                 {"mapping": "bench"})
-        return value or 0.0
-
-    while committed() < count and time.perf_counter() < deadline:
-        time.sleep(0.005)
+    done = wait_for_count(daemon, "committed", count, timeout_seconds=600)
     elapsed = time.perf_counter() - start
-    done = committed()
     daemon.shutdown()
     assert done == count, f"only {done} of {count} records acked"
     return count / elapsed

@@ -27,6 +27,7 @@ from connectors.sources.redis_settings import RedisStreamsSettings
 from connectors.sources.redis_streams import RedisStreamsSource
 from esm.clock import SystemClock
 from esm.interfaces import ConnectorContext
+from tests.bench.progress import wait_for_count
 from tests.servers.redis_server import RedisServer
 
 PATTERN = '{"body": {"type": ["order"]}}'
@@ -126,17 +127,8 @@ def daemon_loop(url: str, stream: str, count: int, batch: int) -> float:
         daemon = Daemon(load_config([str(path)], {}))
     started = time.perf_counter()
     daemon.start()
-    deadline = started + 600
-
-    def acked() -> float:
-        value = daemon.registry.get_sample_value("esm_deleted_events_total",
-                                                 {"mapping": "bench"})
-        return value or 0.0
-
-    while acked() < count and time.perf_counter() < deadline:
-        time.sleep(0.005)
+    done = wait_for_count(daemon, "deleted", count, timeout_seconds=600)
     rate = count / (time.perf_counter() - started)
-    done = acked()
     daemon.shutdown()
     assert done >= count, f"only {done} of {count} entries acked"
     return rate

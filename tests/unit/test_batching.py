@@ -54,3 +54,34 @@ def test_window_zero_is_due_at_once_and_no_record_is_too_big_unless_over_the_lim
     assert batcher.due(5.0)
     assert limits.fits_alone(record(2, 85))
     assert not limits.fits_alone(record(3, 86))
+
+
+def test_extend_makes_exactly_the_batches_add_makes() -> None:
+    # Given runs of records of random sizes around the byte limit, for several batch sizes
+    import random
+
+    rng = random.Random(7)
+    for trial in range(300):
+        limits = BatchLimits(rng.choice([1, 2, 3, 5, 10]), 1.0, envelope_bytes=14,
+                             max_bytes=rng.choice([60, 100, 400]))
+        one, many = LaneBatcher("lane", limits), LaneBatcher("lane", limits)
+        made_one: list[list[str]] = []
+        made_many: list[list[str]] = []
+        serial = 0
+        for _ in range(rng.randint(1, 6)):
+            run = []
+            for _ in range(rng.randint(1, 12)):
+                run.append(record(serial, rng.randint(1, 40)))
+                serial += 1
+            # When one batcher gets the run record by record and the other all at once
+            for r in run:
+                made_one += [ids(b) for b in one.add(r, float(trial))]
+            made_many += [ids(b) for b in many.extend(run, [r.size_bytes for r in run],
+                                                      float(trial))]
+            # Then they close the same batches and hold the same open batch
+            assert made_many == made_one
+            assert len(many) == len(one) and many.deadline() == one.deadline()
+        tail_one, tail_many = one.flush(), many.flush()
+        assert (tail_one is None) == (tail_many is None)
+        if tail_one is not None and tail_many is not None:
+            assert ids(tail_many) == ids(tail_one)

@@ -64,3 +64,30 @@ def test_a_full_buffer_pauses_every_lane_and_resumes_them_as_it_drains() -> None
     buffer.take(buffer.lanes["b"])
     assert buffer.apply_limit() is False
     assert log.paused == set()
+
+
+def test_add_all_buffers_exactly_like_add_one_by_one() -> None:
+    # Given polls mixing lanes, and records too large for any event
+    import random
+
+    rng = random.Random(3)
+    for factor in (1, 3):
+        for _ in range(100):
+            batch_size = rng.choice([1, 2, 4])
+            limits = BatchLimits(batch_size, 0.0, envelope_bytes=14, max_bytes=80)
+            one = LaneBuffer(PauseLog(), limits, parallelization_factor=factor,  # type: ignore[arg-type]
+                             max_records=1000, max_bytes=1 << 30)
+            many = LaneBuffer(PauseLog(), limits, parallelization_factor=factor,  # type: ignore[arg-type]
+                              max_records=1000, max_bytes=1 << 30)
+            records = [Record(rng.choice("ab"), str(n), str(n), {}, rng.choice([5, 30, 70]),
+                              0.0, ordering_key=str(n % 5)) for n in range(rng.randint(1, 20))]
+            # When one buffer gets them one by one and the other in one call
+            for r in records:
+                one.add(r, 0.0)
+            many.add_all(records, 0.0)
+            # Then both hold the same batches, lanes and counts
+            def shape(buffer: LaneBuffer) -> dict[str, list[list[str]]]:
+                return {slot: [[r.position for r in b.records] for b in lane.ready]
+                        + [[str(len(lane.batcher))]] for slot, lane in buffer.lanes.items()}
+            assert shape(many) == shape(one)
+            assert (many.records, many.bytes) == (one.records, one.bytes)

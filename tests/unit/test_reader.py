@@ -393,3 +393,25 @@ def test_a_queue_visibility_timeout_shorter_than_the_target_timeout_is_reported(
     assert "visibility timeout (5s) is shorter than the target's timeout_seconds (30.0s)" \
         in caplog.text
     assert "5s < target timeout 30.0s" in rig.status.snapshot()["lastError"]
+
+
+def test_a_matcher_that_raises_on_one_record_delivers_it_and_filters_the_rest(caplog):
+    # Given a filter, and a matcher bug that raises on one record
+    target = ScriptedTarget()
+    mapping = mapping_config(filter_patterns=('{"body": {"keep": [true]}}',))
+    rig = Rig(mapping, target)
+    real = rig.reader.matcher.matches
+
+    def buggy(view):
+        if view["body"].get("id") == 2:
+            raise RuntimeError("matcher bug")
+        return real(view)
+
+    object.__setattr__(rig.reader.matcher, "matches", buggy)
+    rig.put({"id": 1, "keep": True}, {"id": 2, "keep": False}, {"id": 3, "keep": False})
+    rig.run_until_quiet()
+    # Then the record it raised on is delivered (never dropped), the others filtered as usual
+    assert [ids_of([{"body": b} for b in call]) for call in target.calls] == [[1, 2]]
+    assert rig.metrics.value("filtered_out") == 1
+    assert rig.broker.committed("lane-0") == 3
+    assert "filter raised on record" in caplog.text
