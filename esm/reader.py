@@ -127,8 +127,8 @@ class Reader:
         self._report()
         if self.stop.is_set():
             return
-        if self.buffer.apply_limit():
-            self.apply_settlements(self._short_wait())
+        if self.buffer.apply_limit() and self.apply_settlements(self._short_wait()):
+            return  # a lane finished while waiting: dispatch its next batch before polling
         self._poll()
 
     def _poll(self) -> None:
@@ -248,13 +248,14 @@ class Reader:
             log.exception("mapping %s: lane worker crashed", self.mapping.name)
             self._crashed = exc
 
-    def apply_settlements(self, wait_seconds: float) -> None:
-        """Apply every queued settlement, waiting up to `wait_seconds` for the first."""
+    def apply_settlements(self, wait_seconds: float) -> bool:
+        """Apply every queued settlement, waiting up to `wait_seconds` for the first; True
+        if there was one."""
         try:
             item = self._settlements.get(timeout=wait_seconds) if wait_seconds > 0 \
                 else self._settlements.get_nowait()
         except queue.Empty:
-            return
+            return False
         # Performance (queue family): the acks of every settlement applied in this turn go
         # to the source in one call, so one XACK / DeleteMessageBatch round trip instead of
         # one per settlement. Stream sources keep one call per lane (a contiguous run).
@@ -268,6 +269,7 @@ class Reader:
         self._flush_acks(acks)
         if self._crashed is not None:
             raise RuntimeError("a lane worker crashed") from self._crashed
+        return True
 
     def _settle(self, lane: Lane, s: Settlement, acks: list[Record]) -> None:
         if s.finished:

@@ -9,7 +9,8 @@ Guarantees (ESM-SPEC §4.4, §8 items 56-61):
   the group never committed (TRIM_HORIZON → earliest, LATEST → latest, AT_TIMESTAMP → the
   first offset at or after the timestamp, else the end);
 - paused partitions keep the consumer polling (heartbeats and group membership stay alive)
-  and yield nothing;
+  and yield nothing; what was fetched for them is held and handed out after resume, and
+  kafka-python pauses them only once the holding area is full (kafka_hold);
 - acks for partitions this replica no longer owns are ignored (never committed).
 
 Rebalances. kafka-python 3 runs rebalance callbacks on its own IO thread, where blocking
@@ -42,6 +43,7 @@ from kafka import errors as kafka_errors
 
 from connectors.sources.kafka_commits import OffsetCommitter
 from connectors.sources.kafka_event import KafkaEvents, lane_name, parse_item_identifier, to_record
+from connectors.sources.kafka_hold import LaneHold
 from connectors.sources.kafka_internals import drop_parked_fetches, rejoin_pending
 from connectors.sources.kafka_security import client_options
 from connectors.sources.kafka_settings import KafkaSourceSettings, source_problems
@@ -94,7 +96,7 @@ class KafkaSource:
         self._listener: LaneListener | None = None
         self._rebalance = _QueueingRebalanceListener()
         self._assigned: dict[str, TopicPartition] = {}
-        self._paused: set[str] = set()
+        self._hold = LaneHold()  # paused lanes: their records wait here (kafka_hold)
         self._commits = OffsetCommitter(context.mapping,
                                         timeout_ms=int(settings.request_timeout_seconds * 1000))
 
@@ -116,6 +118,10 @@ class KafkaSource:
             "session_timeout_ms": int(s.session_timeout_seconds * 1000),
             "heartbeat_interval_ms": min(3000, int(s.session_timeout_seconds * 1000) // 3),
             "request_timeout_ms": int(s.request_timeout_seconds * 1000),
+            # kafka-python keeps one fetch in flight per broker; on an idle partition the
+            # broker holds it up to this long, and a partition just resumed waits behind it
+            # (500 ms by default: seen as half-second stalls after back-pressure).
+            "fetch_max_wait_ms": 100,
             **self._security,
         }
 
@@ -132,7 +138,7 @@ class KafkaSource:
         """Commit the latest acked offsets synchronously, then leave the group."""
         consumer, self._consumer = self._consumer, None
         self._assigned.clear()
-        self._paused.clear()
+        self._hold = LaneHold()
         if consumer is None:
             return
         try:
@@ -157,22 +163,34 @@ class KafkaSource:
         self._commits.flush(consumer)  # every lane acked since the last turn, one request
         if self._assigned and rejoin_pending(consumer):
             self._revoke(list(self._assigned))
-        # Every owned lane paused: nothing can arrive, so return at once and let the reader
-        # wait for settlements instead of blocking here for the whole timeout.
-        if self._assigned and self._paused.issuperset(self._assigned):
+        hold = self._hold
+        records = hold.release(max_records)  # held records of resumed lanes go first
+        self._resume_hard(hold.to_resume_hard())
+        room = max_records - len(records)
+        if room <= 0:
+            return records
+        # Every owned lane paused (or records to hand out already): return at once and let
+        # the reader wait for settlements instead of blocking here for the whole timeout.
+        if records or (self._assigned and hold.paused.issuperset(self._assigned)):
             timeout_seconds = 0.0
         try:
             fetched = consumer.poll(timeout_ms=max(0, int(timeout_seconds * 1000)),
-                                    max_records=max(1, max_records))
+                                    max_records=room)
         except kafka_errors.KafkaError as exc:
             raise SourceUnavailable(f"kafka poll failed: {exc}") from exc
         sought = self._apply_rebalance_changes()
         now = self._context.clock.now()
-        records: list[Record] = []
         for tp, messages in fetched.items():
             lane = lane_name(tp.topic, tp.partition)
             if lane in self._assigned and lane not in sought:
-                records.extend(to_record(m, now) for m in messages)
+                new = [to_record(m, now) for m in messages]
+                if hold.waiting(lane):
+                    hold.hold(lane, new)
+                else:
+                    records.extend(new)
+        full = [self._assigned[lane] for lane in hold.to_pause_hard() if lane in self._assigned]
+        if full:
+            consumer.pause(*full)
         return records
 
     def _apply_rebalance_changes(self) -> set[str]:
@@ -198,7 +216,7 @@ class KafkaSource:
         if self._listener is not None:
             self._listener.lanes_revoked(owned)
         tps = [self._assigned.pop(lane) for lane in owned]
-        self._paused.difference_update(owned)
+        self._hold.forget(owned)
         try:
             self._commits.commit_sync(self._client(), tps)
         finally:
@@ -247,16 +265,19 @@ class KafkaSource:
         """Stream family: the core never releases; a failed batch is retried in place."""
 
     def pause(self, lanes: Collection[str]) -> None:
-        tps = [self._assigned[lane] for lane in lanes if lane in self._assigned]
-        self._paused.update(lane for lane in lanes if lane in self._assigned)
-        if tps:
-            self._client().pause(*tps)
+        """Soft: the lanes' records are held back here; kafka-python pauses the partitions
+        only once the holding area is full (kafka_hold)."""
+        self._hold.pause(lane for lane in lanes if lane in self._assigned)
 
     def resume(self, lanes: Collection[str]) -> None:
-        """Resume the partitions and refetch what kafka-python parked for them while they
-        were paused (kafka_internals.drop_parked_fetches: otherwise a lane can stall)."""
+        """Soft too: the lanes' held records are handed out first; once they are, the next
+        poll resumes the partitions kafka-python paused (kafka_hold)."""
+        self._hold.resume(lanes)
+
+    def _resume_hard(self, lanes: list[str]) -> None:
+        """Resume in kafka-python, and refetch what it parked for these partitions while
+        paused (kafka_internals.drop_parked_fetches: otherwise a lane can stall)."""
         tps = [self._assigned[lane] for lane in lanes if lane in self._assigned]
-        self._paused.difference_update(lanes)
         if tps:
             consumer = self._client()
             consumer.resume(*tps)

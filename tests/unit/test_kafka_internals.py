@@ -26,8 +26,12 @@ def test_resume_drops_records_parked_while_paused_so_they_are_fetched_again() ->
     consumer._fetcher = SimpleNamespace(_paused_partition_records={TP0: parked0, TP1: parked1},
                                         _paused_completed_fetches={TP0: object()})
     source.pause(["orders-0", "orders-1"])
-    # When one lane resumes
+    source._hold.max_records = 0  # held area full: the next poll pauses them in kafka-python
+    source.poll(10, 0)
+    assert consumer.paused == {TP0, TP1}
+    # When one lane resumes (kafka-python resumes it on the next poll: nothing is held)
     source.resume(["orders-0"])
+    source.poll(10, 0)
     # Then only its parked data is dropped (and drained); the other stays parked
     assert consumer.paused == {TP1}
     assert consumer._fetcher._paused_partition_records == {TP1: parked1}

@@ -201,14 +201,50 @@ def test_acks_for_revoked_lanes_are_never_committed() -> None:
     assert lanes.calls[-1] == ("revoked", ["orders-0"])
 
 
-def test_pause_and_resume_map_lanes_to_owned_partitions() -> None:
-    source, consumer, _ = make()
-    consumer.script = [assign(TP0, TP1)]
-    source.poll(10, 0.1)
+def test_a_paused_lane_holds_its_records_and_hands_them_out_first_on_resume() -> None:
+    # Given two owned lanes, orders-0 paused by the core (soft: kafka-python keeps fetching)
+    source, consumer, _ = polled(TP0, TP1)
     source.pause(["orders-0", "unknown-3"])
-    assert consumer.paused == {TP0}
-    source.resume(["orders-0"])
     assert consumer.paused == set()
+    # When a poll brings records for both, and later ones for the paused lane
+    consumer.script = [{TP0: [at(5), at(6)], TP1: [at(7, 1)]}, {TP0: [at(8)]}]
+    first = source.poll(10, 0.1)
+    # Then only the running lane's records come out; the paused lane's wait here
+    assert [(r.lane, r.position) for r in first] == [("orders-1", "7")]
+    source.resume(["orders-0"])
+    # And after resume they come first, in offset order, before what is fetched next
+    second = source.poll(10, 0.1)
+    assert [(r.lane, r.position) for r in second] == [
+        ("orders-0", "5"), ("orders-0", "6"), ("orders-0", "8")]
+    assert consumer.paused == set()
+
+
+def test_a_full_holding_area_pauses_the_partitions_in_kafka_python() -> None:
+    source, consumer, _ = polled(TP0, TP1)
+    source._hold.max_records = 3
+    source.pause(["orders-0"])
+    consumer.script = [{TP0: [at(5), at(6)]}, {TP0: [at(7)]}]
+    source.poll(10, 0.1)
+    assert consumer.paused == set()  # two held: room left
+    source.poll(10, 0.1)
+    assert consumer.paused == {TP0}  # three held: full, so kafka-python pauses it
+    # When resumed, the held records come first, once; kafka-python resumes the partition
+    # only when they are all handed out (before that it would refetch what it parked)
+    source.resume(["orders-0"])
+    assert [r.position for r in source.poll(2, 0.1)] == ["5", "6"]
+    assert consumer.paused == {TP0}
+    assert [r.position for r in source.poll(10, 0.1)] == ["7"]
+    assert consumer.paused == set()
+
+
+def test_revoked_lanes_drop_their_held_records() -> None:
+    source, consumer, _ = polled(TP0, TP1)
+    source.pause(["orders-0"])
+    consumer.script = [{TP0: [at(5)]}]
+    source.poll(10, 0.1)
+    assert len(source._hold) == 1
+    source._revoke(["orders-0"])
+    assert len(source._hold) == 0
 
 
 def test_broker_errors_become_source_unavailable() -> None:

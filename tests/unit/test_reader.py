@@ -415,3 +415,38 @@ def test_a_matcher_that_raises_on_one_record_delivers_it_and_filters_the_rest(ca
     assert rig.metrics.value("filtered_out") == 1
     assert rig.broker.committed("lane-0") == 3
     assert "filter raised on record" in caplog.text
+
+
+def test_a_lane_that_settles_while_the_full_buffer_waits_is_dispatched_before_polling():
+    # Given a full buffer (every lane paused) and a batch in flight
+    import queue as queue_module
+
+    target = ScriptedTarget()
+    rig = Rig(mapping_config(batch_size=2), target, lanes=2, max_in_flight=1)
+    rig.put(*bodies(*range(12)))
+    for _ in range(4):  # one batch in flight; the buffer (4 records) fills behind it
+        rig.turn(run_workers=False)
+    assert len(rig.executor.pending) == 1 and rig.reader.buffer.apply_limit()
+
+    class ArrivesDuringTheWait(queue_module.SimpleQueue):
+        """The settlement comes in while the reader waits on the full buffer, not before."""
+
+        def get_nowait(self):
+            raise queue_module.Empty
+
+    late = ArrivesDuringTheWait()
+    rig.reader._settlements = late
+    rig.executor.run_all()  # the batch finishes: its settlement is queued
+    polls = []
+    original = rig.source.poll
+    rig.source.poll = lambda n, t: polls.append(n) or original(n, t)
+    # When the reader takes its turn
+    rig.reader.step()
+    # Then it applied the settlement and returned to dispatch, without polling (a poll with
+    # every lane paused and nothing in flight used to wait out its whole timeout idle)
+    assert polls == []
+    rig.reader._settlements = queue_module.SimpleQueue()
+    rig.reader.step()
+    assert len(rig.executor.pending) == 1  # the next batch is on its way
+    rig.run_until_quiet()
+    assert sorted(target.invoked_bodies()) == sorted(bodies(*range(12)))
