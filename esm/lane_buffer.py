@@ -174,6 +174,10 @@ class LaneBuffer:
                 self.source.resume(to_resume)
         return full
 
+    def assigned_lanes(self) -> int:
+        """Lanes the source announced as owned (0 when it announces none)."""
+        return len(self._assigned)
+
     def paused_lanes(self) -> int:
         return sum(1 for lane in self.lanes.values() if lane.paused)
 

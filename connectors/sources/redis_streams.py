@@ -62,6 +62,10 @@ _lane_of = attrgetter("lane")
 # is answered after up to 100 ms anyway. The reader polls with a 1 ms timeout while batches
 # are in flight; blocking then stalled each settlement by a tick once the stream was read.
 _SHORTEST_BLOCK_MS = 100
+# Entries asked for per XREADGROUP. A smaller reply is decoded, filtered and invoked while
+# still in the CPU cache (bench_redis: 1,700-entry reads cost ~20% more CPU per record than
+# 128-entry ones), and the pipe keeps one read ahead, so round trips are not waited for.
+_READ_COUNT = 128
 
 
 class RedisStreamsSource:
@@ -266,6 +270,7 @@ class RedisStreamsSource:
         """XREADGROUP '>' on the pipe; `_store_read` decodes the reply when it is read."""
         if self._reading:
             return
+        count = min(count, _READ_COUNT)
         block = ("BLOCK", block_ms) if block_ms else ()
         self._pipe.send(self._store_read, "XREADGROUP", "GROUP", self._group, self.consumer,
                         "COUNT", count, *block, "STREAMS", *streams, *[">"] * len(streams))

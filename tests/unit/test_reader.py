@@ -450,3 +450,19 @@ def test_a_lane_that_settles_while_the_full_buffer_waits_is_dispatched_before_po
     assert len(rig.executor.pending) == 1  # the next batch is on its way
     rig.run_until_quiet()
     assert sorted(target.invoked_bodies()) == sorted(bodies(*range(12)))
+
+
+def test_the_buffer_holds_a_waiting_batch_per_batch_that_can_run():
+    # Given batches of 2 and 4 workers
+    rig = Rig(mapping_config(batch_size=2), ScriptedTarget(), lanes=1, max_in_flight=4)
+    # Then with one lane only one batch can run: one in flight, one waiting
+    assert rig.reader.max_buffered_records == 2 * (1 + 1)
+    assert rig.reader.buffer.max_records == rig.reader.max_buffered_records
+    # When more lanes are assigned, up to the worker count can run
+    rig.reader.lanes_assigned(["lane-1", "lane-2"])
+    assert rig.reader.max_buffered_records == 2 * (3 + 1)
+    rig.reader.lanes_assigned(["lane-3", "lane-4", "lane-5"])
+    assert rig.reader.max_buffered_records == 2 * (4 + 1)
+    # And revoked lanes shrink it again
+    rig.reader.lanes_revoked(["lane-1", "lane-2", "lane-3", "lane-4", "lane-5"])
+    assert rig.reader.max_buffered_records == 2 * (1 + 1)
