@@ -33,6 +33,7 @@ from esm.checkpoints import InProcessCheckpoints
 from esm.clock import SystemClock
 from esm.config_types import Config, MappingConfig
 from esm.errors import ConfigError
+from esm.gc_tuning import tune_for_throughput
 from esm.interfaces import Clock
 from esm.mapping_runtime import RunningMappings
 from esm.metrics import Metrics
@@ -89,6 +90,7 @@ class Daemon:
         if self.config.server.enabled:
             self.server = AdminServer(self.config.server.listen, self)
             self.server.start()
+        tune_for_throughput()  # everything loaded at start is frozen out of GC passes
         with self._lock:
             for parts, stop in built.values():
                 self.running.launch(parts, stop)

@@ -109,7 +109,8 @@ class EntryDecoder:
             except UnicodeDecodeError:
                 append(self.record(stream, entry_id, raw, 1, handle))
                 continue
-            millis = entry_timestamp_ms(entry_id)
+            millis_text = entry_id.partition("-")[0]
+            millis = int(millis_text) if millis_text.isdigit() else 0
             attributes = {"deliveryCount": "1", "timestamp": str(millis),
                           "consumerGroup": group}
             body = fields.get(body_field)

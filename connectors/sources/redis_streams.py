@@ -151,9 +151,13 @@ class RedisStreamsSource:
             if held is None:
                 continue
             run = list(group)
-            ids = [i for r in run if r.handle is self and (i := r.item_id) in held]
-            held.difference_update(ids)
-            if len(ids) != len(run):  # read by an earlier instance (before a reconnect)
+            ids = [r.item_id for r in run]
+            if held.issuperset(ids) and all(r.handle is self for r in run):
+                held.difference_update(ids)  # the usual case, in C loops
+            else:
+                ids = [i for r in run if r.handle is self and (i := r.item_id) in held]
+                held.difference_update(ids)
+                # read by an earlier instance (before a reconnect): ack anyway
                 ids += [r.item_id for r in run if r.handle is not self]
             by_stream.setdefault(lane, []).extend(ids)
         with self._translate("ack"):
