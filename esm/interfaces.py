@@ -146,6 +146,13 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+class EncodesEvents(Protocol):
+    """Optional on a Source: the encoded event for a batch, byte for byte
+    `orjson.dumps(build_event(records))`, made cheaper (e.g. from `Record.encoded`)."""
+
+    def encode_event(self, records: Sequence[Record]) -> bytes: ...
+
+
 class Target(Protocol):
     """Invokes the function synchronously. Safe to call from several threads."""
 

@@ -62,8 +62,10 @@ class Invoker:
         self._request_ids = RequestIds()
 
     def invoke(self, batch: Batch) -> Outcome | Oversized:
-        document = self.source.build_event(list(batch.records))
-        body = orjson.dumps(document)
+        records = list(batch.records)
+        document = self.source.build_event(records)
+        encode = getattr(self.source, "encode_event", None)  # optional: EncodesEvents
+        body = encode(records) if encode is not None else orjson.dumps(document)
         if len(body) > self.max_payload_bytes:
             return Oversized(len(body))
         event = Event(document, body, self._request_ids.next())

@@ -128,8 +128,9 @@ class EntryDecoder:
                         view = {**payload, "body": loads(body)}
                     except orjson.JSONDecodeError:
                         pass
-            append(Record(stream, entry_id, entry_id, payload, len(dumps(payload)),
-                          millis / 1000.0, view, 1, None, handle))
+            encoded = dumps(payload)
+            append(Record(stream, entry_id, entry_id, payload, len(encoded),
+                          millis / 1000.0, view, 1, None, handle, encoded))
         return out
 
     def _build(self, stream: str, entry_id: str, fields: dict[str, str], binary: list[str],
@@ -150,8 +151,9 @@ class EntryDecoder:
         payload["attributes"] = attributes
         if body is not None and self._body_field not in binary:
             view = _json_body_view(payload, body)
-        return Record(stream, entry_id, entry_id, payload, len(orjson.dumps(payload)),
-                      millis / 1000.0, view, delivery_count, None, handle)
+        encoded = orjson.dumps(payload)
+        return Record(stream, entry_id, entry_id, payload, len(encoded),
+                      millis / 1000.0, view, delivery_count, None, handle, encoded)
 
     def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
         """`RedisStreamBatchInfo` for a notice, shaped like KinesisBatchInfo (ESM-SPEC §4.5).

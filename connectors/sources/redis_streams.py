@@ -38,6 +38,7 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Any, ClassVar
 
+import orjson
 import redis
 
 from connectors.sources.redis_client import build_client, read_credentials, stream_reply_pairs
@@ -52,7 +53,7 @@ from connectors.sources.redis_settings import (
 )
 from esm.errors import ConfigError, SourceUnavailable
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
-from esm.records import Record
+from esm.records import Record, records_event_body
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,11 @@ class RedisStreamsSource:
 
     def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
         return {"Records": [r.payload for r in records]}
+
+    def encode_event(self, records: Sequence[Record]) -> bytes:
+        """The encoded event, joined from the records' encodings (EncodesEvents)."""
+        body = records_event_body(records)
+        return body if body is not None else orjson.dumps(self.build_event(records))
 
     def event_overhead_bytes(self) -> int:
         return _ENVELOPE_BYTES

@@ -6,9 +6,10 @@ Both loops drain the same number of entries from a fresh stream on a private red
   JSON encoding of the event + a no-op handler + ack (what a reader and a lane worker do
   per record, minus thread hand-offs).
 One in ten records is filtered out (still acked, as the core does). Prints records/s for
-both and the ratio (target ≥ 60%). No timing asserts: run it, read the figures.
+both and the ratio (target ≥ 60%, for the whole daemon), then the effect of batch size.
+No timing asserts: run it, read the figures.
 
-    python3 -m tests.bench.bench_redis [--records 50000] [--batch 100]
+    python3 -m tests.bench.bench_redis [--records 50000] [--batch 100] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -134,38 +135,53 @@ def daemon_loop(url: str, stream: str, count: int, batch: int) -> float:
     return rate
 
 
+def _round(client: redis.Redis, url: str, records: int, batch: int,
+           with_source_loop: bool) -> tuple[float, float | None, float]:
+    """One round on fresh streams: raw, (source loop), whole daemon records/s."""
+    raw_stream, esm_stream, daemon_stream = (
+        f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in "red")
+    for stream in (raw_stream, esm_stream, daemon_stream):
+        produce(client, stream, records)
+    raw = raw_loop(client, raw_stream, records, batch)
+    esm = esm_loop(url, esm_stream, records, batch) if with_source_loop else None
+    daemon = daemon_loop(url, daemon_stream, records, batch)
+    client.delete(raw_stream, esm_stream, daemon_stream)
+    return raw, esm, daemon
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     server = RedisServer(appendfsync="everysec")  # "always" would time fsync, not esm
     server.start()
     try:
         client = redis.Redis.from_url(server.url)
-        raw, esm, daemon = [], [], []
-        for _ in range(args.rounds):  # alternate, so warm-up favours neither side
-            raw_stream, esm_stream, daemon_stream = (
-                f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in "red")
-            for stream in (raw_stream, esm_stream, daemon_stream):
-                produce(client, stream, args.records)
-            raw.append(raw_loop(client, raw_stream, args.records, args.batch))
-            esm.append(esm_loop(server.url, esm_stream, args.records, args.batch))
-            daemon.append(daemon_loop(server.url, daemon_stream, args.records, args.batch))
-            client.delete(raw_stream, esm_stream, daemon_stream)
-        best_raw, best_esm = max(raw), max(esm)
-        ratios = sorted(e / r for e, r in zip(esm, raw, strict=True))
-        print(f"records {args.records} x {args.rounds} rounds, batch {args.batch}, best round:")
-        print(f"redis raw XREADGROUP+XACK : {best_raw:10.0f} records/s")
-        print(f"redis esm source+filter   : {best_esm:10.0f} records/s")
-        print(f"ratio esm/raw             : {best_esm / best_raw:10.1%} (target >= 60%)")
-        print(f"ratio per round, median   : {ratios[len(ratios) // 2]:10.1%} "
-              f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)})")
-        whole = sorted(d / r for d, r in zip(daemon, raw, strict=True))
-        print(f"whole daemon (esm run)    : {max(daemon):10.0f} records/s, ratio per round "
-              f"median {whole[len(whole) // 2]:.1%} (rounds: "
-              f"{', '.join(f'{r:.0%}' for r in whole)})")
+        rounds = [_round(client, server.url, args.records, args.batch, True)
+                  for _ in range(args.rounds)]  # each round alternates the three loops
+        whole = [d / r for r, _, d in rounds]
+        source = [e / r for r, e, _ in rounds if e is not None]
+        print(f"{args.records} entries per loop, batch {args.batch}, {args.rounds} rounds; "
+              f"ratios are per round, to the raw loop of the same round")
+        print(f"raw XREADGROUP+XACK       : {_median([r for r, _, _ in rounds]):9,.0f} "
+              f"records/s (median)")
+        print(f"whole daemon (reader, lane workers, python target): "
+              f"{_median([d for _, _, d in rounds]):9,.0f} records/s, ratio median "
+              f"{_median(whole):.0%} (rounds: {', '.join(f'{r:.0%}' for r in whole)}; "
+              f"target >= 60%)")
+        print(f"source loop only (poll, filter, event, handler, ack on one thread): ratio "
+              f"median {_median(source):.0%}")
+        print("batch size effect (one round each, raw reads the same COUNT):")
+        for batch in (10, 100, 500):
+            raw, _, daemon = _round(client, server.url, args.records, batch, False)
+            print(f"  batch {batch:>4}: raw {raw:9,.0f}  daemon {daemon:9,.0f} records/s  "
+                  f"ratio {daemon / raw:.0%}")
         client.close()
     finally:
         server.cleanup()

@@ -73,3 +73,39 @@ def test_last_processing_result_follows_outcomes_and_is_written_only_on_change()
     assert calls == [1, 1, 1, 1]
     assert status.last_processing_result == st.OK and status.last_error is None
     assert CountingStatus.updates == 3
+
+
+def test_a_source_that_encodes_its_events_is_used_and_its_size_is_checked() -> None:
+    # Given a source that encodes events itself (EncodesEvents)
+    from esm.invoker import Invoker, Oversized
+    from esm.metrics import Metrics
+    from esm.records import Batch, Event, Record, Returned, Success
+
+    seen: list[bytes] = []
+
+    class EncodingSource:
+        def build_event(self, records: list[Record]) -> dict[str, Any]:
+            return {"Records": [r.payload for r in records]}
+
+        def encode_event(self, records: list[Record]) -> bytes:
+            return b'{"Records":[' + b",".join(b'{"own":1}' for _ in records) + b"]}"
+
+        def item_identifier(self, value: object) -> str | None:
+            return None
+
+    class Target:
+        def invoke(self, event: Event, timeout_seconds: float) -> Returned:
+            seen.append(event.body)
+            return Returned(None)
+
+    invoker = Invoker(source=EncodingSource(), target=Target(),  # type: ignore[arg-type]
+                      timeout_seconds=1, report_batch_item_failures=False,
+                      metrics=Metrics().for_mapping("m"),
+                      status=MappingStatus("m", "memory", "python"), max_payload_bytes=40)
+    batch = Batch("lane", (Record("lane", "1", "1", {"a": 1}, 7, 0.0),))
+    # When a batch is invoked, the target gets the source's bytes
+    assert invoker.invoke(batch) == Success()
+    assert seen == [b'{"Records":[{"own":1}]}']
+    # And the 6 MB check measures those bytes (here a 40-byte limit)
+    three = Batch("lane", batch.records * 3)
+    assert isinstance(invoker.invoke(three), Oversized)

@@ -184,3 +184,22 @@ def test_a_read_reply_decodes_exactly_like_record_by_record() -> None:
     assert batch[5].payload["attributes"]["binaryFields"] == ["body"]
     assert batch[0].filter_view is not None and batch[0].filter_view["body"] == {"amount": 12}
     assert batch[1].filter_view is None and batch[2].filter_view is None
+
+
+def test_the_event_joined_from_record_encodings_is_byte_for_byte_the_encoded_event() -> None:
+    from esm.records import Record, records_event_body
+
+    entries = [
+        (b"1700000000000-0", [b"body", b'{"amount": 12, "note": "caf\xc3\xa9 \\"q\\""}']),
+        (b"1700000000000-1", [b"body", b"\xff\x00", b"t", b"ok"]),  # binary: base64 path
+        (b"1700000000000-2", [b"other", b"x\ny"]),
+    ]
+    records = decoder().new_entries("orders", entries, None)
+    records.append(decoder().record("orders", "1700000000001-0", {b"body": b"[1]"}, 3))
+    document = {"Records": [r.payload for r in records]}
+    assert records_event_body(records) == orjson.dumps(document)
+    assert all(r.size_bytes == len(r.encoded or b"") for r in records)
+    # A record without its own encoding: no shortcut (the caller encodes the document)
+    plain = Record("orders", "1", "1", {"a": 1}, 7, 0.0)
+    assert records_event_body([*records, plain]) is None
+    assert records_event_body([]) == b'{"Records":[]}' == orjson.dumps({"Records": []})

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Collection
 
 import fakeredis
+import orjson
 import pytest
 import redis
 
@@ -229,6 +230,7 @@ def test_pure_methods_shape_event_and_identifiers(client: fakeredis.FakeRedis) -
     source = make_source(client)
     records = source.poll(10, 0)
     assert source.build_event(records) == {"Records": [records[0].payload]}
+    assert source.encode_event(records) == orjson.dumps(source.build_event(records))
     assert source.event_overhead_bytes() == len(b'{"Records":[]}')
     assert source.item_identifier(records[0].item_id) == records[0].item_id
     assert [source.item_identifier(v) for v in ("", None, 5, {"id": 1})] == [None] * 4
