@@ -78,6 +78,7 @@ class Reader:
                                  max_bytes=MAX_BUFFERED_BYTES)
         self._ledgers: dict[str, LaneLedger] = {}
         self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
+        self._queue_acks: list[Record] = []  # queue family: acks not yet sent
         self._in_flight = 0
         self._next_lag_at = 0.0
         self._crashed: BaseException | None = None
@@ -227,8 +228,9 @@ class Reader:
 
     def _ack_filtered(self, filtered: list[Record]) -> None:
         if not self.stream:
-            self.source.ack(filtered)
-            self.metrics.count("deleted", len(filtered))
+            # Sent with the acks of the next settlements (one XACK / DeleteMessageBatch
+            # round for both), at the latest at the start of the next turn.
+            self._queue_acks.extend(filtered)
             return
         for lane in {r.lane for r in filtered}:
             ready = self._ledgers[lane].pop_finished()
@@ -268,14 +270,21 @@ class Reader:
         """Apply every queued settlement, waiting up to `wait_seconds` for the first; True
         if there was one."""
         try:
-            item = self._settlements.get(timeout=wait_seconds) if wait_seconds > 0 \
-                else self._settlements.get_nowait()
+            item = self._settlements.get_nowait()
         except queue.Empty:
-            return False
-        # Performance (queue family): the acks of every settlement applied in this turn go
-        # to the source in one call, so one XACK / DeleteMessageBatch round trip instead of
-        # one per settlement. Stream sources keep one call per lane (a contiguous run).
-        acks: list[Record] = []
+            # Queue acks deferred from ingest (filtered records) go now, not after a wait.
+            self._flush_acks(self._queue_acks)
+            if wait_seconds <= 0:
+                return False
+            try:
+                item = self._settlements.get(timeout=wait_seconds)
+            except queue.Empty:
+                return False
+        # Performance (queue family): the acks of every settlement applied in this turn, and
+        # of the records the last poll filtered out, go to the source in one call: one
+        # XACK / DeleteMessageBatch round instead of one per settlement and one per poll.
+        # Stream sources keep one call per lane (a contiguous run).
+        acks = self._queue_acks
         while True:
             self._settle(*item, acks)
             try:
@@ -360,6 +369,7 @@ class Reader:
                         " their records will be delivered again", self.mapping.name,
                         self._in_flight, self.drain_seconds)
         if not self.stream:
+            self._flush_acks(self._queue_acks)
             self._release_undispatched()
 
     def _release_undispatched(self) -> None:
