@@ -110,8 +110,9 @@ class EntryDecoder:
                 append(self.record(stream, entry_id, raw, 1, handle))
                 continue
             millis_text = entry_id.partition("-")[0]
-            millis = int(millis_text) if millis_text.isdigit() else 0
-            attributes = {"deliveryCount": "1", "timestamp": str(millis),
+            if not millis_text.isdigit():
+                millis_text = "0"
+            attributes = {"deliveryCount": "1", "timestamp": millis_text,
                           "consumerGroup": group}
             body = fields.get(body_field)
             view = None
@@ -130,7 +131,7 @@ class EntryDecoder:
                         pass
             encoded = dumps(payload)
             append(Record(stream, entry_id, entry_id, payload, len(encoded),
-                          millis / 1000.0, view, 1, None, handle, encoded))
+                          int(millis_text) / 1000.0, view, 1, None, handle, encoded))
         return out
 
     def _build(self, stream: str, entry_id: str, fields: dict[str, str], binary: list[str],
