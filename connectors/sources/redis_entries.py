@@ -86,29 +86,31 @@ class EntryDecoder:
 
     def new_entries(self, stream: str, entries: Sequence[Any], handle: object) -> list[Record]:
         """Records for one stream's XREADGROUP '>' reply ([id, fields] pairs; fields None
-        for an entry deleted while pending, skipped), in order.
+        for an entry deleted while pending, skipped), in order. The reply's ids, names and
+        values may be bytes, or str decoded by the connection with surrogateescape
+        (RedisPipe decode_text): then an entry that was not UTF-8 holds lone surrogates,
+        which orjson refuses to encode, and goes through `record` as bytes.
 
         Performance: this runs once per entry read and was most of the Redis reader's CPU,
-        so the common case (UTF-8 fields, first delivery) is one flat loop here, with no
-        call per entry beyond the builtins; anything else goes through `record`."""
+        so the common case (decoded UTF-8 fields, first delivery) is one flat loop here,
+        with no call per entry beyond the builtins; anything else goes through `record`."""
         arn, group, body_field = self._arns[stream], self._group, self._body_field
-        dumps, loads, text_decode = orjson.dumps, orjson.loads, bytes.decode
+        dumps, loads = orjson.dumps, orjson.loads
         json_starts = _JSON_STARTS
         out: list[Record] = []
         append = out.append
         for raw_id, raw in entries:
             if raw is None:
                 continue
-            entry_id = raw_id.decode() if type(raw_id) is bytes else str(raw_id)
+            entry_id = raw_id if type(raw_id) is str else text(raw_id)
             if type(raw) is not list or len(raw) & 1:
+                append(self.record(stream, entry_id, as_bytes(raw), 1, handle))
+                continue
+            if not raw or type(raw[0]) is not str:  # bytes from a client that does not decode
                 append(self.record(stream, entry_id, raw, 1, handle))
                 continue
-            try:
-                names_values = map(text_decode, raw)
-                fields = dict(zip(names_values, names_values, strict=False))  # even: checked
-            except UnicodeDecodeError:
-                append(self.record(stream, entry_id, raw, 1, handle))
-                continue
+            names_values = iter(raw)
+            fields = dict(zip(names_values, names_values, strict=False))  # even: checked
             millis_text = entry_id.partition("-")[0]
             if not millis_text.isdigit():
                 millis_text = "0"
@@ -124,12 +126,16 @@ class EntryDecoder:
                 payload = {"eventSource": EVENT_SOURCE, "eventSourceARN": arn,
                            "stream": stream, "messageId": entry_id, "fields": fields,
                            "body": body, "attributes": attributes}
-                if body and body[0] in json_starts:  # else it cannot be JSON: skip the parser
-                    try:
-                        view = {**payload, "body": loads(body)}
-                    except orjson.JSONDecodeError:
-                        pass
-            encoded = dumps(payload)
+            try:
+                encoded = dumps(payload)
+            except orjson.JSONEncodeError:  # surrogates: bytes that were not UTF-8
+                append(self.record(stream, entry_id, as_bytes(raw), 1, handle))
+                continue
+            if body and body[0] in json_starts:  # else it cannot be JSON: skip the parser
+                try:
+                    view = {**payload, "body": loads(body)}
+                except orjson.JSONDecodeError:
+                    pass
             append(Record(stream, entry_id, entry_id, payload, len(encoded),
                           int(millis_text) / 1000.0, view, 1, None, handle, encoded))
         return out
@@ -182,6 +188,17 @@ def _text_fields(raw: RawFields) -> dict[str, str]:
         pairs = iter(raw)
         return {k.decode(): v.decode() for k, v in zip(pairs, pairs, strict=True)}
     return {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
+
+
+def as_bytes(raw: Any) -> Any:
+    """Entry fields decoded by the connection (surrogateescape) back to the wire's bytes."""
+    if type(raw) is list:
+        return [v.encode("utf-8", "surrogateescape") if type(v) is str else v for v in raw]
+    if isinstance(raw, dict):
+        return {(k.encode("utf-8", "surrogateescape") if type(k) is str else k):
+                (v.encode("utf-8", "surrogateescape") if type(v) is str else v)
+                for k, v in raw.items()}
+    return raw
 
 
 def as_mapping(raw: RawFields) -> Mapping[bytes, bytes]:

@@ -25,10 +25,17 @@ OnReply = Callable[[Any], None]
 
 
 class RedisPipe:
-    """Send now, read later, on one pooled connection (reader thread only)."""
+    """Send now, read later, on a connection of its own (reader thread only), made like the
+    client's. `decode_text`: replies come as str, decoded by the parser (hiredis: in C);
+    bytes that are not UTF-8 come as lone surrogates (surrogateescape), which orjson
+    refuses to encode, so a caller can tell them apart and fall back to bytes."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, decode_text: bool = False) -> None:
         self._pool = client.connection_pool
+        self._options = dict(self._pool.connection_kwargs)
+        if decode_text:
+            self._options.update(decode_responses=True, encoding="utf-8",
+                                 encoding_errors="surrogateescape")
         self._conn: Any = None
         self._waiting: deque[OnReply | None] = deque()  # one per reply not read yet
 
@@ -67,26 +74,23 @@ class RedisPipe:
             raise first_error
 
     def close(self) -> None:
-        """Read what is still owed (so acks are confirmed), then give the connection back."""
+        """Read what is still owed (so acks are confirmed), then disconnect."""
         try:
             self.collect()
         finally:
-            if self._conn is not None:
-                self._pool.release(self._conn)
-                self._conn = None
+            self._disconnect()
 
     def _connection(self) -> Any:
         if self._conn is None:
-            try:
-                self._conn = self._pool.get_connection()
-            except TypeError:  # redis-py 5 wants a command name
-                self._conn = self._pool.get_connection("_")
+            self._conn = self._pool.connection_class(**self._options)
         return self._conn
 
     def _drop(self) -> None:
         """The connection broke: its replies are gone; the next send connects afresh."""
         self._waiting.clear()
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         if self._conn is not None:
             self._conn.disconnect()
-            self._pool.release(self._conn)
             self._conn = None

@@ -100,7 +100,7 @@ class RedisStreamsSource:
         self._buffer: dict[str, deque[Record]] = {s: deque() for s in self._streams}
         self._reclaimer = Reclaimer(self._client, self._group, self.consumer,
                                     settings.visibility_timeout_seconds)
-        self._pipe = RedisPipe(self._client)
+        self._pipe = RedisPipe(self._client, decode_text=True)  # EntryDecoder.new_entries
         self._reading = False  # an XREADGROUP sent on the pipe, its reply not read yet
         self._read_count = 0
         self._read_ahead = False  # the last read filled its COUNT: more is likely there

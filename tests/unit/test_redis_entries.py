@@ -168,8 +168,18 @@ def test_a_read_reply_decodes_exactly_like_record_by_record() -> None:
         (b"1700000000007-0", [b"body", b"  {not json"]),
     ]
     handle = object()
-    # When the reply is decoded at once, and entry by entry
-    batch = decoder().new_entries("orders", entries, handle)
+    # When the reply is decoded at once as the pipe's connection gives it (str, non-UTF-8
+    # bytes as lone surrogates), and entry by entry from the bytes
+    def as_text(value: object) -> object:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "surrogateescape")
+        if isinstance(value, list):
+            return [as_text(v) for v in value]
+        return value
+    decoded = [(as_text(raw_id), as_text(fields) if isinstance(fields, list) else fields)
+               for raw_id, fields in entries]
+    batch = decoder().new_entries("orders", decoded, handle)
+    assert decoder().new_entries("orders", entries, handle)[0].payload == batch[0].payload
     one_by_one = [decoder().record("orders", raw_id.decode(), fields, 1, handle)
                   for raw_id, fields in entries if fields is not None]
     # Then both give the same records in the same order; the deleted entry is skipped
