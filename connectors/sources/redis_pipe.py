@@ -53,10 +53,11 @@ class RedisPipe:
             raise
         self._waiting.append(on_reply)
 
-    def collect(self) -> None:
-        """Read every reply sent for, in order, handing each to its callback."""
+    def collect(self, wait: bool = True) -> None:
+        """Read every reply sent for, in order, handing each to its callback; with `wait`
+        False, only those that have arrived (the rest stay owed)."""
         first_error: redis.ResponseError | None = None
-        while self._waiting:
+        while self._waiting and (wait or self._arrived()):
             on_reply = self._waiting[0]
             try:
                 reply = self._conn.read_response(disconnect_on_error=False)
@@ -72,6 +73,13 @@ class RedisPipe:
                 on_reply(reply)
         if first_error is not None:
             raise first_error
+
+    def _arrived(self) -> bool:
+        try:
+            return bool(self._conn.can_read(timeout=0))
+        except BaseException:
+            self._drop()
+            raise
 
     def close(self) -> None:
         """Read what is still owed (so acks are confirmed), then disconnect."""

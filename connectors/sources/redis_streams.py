@@ -67,6 +67,9 @@ _SHORTEST_BLOCK_MS = 100
 # still in the CPU cache (bench_redis: 1,700-entry reads cost ~20% more CPU per record than
 # 128-entry ones), and the pipe keeps one read ahead, so round trips are not waited for.
 _READ_COUNT = 128
+# Polls shorter than this (the reader's 1 ms polls while batches are in flight) do not wait
+# for a read sent ahead to be answered.
+_SHORTEST_WAIT_SECONDS = 0.005
 
 
 class RedisStreamsSource:
@@ -125,10 +128,14 @@ class RedisStreamsSource:
         active = [s for s in self._streams if s not in self._paused]
         with self._translate("poll"):
             try:
-                self._pipe.collect()  # XACK replies, and a read sent ahead
+                # XACK replies, and a read sent ahead. While batches are in flight (a
+                # short timeout) only what has arrived: the reader has settlements to
+                # apply meanwhile, and comes back within a batch.
+                wait = timeout_seconds >= _SHORTEST_WAIT_SECONDS
+                self._pipe.collect(wait)
                 if not active:
                     return []  # at once: the reader waits for the settlements that resume one
-                self._fill(active, max_records, timeout_seconds)
+                self._fill(active, max_records, timeout_seconds, wait)
             except redis.ResponseError as exc:
                 if not str(exc).startswith("NOGROUP"):
                     raise
@@ -258,8 +265,10 @@ class RedisStreamsSource:
                 if not str(exc).startswith("BUSYGROUP"):
                     raise  # an existing group keeps its position, as Kafka's (ESM-SPEC §1.2)
 
-    def _fill(self, active: list[str], max_records: int, timeout_seconds: float) -> None:
-        """Reclaim idle pending entries when due, then read new ones into the buffer."""
+    def _fill(self, active: list[str], max_records: int, timeout_seconds: float,
+              wait: bool) -> None:
+        """Reclaim idle pending entries when due, then read new ones into the buffer
+        (unless a read sent ahead is still owed and `wait` is False)."""
         now = self.context.clock.monotonic()
         if now >= self._next_reclaim:
             self._next_reclaim = now + self._reclaim_interval
@@ -267,13 +276,14 @@ class RedisStreamsSource:
                 held = self._held[stream]
                 for entry_id, fields, count in self._reclaimer.claim(stream, max_records, held):
                     self._hold(self._decoder.record(stream, entry_id, fields, count, self))
-        buffered = sum(len(self._buffer[s]) for s in active)
-        if buffered >= max_records:
-            return
+        if any(self._buffer[s] for s in active):
+            return  # hand these out; the read sent ahead after them brings the next ones
+        if self._reading and not wait:
+            return  # the read sent ahead is not answered yet: the next poll takes it
         block_ms = min(self.settings.block_milliseconds, int(timeout_seconds * 1000))
-        if block_ms < _SHORTEST_BLOCK_MS or buffered:
+        if block_ms < _SHORTEST_BLOCK_MS:
             block_ms = 0  # no BLOCK: answered at once, and the reader waits if it must
-        self._send_read(active, max_records - buffered, block_ms)
+        self._send_read(active, max_records, block_ms)
         self._pipe.collect()
 
     def _send_read(self, streams: list[str], count: int, block_ms: int) -> None:

@@ -277,20 +277,37 @@ def test_a_fast_stream_is_read_ahead_and_acks_are_confirmed_by_the_next_poll(
     ids = add(client, "a", *[str(n) for n in range(25)])
     source = make_source(client, streams=("a",))
     # When a poll fills its count, the next read is already sent (its reply not read)
-    first = source.poll(10, 0.0)
+    first = source.poll(10, 0.01)
     assert [r.item_id for r in first] == ids[:10]
     assert len(source._pipe) == 1
     # Then the next poll hands out what that read returned, in order
     source.ack(first)
     assert len(source._pipe) == 2  # the XACK, sent at once
-    second = source.poll(10, 0.0)
+    second = source.poll(10, 0.01)
     assert [r.item_id for r in second] == ids[10:20]
     assert pending(client, "a") == 15  # the first ten acked; ten out, five read ahead
     # And a short read stops reading ahead
     source.ack(second)
-    third = source.poll(10, 0.0)
+    third = source.poll(10, 0.01)
     assert [r.item_id for r in third] == ids[20:]
     assert len(source._pipe) == 0
     source.ack(third)
     source.close()
     assert pending(client, "a") == 0
+
+
+def test_a_short_poll_does_not_wait_for_a_read_sent_ahead(client: fakeredis.FakeRedis) -> None:
+    """While batches are in flight the reader polls with 1 ms: it must get back to its
+    settlements instead of waiting for Redis to answer the read sent ahead."""
+    ids = add(client, "a", *[str(n) for n in range(20)])
+    source = make_source(client, streams=("a",))
+    assert len(source.poll(10, 0.01)) == 10 and len(source._pipe) == 1
+    arrived = []
+    source._pipe._arrived = lambda: bool(arrived)  # type: ignore[method-assign]
+    # When the reply has not arrived, a short poll returns nothing and sends nothing more
+    assert source.poll(10, 0.001) == []
+    assert len(source._pipe) == 1
+    # Once it has (or with a longer timeout), the records come
+    arrived.append(True)
+    assert [r.item_id for r in source.poll(10, 0.001)] == ids[10:]
+    source.close()
