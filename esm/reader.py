@@ -6,8 +6,8 @@ the settlements they send back (only this thread touches the source). DESIGN §2
 - records wait in a `LaneBuffer` between poll and dispatch; it pauses lanes at the source
   when batches queue up and bounds the whole buffer (memory is bounded by configuration,
   never by backlog);
-- stream family acks go through a `LaneLedger`, so only a finished, contiguous prefix of a
-  lane is ever committed (filtered records included, checklist 32);
+- acks go through an `AckBook`: stream lanes commit only a finished, contiguous prefix
+  (filtered records included, checklist 32); queue acks of a turn go in one call;
 - on stop it polls no more, waits for in-flight batches within the drain budget, applies
   their settlements, and returns; undispatched records stay unacked (redelivered later).
 """
@@ -20,9 +20,9 @@ import threading
 import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import Executor
-from itertools import compress, groupby
-from operator import attrgetter
+from itertools import compress
 
+from esm.acks import AckBook
 from esm.batching import BatchLimits
 from esm.config_types import MappingConfig
 from esm.filtering import MATCH_ALL, Matcher
@@ -30,7 +30,7 @@ from esm.interfaces import Clock, Source
 from esm.lane_buffer import Lane, LaneBuffer
 from esm.lane_worker import LaneWorker
 from esm.metrics import MappingMetrics
-from esm.positions import LaneLedger
+from esm.reader_checks import total_lag, warn_if_visibility_below_timeout
 from esm.records import Batch, Record, Settlement
 from esm.status import MappingStatus
 
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 MIN_BUFFERED_RECORDS = 1000
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
-_lane_of = attrgetter("lane")
 
 
 class Reader:
@@ -70,44 +69,27 @@ class Reader:
         self.stream = source.traits.family == "stream"
         self.limits = BatchLimits(mapping.batch_size, mapping.maximum_batching_window_in_seconds,
                                   source.event_overhead_bytes())
-        self.min_buffered_records = int(min_buffered_records)
-        self.max_buffered_records = self._buffer_bound(lanes=0)
         self.buffer = LaneBuffer(source, self.limits,
                                  parallelization_factor=mapping.parallelization_factor,
-                                 max_records=self.max_buffered_records,
+                                 max_in_flight=max_in_flight,
+                                 min_records=int(min_buffered_records),
                                  max_bytes=MAX_BUFFERED_BYTES)
-        self._ledgers: dict[str, LaneLedger] = {}
+        self.acks = AckBook(source, metrics, stream=self.stream)
         self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
-        self._queue_acks: list[Record] = []  # queue family: acks not yet sent
         self._in_flight = 0
         self._next_lag_at = 0.0
         self._crashed: BaseException | None = None
         self.idle = False
 
-    def _buffer_bound(self, lanes: int) -> int:
-        """Records the buffer may hold: enough for every batch that can run at once to
-        have one waiting behind it, and never so little that small batches starve the
-        source of read-ahead; bytes cap the worst case. At most one batch per lane (per
-        key slot) runs, so with few lanes fewer than `max_in_flight` can: reading further
-        ahead only holds records longer, and records decoded long before they are
-        invoked have left the CPU cache (measured with bench_redis: one stream, 16
-        workers, a 1,700-record buffer cost ~15% more CPU per record than 1,000).
-        `lanes` 0: not known (lanes discovered as records come, e.g. FIFO groups)."""
-        batch = self.mapping.batch_size
-        runnable = self.max_in_flight
-        if lanes:
-            runnable = min(runnable, lanes * self.mapping.parallelization_factor)
-        return max(batch * (runnable + 1), self.min_buffered_records)
-
-    def _rebound_buffer(self) -> None:
-        self.max_buffered_records = self._buffer_bound(self.buffer.assigned_lanes())
-        self.buffer.max_records = self.max_buffered_records
+    @property
+    def max_buffered_records(self) -> int:
+        return self.buffer.max_records
 
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> None:
         self.source.open(self)
-        self._check_visibility_timeout()
+        warn_if_visibility_below_timeout(self.mapping, self.source, self.status)
         self.status.update(ready=True, state="Enabled")
         self.metrics.up.set(1)
         try:
@@ -118,23 +100,6 @@ class Reader:
             self.status.update(ready=False)
             self.run_stop.set()  # workers finish their current invocation, start no retries
         self.drain()  # only on a clean stop: a crashed reader's source may be unusable
-
-    def _check_visibility_timeout(self) -> None:
-        """Queue sources learn their visibility timeout from the broker at open (SQS queue
-        attribute). A target timeout above it lets a slow invocation's records be delivered
-        to another consumer while still in flight: AWS refuses such a mapping (ESM-SPEC
-        §1.2, checklist 40); esm warns, since the queue may be shared with other readers."""
-        visibility = getattr(self.source, "visibility_timeout_seconds", None)
-        timeout = self.mapping.target_timeout_seconds
-        if self.stream or not isinstance(visibility, (int, float)) or visibility >= timeout:
-            return
-        log.warning("mapping %s: the queue's visibility timeout (%ss) is shorter than the "
-                    "target's timeout_seconds (%ss): records of a slow invocation can be "
-                    "delivered twice; raise the visibility timeout to at least %ss (AWS "
-                    "recommends 6 x the function timeout)", self.mapping.name, visibility,
-                    timeout, timeout)
-        self.status.update(last_error=f"visibility timeout {visibility}s < target timeout "
-                                      f"{timeout}s")
 
     def step(self) -> None:
         """One turn: settle, close due batches, dispatch, then poll (or wait)."""
@@ -184,7 +149,7 @@ class Reader:
 
         Performance: this runs for every record read, so it works on the whole poll at
         once: one pass of the matcher over the views, lane runs tracked and buffered with
-        list operations (`LaneLedger.track_run`, `LaneBuffer.add_all`) instead of several
+        list operations (`AckBook.track`, `LaneBuffer.add_all`) instead of several
         Python calls per record."""
         self.metrics.count("polled", len(records))
         now = self.clock.monotonic()
@@ -196,13 +161,11 @@ class Reader:
             matched = list(compress(records, flags))
             filtered = [r for r, ok in zip(records, flags, strict=True) if not ok]
         if self.stream:
-            rejected = {id(r) for r in filtered}
-            for lane, run in groupby(records, _lane_of):
-                self._ledger(lane).track_run(list(run), rejected)
+            self.acks.track(records, filtered)
         self.buffer.add_all(matched, now)
         if filtered:
             self.metrics.count("filtered_out", len(filtered))
-            self._ack_filtered(filtered)
+            self.acks.filtered(filtered)
 
     def _match_all(self, records: Sequence[Record]) -> list[bool]:
         views = [view if type(view := r.filter_view if r.filter_view is not None
@@ -225,24 +188,6 @@ class Reader:
             log.exception("mapping %s: filter raised on record %s; delivering it",
                           self.mapping.name, record.item_id)
             return True
-
-    def _ack_filtered(self, filtered: list[Record]) -> None:
-        if not self.stream:
-            # Sent with the acks of the next settlements (one XACK / DeleteMessageBatch
-            # round for both), at the latest at the start of the next turn.
-            self._queue_acks.extend(filtered)
-            return
-        for lane in {r.lane for r in filtered}:
-            ready = self._ledgers[lane].pop_finished()
-            if ready:
-                self.source.ack(ready)
-                self.metrics.count("committed", len(ready))
-
-    def _ledger(self, lane: str) -> LaneLedger:
-        ledger = self._ledgers.get(lane)
-        if ledger is None:
-            ledger = self._ledgers[lane] = LaneLedger()
-        return ledger
 
     # -- dispatch and settle ----------------------------------------------------------------
 
@@ -273,54 +218,43 @@ class Reader:
             item = self._settlements.get_nowait()
         except queue.Empty:
             # Queue acks deferred from ingest (filtered records) go now, not after a wait.
-            self._flush_acks(self._queue_acks)
+            self.acks.flush()
             if wait_seconds <= 0:
                 return False
             try:
                 item = self._settlements.get(timeout=wait_seconds)
             except queue.Empty:
                 return False
-        # Performance (queue family): the acks of every settlement applied in this turn, and
-        # of the records the last poll filtered out, go to the source in one call: one
-        # XACK / DeleteMessageBatch round instead of one per settlement and one per poll.
-        # Stream sources keep one call per lane (a contiguous run).
-        acks = self._queue_acks
+        # Queue acks of every settlement applied in this turn go to the source in one call
+        # (AckBook); stream lanes ack their finished prefix as each settlement lands.
         while True:
-            self._settle(*item, acks)
+            self._settle(*item)
             try:
                 item = self._settlements.get_nowait()
             except queue.Empty:
                 break
-        self._flush_acks(acks)
+        self.acks.flush()
         if self._crashed is not None:
             raise RuntimeError("a lane worker crashed") from self._crashed
         return True
 
-    def _settle(self, lane: Lane, s: Settlement, acks: list[Record]) -> None:
+    def _settle(self, lane: Lane, s: Settlement) -> None:
         if s.finished:
             self._in_flight -= 1
             self.buffer.finished(lane)
         if not self.buffer.is_current(lane):
             return  # the lane was revoked: never ack for it again
-        if s.ack and not self.stream:
-            acks.extend(s.ack)
-        elif s.ack:
-            self._ack(lane.lane, s.ack)
+        if s.ack:
+            self.acks.settled(lane.lane, s.ack)
         if s.release:
             # Acks gathered so far go first: a release can change how the source treats
             # the lane's other records (SQS FIFO voids the rest of the group), and records
             # that already succeeded must be deleted, not redelivered.
-            self._flush_acks(acks)
+            self.acks.flush()
             self.source.release(s.release, s.release_delay_seconds)
             self.metrics.count("released", len(s.release))
             if getattr(self.source, "ordered_lanes", False):
                 self._release_buffered(lane)
-
-    def _flush_acks(self, acks: list[Record]) -> None:
-        if acks:
-            self.source.ack(acks)
-            self.metrics.count("deleted", len(acks))
-            acks.clear()
 
     def _release_buffered(self, lane: Lane) -> None:
         """Ordered queue lanes (SQS FIFO message groups): once a record of the lane is
@@ -331,18 +265,10 @@ class Reader:
             self.source.release(records, 0.0)
             self.metrics.count("released", len(records))
 
-    def _ack(self, lane: str, records: tuple[Record, ...]) -> None:
-        """Stream family: commit the lane's finished prefix (queue acks: apply_settlements)."""
-        ready = self._ledgers[lane].finish(records)
-        if ready:
-            self.source.ack(ready)
-            self.metrics.count("committed", len(ready))
-
     # -- lane ownership (LaneListener) ------------------------------------------------------
 
     def lanes_assigned(self, lanes: Collection[str]) -> None:
         self.buffer.assigned(lanes)
-        self._rebound_buffer()
         log.info("mapping %s: lanes assigned: %s", self.mapping.name, ", ".join(sorted(lanes)))
 
     def lanes_revoked(self, lanes: Collection[str]) -> None:
@@ -352,9 +278,7 @@ class Reader:
         while any(lane.busy for lane in revoked) and time.monotonic() < deadline:
             self.apply_settlements(0.05)
         self.buffer.forget(revoked)
-        for name in lanes:
-            self._ledgers.pop(name, None)
-        self._rebound_buffer()
+        self.acks.forget(lanes)
         log.info("mapping %s: lanes revoked: %s", self.mapping.name, ", ".join(sorted(lanes)))
 
     # -- stop and report ------------------------------------------------------------------
@@ -369,7 +293,7 @@ class Reader:
                         " their records will be delivered again", self.mapping.name,
                         self._in_flight, self.drain_seconds)
         if not self.stream:
-            self._flush_acks(self._queue_acks)
+            self.acks.flush()
             self._release_undispatched()
 
     def _release_undispatched(self) -> None:
@@ -387,12 +311,7 @@ class Reader:
         if now < self._next_lag_at:
             return
         self._next_lag_at = now + self.lag_interval_seconds
-        lag_value: float | None = None
-        try:
-            lag = self.source.lag()
-            lag_value = float(sum(lag.values())) if lag else None
-        except Exception as exc:  # lag is informative; a failure here must not stop reading
-            log.debug("mapping %s: lag unavailable: %s", self.mapping.name, exc)
+        lag_value = total_lag(self.mapping, self.source)
         if lag_value is not None:
             self.metrics.offset_lag.set(lag_value)
         self.metrics.in_flight.set(self._in_flight)
@@ -400,5 +319,5 @@ class Reader:
             lag=lag_value, in_flight_batches=self._in_flight,
             buffered_records=self.buffer.records, lanes=len(self.buffer.lanes),
             paused_lanes=self.buffer.paused_lanes(),
-            outstanding_records=sum(len(led) for led in self._ledgers.values()),
+            outstanding_records=self.acks.outstanding(),
         )

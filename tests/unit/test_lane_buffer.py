@@ -34,7 +34,7 @@ def make(lanes: list[str], *, batch_size: int = 2, max_records: int = 10,
          ) -> tuple[LaneBuffer, PauseLog]:
     log = PauseLog()
     buffer = LaneBuffer(log, BatchLimits(batch_size, 0.0), parallelization_factor=1,  # type: ignore[arg-type]
-                        max_records=max_records, max_bytes=1 << 30)
+                        max_in_flight=1, min_records=max_records, max_bytes=1 << 30)
     buffer.assigned(lanes)
     return buffer, log
 
@@ -76,9 +76,9 @@ def test_add_all_buffers_exactly_like_add_one_by_one() -> None:
             batch_size = rng.choice([1, 2, 4])
             limits = BatchLimits(batch_size, 0.0, envelope_bytes=14, max_bytes=80)
             one = LaneBuffer(PauseLog(), limits, parallelization_factor=factor,  # type: ignore[arg-type]
-                             max_records=1000, max_bytes=1 << 30)
+                             max_in_flight=1, min_records=1000, max_bytes=1 << 30)
             many = LaneBuffer(PauseLog(), limits, parallelization_factor=factor,  # type: ignore[arg-type]
-                              max_records=1000, max_bytes=1 << 30)
+                              max_in_flight=1, min_records=1000, max_bytes=1 << 30)
             records = [Record(rng.choice("ab"), str(n), str(n), {}, rng.choice([5, 30, 70]),
                               0.0, ordering_key=str(n % 5)) for n in range(rng.randint(1, 20))]
             # When one buffer gets them one by one and the other in one call
