@@ -60,11 +60,13 @@ class Invoker:
         self.status = status
         self.max_payload_bytes = max_payload_bytes
         self._request_ids = RequestIds()
+        # Optional on a source (EncodesEvents): its own, cheaper encoding of the event.
+        self._encode_event = getattr(source, "encode_event", None)
 
     def invoke(self, batch: Batch) -> Outcome | Oversized:
         records = list(batch.records)
         document = self.source.build_event(records)
-        encode = getattr(self.source, "encode_event", None)  # optional: EncodesEvents
+        encode = self._encode_event
         body = encode(records) if encode is not None else orjson.dumps(document)
         if len(body) > self.max_payload_bytes:
             return Oversized(len(body))

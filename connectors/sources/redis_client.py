@@ -53,24 +53,13 @@ def build_client(settings: RedisStreamsSettings, credentials: Mapping[str, str])
         tls = {"ssl_ca_certs": settings.ssl_ca_certs, "ssl_certfile": settings.ssl_certfile,
                "ssl_keyfile": settings.ssl_keyfile}
         options.update({k: v for k, v in tls.items() if v is not None})
-    client = redis.Redis.from_url(settings.url, **options)
-    unparsed_stream_replies(client)
-    return client
-
-
-def unparsed_stream_replies(client: redis.Redis) -> None:
-    """Have XREADGROUP return the wire reply as [(stream, [[id, [name, value, ...]], ...])]
-    instead of redis-py's per-entry dicts: the source decodes each entry once anyway, and
-    redis-py's parse is about a fifth of the client-side cost of a read."""
-    client.set_response_callback("XREADGROUP", _wire_reply)
-
-
-def _wire_reply(response: Any, **options: Any) -> Any:
-    return stream_reply_pairs(response)
+    return redis.Redis.from_url(settings.url, **options)
 
 
 def stream_reply_pairs(response: Any) -> Any:
-    """An XREADGROUP wire reply as [(stream, entries), ...], from RESP2 or RESP3."""
+    """An XREADGROUP wire reply, as the source's RedisPipe reads it (no redis-py parsing:
+    the source decodes each entry once anyway), as [(stream, [[id, [name, value, ...]],
+    ...]), ...], from RESP2 or RESP3."""
     if not response:
         return []
     if isinstance(response, dict):  # RESP3 (redis-py's default): {stream: entries}

@@ -29,8 +29,8 @@ import orjson
 from esm.records import Record
 
 EVENT_SOURCE = "redis:streams"
-# An entry's fields as redis-py parses them, or as they come off the wire (see
-# redis_client.unparsed_stream_replies): [name, value, name, value, ...].
+# An entry's fields as redis-py parses them (XAUTOCLAIM), or as they come off the wire
+# (redis_client.stream_reply_pairs): [name, value, name, value, ...].
 RawFields = Mapping[bytes, bytes] | list[bytes]
 # The characters a JSON text can start with (RFC 8259: optional whitespace, then a value).
 _JSON_STARTS = frozenset(' \t\n\r{["-0123456789tfn')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.sources.redis_client import _wire_reply
+from connectors.sources.redis_client import stream_reply_pairs
 
 ENTRIES = [[b"1-0", [b"body", b"x"]], [b"2-0", [b"body", b"y"]]]
 
@@ -15,9 +15,9 @@ ENTRIES = [[b"1-0", [b"body", b"x"]], [b"2-0", [b"body", b"y"]]]
 ])
 def test_both_protocols_give_stream_entry_pairs(reply: object) -> None:
     # When a reply of either protocol comes back / Then the source sees (stream, entries)
-    assert [tuple(pair) for pair in _wire_reply(reply)] == [(b"orders", ENTRIES)]
+    assert [tuple(pair) for pair in stream_reply_pairs(reply)] == [(b"orders", ENTRIES)]
 
 
 @pytest.mark.parametrize("reply", [None, [], {}])
 def test_a_timed_out_block_is_an_empty_list(reply: object) -> None:
-    assert _wire_reply(reply) == []
+    assert stream_reply_pairs(reply) == []
