@@ -41,7 +41,6 @@ MIN_BUFFERED_RECORDS = 1000
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
 
-
 class Reader:
     """Runs one mapping's read loop until `stop` is set; see the module docstring."""
 
@@ -174,14 +173,9 @@ class Reader:
         try:
             return list(map(self.matcher.matches, views))
         except Exception:  # noqa: BLE001 - find the record it raised on, one by one
-            return [self._matches(r) for r in records]
+            return [self._safe_match(r, view) for r, view in zip(records, views, strict=True)]
 
-    def _matches(self, record: Record) -> bool:
-        if self.matcher is MATCH_ALL:
-            return True
-        view = record.filter_view if record.filter_view is not None else record.payload
-        if type(view) is not dict:
-            view = dict(view)  # a source's lazy Mapping view: the matcher reads plain dicts
+    def _safe_match(self, record: Record, view: dict[str, object]) -> bool:
         try:
             return bool(self.matcher.matches(view))
         except Exception:  # a matcher bug must not drop records: deliver them

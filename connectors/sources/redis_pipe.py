@@ -42,6 +42,11 @@ class RedisPipe:
     def __len__(self) -> int:
         return len(self._waiting)
 
+    def owes(self, on_reply: OnReply) -> bool:
+        """True while a command sent with this callback has not had its reply read (a
+        broken connection drops what it owed)."""
+        return on_reply in self._waiting
+
     def send(self, on_reply: OnReply | None, *args: Any) -> None:
         """Send one command; `on_reply` gets its reply when `collect` reads it."""
         conn = self._connection()

@@ -104,7 +104,6 @@ class RedisStreamsSource:
         self._reclaimer = Reclaimer(self._client, self._group, self.consumer,
                                     settings.visibility_timeout_seconds)
         self._pipe = RedisPipe(self._client, decode_text=True)  # EntryDecoder.new_entries
-        self._reading = False  # an XREADGROUP sent on the pipe, its reply not read yet
         self._read_count = 0
         self._read_ahead = False  # the last read filled its COUNT: more is likely there
         self._next_reclaim = 0.0
@@ -278,7 +277,7 @@ class RedisStreamsSource:
                     self._hold(self._decoder.record(stream, entry_id, fields, count, self))
         if any(self._buffer[s] for s in active):
             return  # hand these out; the read sent ahead after them brings the next ones
-        if self._reading and not wait:
+        if self._reading() and not wait:
             return  # the read sent ahead is not answered yet: the next poll takes it
         block_ms = min(self.settings.block_milliseconds, int(timeout_seconds * 1000))
         if block_ms < _SHORTEST_BLOCK_MS:
@@ -288,17 +287,19 @@ class RedisStreamsSource:
 
     def _send_read(self, streams: list[str], count: int, block_ms: int) -> None:
         """XREADGROUP '>' on the pipe; `_store_read` decodes the reply when it is read."""
-        if self._reading:
+        if self._reading():
             return
         count = min(count, _READ_COUNT)
         block = ("BLOCK", block_ms) if block_ms else ()
         self._pipe.send(self._store_read, "XREADGROUP", "GROUP", self._group, self.consumer,
                         "COUNT", count, *block, "STREAMS", *streams, *[">"] * len(streams))
-        self._reading = True
         self._read_count = count
 
+    def _reading(self) -> bool:
+        """An XREADGROUP was sent on the pipe and its reply not read yet."""
+        return self._pipe.owes(self._store_read)
+
     def _store_read(self, reply: Any) -> None:
-        self._reading = False
         got = 0
         for raw_stream, entries in stream_reply_pairs(reply):
             stream = _text(raw_stream)

@@ -18,6 +18,7 @@ def test_replies_are_read_later_in_the_order_sent() -> None:
     pipe.send(got.append, "SET", "k", "1")
     pipe.send(None, "INCR", "k")
     pipe.send(got.append, "GET", "k")
+    assert pipe.owes(got.append) and not pipe.owes(print)
     # Then Redis ran them as sent, before any reply was read
     assert client.get("k") == b"2"
     assert len(pipe) == 3 and got == []
@@ -45,7 +46,9 @@ def test_an_error_reply_is_raised_after_every_reply_before_it_is_read() -> None:
 def test_a_broken_connection_drops_what_is_owed_and_reconnects_on_the_next_send() -> None:
     client = fakeredis.FakeRedis()
     pipe = RedisPipe(client)
-    pipe.send(None, "SET", "k", "1")
+    owed: list[Any] = []
+    pipe.send(owed.append, "SET", "k", "1")
+    assert pipe.owes(owed.append)
     conn = pipe._conn
 
     def broken(**_: Any) -> Any:
@@ -55,6 +58,7 @@ def test_a_broken_connection_drops_what_is_owed_and_reconnects_on_the_next_send(
     with pytest.raises(redis.ConnectionError):
         pipe.collect()
     assert len(pipe) == 0 and pipe._conn is None
+    assert not pipe.owes(owed.append)  # nothing is owed any more: a caller may send again
     del conn.read_response
     got: list[Any] = []
     pipe.send(got.append, "GET", "k")
