@@ -11,7 +11,9 @@ Guarantees (ESM-SPEC §4.4, §8 items 56-61):
 - paused partitions keep the consumer polling (heartbeats and group membership stay alive)
   and yield nothing; what was fetched for them is held and handed out after resume, and
   kafka-python pauses them only once the holding area is full (kafka_hold);
-- acks for partitions this replica no longer owns are ignored (never committed).
+- acks for partitions this replica no longer owns are ignored (never committed);
+- every assignment reads positions from the group again (kafka_positions): records dropped
+  when a lane was revoked are read again even when the same consumer gets the lane back.
 
 Rebalances. kafka-python 3 runs rebalance callbacks on its own IO thread, where blocking
 calls (commit) are forbidden, so the callbacks here only queue what changed. Before each
@@ -45,6 +47,7 @@ from connectors.sources.kafka_commits import OffsetCommitter
 from connectors.sources.kafka_event import KafkaEvents, lane_name, parse_item_identifier, to_record
 from connectors.sources.kafka_hold import LaneHold
 from connectors.sources.kafka_internals import drop_parked_fetches, rejoin_pending
+from connectors.sources.kafka_positions import StartPositions
 from connectors.sources.kafka_security import client_options
 from connectors.sources.kafka_settings import KafkaSourceSettings, source_problems
 from esm.errors import SourceUnavailable
@@ -97,6 +100,7 @@ class KafkaSource:
         self._rebalance = _QueueingRebalanceListener()
         self._assigned: dict[str, TopicPartition] = {}
         self._hold = LaneHold()  # paused lanes: their records wait here (kafka_hold)
+        self._starts = StartPositions()  # where an assigned lane reads from (kafka_positions)
         self._commits = OffsetCommitter(context.mapping,
                                         timeout_ms=int(settings.request_timeout_seconds * 1000))
 
@@ -139,6 +143,7 @@ class KafkaSource:
         consumer, self._consumer = self._consumer, None
         self._assigned.clear()
         self._hold = LaneHold()
+        self._starts = StartPositions()
         if consumer is None:
             return
         try:
@@ -183,6 +188,8 @@ class KafkaSource:
         for tp, messages in fetched.items():
             lane = lane_name(tp.topic, tp.partition)
             if lane in self._assigned and lane not in sought:
+                if messages and self._starts.to_pin(tp, messages[0].offset):
+                    self._commits.note(tp, messages[0].offset, -1)
                 new = [to_record(m, now) for m in messages]
                 if hold.waiting(lane):
                     hold.hold(lane, new)
@@ -194,8 +201,8 @@ class KafkaSource:
         return records
 
     def _apply_rebalance_changes(self) -> set[str]:
-        """Tell the reader about queued rebalance changes; the lanes just moved by
-        AT_TIMESTAMP (whose records from this poll were fetched from the wrong place)."""
+        """Tell the reader about queued rebalance changes; return the lanes whose position
+        was just set (their records from this poll were fetched from the old place)."""
         sought: set[str] = set()
         changes = self._rebalance.changes
         while changes:
@@ -220,34 +227,52 @@ class KafkaSource:
         try:
             self._commits.commit_sync(self._client(), tps)
         finally:
+            self._starts.revoked((tp, self._commits.position(tp)) for tp in tps)
             self._commits.forget(tps)
 
     def _assign(self, tps: list[TopicPartition]) -> set[str]:
         new = {lane_name(tp.topic, tp.partition): tp for tp in tps}
         self._assigned.update(new)
         log.info("kafka lanes assigned mapping=%s lanes=%s", self._context.mapping, list(new))
-        sought = self._seek_to_timestamp(tps) if self._settings.starting_position == \
-            "AT_TIMESTAMP" else set()
+        sought = self._position(tps)
         if self._listener is not None and new:
             self._listener.lanes_assigned(list(new))
         return sought
 
-    def _seek_to_timestamp(self, tps: list[TopicPartition]) -> set[str]:
+    def _position(self, tps: list[TopicPartition]) -> set[str]:
+        """Set where each assigned partition reads from (kafka_positions: the group's
+        committed offset, never the position kafka-python kept across the rebalance) and
+        undo any pause kafka-python kept: the core starts the lanes afresh. Returns the
+        lanes moved."""
+        consumer = self._client()
+        tps = [tp for tp in tps if tp in consumer.assignment()]  # a later change took it
+        if not tps:
+            return set()
+        try:
+            starts = self._starts.on_assigned({tp: consumer.committed(tp) for tp in tps})
+            for tp, offset in starts.items():
+                consumer.seek(tp, offset)
+            fresh = [tp for tp in tps if tp not in starts]
+            if fresh and self._settings.starting_position == "AT_TIMESTAMP":
+                self._seek_to_timestamp(fresh)
+                starts.update(dict.fromkeys(fresh, 0))
+        except kafka_errors.KafkaError as exc:
+            raise SourceUnavailable(f"kafka committed offsets lookup failed: {exc}") from exc
+        consumer.resume(*tps)
+        drop_parked_fetches(consumer, tps)
+        return {lane_name(tp.topic, tp.partition) for tp in starts}
+
+    def _seek_to_timestamp(self, fresh: list[TopicPartition]) -> None:
         """AT_TIMESTAMP for partitions the group never committed (ESM-SPEC §1.2)."""
         consumer = self._client()
         stamp_ms = int((self._settings.starting_position_timestamp or 0) * 1000)
-        try:
-            fresh = [tp for tp in tps if consumer.committed(tp) is None]
-            found = consumer.offsets_for_times({tp: stamp_ms for tp in fresh}) if fresh else {}
-            for tp in fresh:
-                hit = found.get(tp)
-                if hit is None:
-                    consumer.seek_to_end(tp)
-                else:
-                    consumer.seek(tp, hit.offset)
-        except kafka_errors.KafkaError as exc:
-            raise SourceUnavailable(f"kafka AT_TIMESTAMP lookup failed: {exc}") from exc
-        return {lane_name(tp.topic, tp.partition) for tp in fresh}
+        found = consumer.offsets_for_times({tp: stamp_ms for tp in fresh})
+        for tp in fresh:
+            hit = found.get(tp)
+            if hit is None:
+                consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, hit.offset)
 
     # ---- settling --------------------------------------------------------------------
 

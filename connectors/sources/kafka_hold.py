@@ -86,7 +86,8 @@ class LaneHold:
         return out
 
     def forget(self, lanes: Iterable[str]) -> None:
-        """Revoked lanes: drop their held records (never acked: the new owner reads them)."""
+        """Revoked lanes: drop their held records (never acked: whoever owns the lane next
+        reads them again from the group's committed offset, kafka_positions)."""
         for lane in lanes:
             self.paused.discard(lane)
             self.hard.discard(lane)

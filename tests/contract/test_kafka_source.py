@@ -325,3 +325,81 @@ def test_reconnects_and_continues_after_a_broker_restart(kafka_server: KafkaServ
             source, _ = open_source(kafka_server, topic, group)
     source.close()
     assert set(numbers(got)) == set(range(20))
+
+
+def churn(kafka_server: KafkaServer, topic: str, group: str, member: KafkaSource,
+          lanes: FakeLanes) -> None:
+    """A second member joins the group and leaves again while `member` keeps polling in a
+    thread with every lane paused, as a core whose buffer is full would: it takes nothing
+    new, and what it held when its lanes were revoked is dropped."""
+    b, b_lanes = open_source(kafka_server, topic, group)
+    stop = threading.Event()
+    handed_out: list[Record] = []
+
+    def keep_polling() -> None:
+        while not stop.is_set():
+            member.pause(sorted(lanes.assigned))
+            handed_out.extend(member.poll(500, 0.1))
+
+    threads = [threading.Thread(target=keep_polling, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not b_lanes.assigned:
+            assert time.monotonic() < deadline, "the second member never got a partition"
+            b.poll(500, 0.2)
+    finally:
+        b.close()
+    time.sleep(1)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    member.resume(sorted(lanes.assigned))
+    assert handed_out == []
+
+
+def test_a_member_that_keeps_its_partitions_across_a_rebalance_redelivers_what_it_dropped(
+        kafka_server: KafkaServer) -> None:
+    # Given member A holding 40 records of 4 partitions, of which only the first 2 of each
+    # partition are acked (the rest sit in the core's buffer, unacked)
+    topic, group = make_topic(kafka_server, 4), f"g-{uuid.uuid4().hex}"
+    produce(kafka_server, topic, 40, 4)
+    a, a_lanes = open_source(kafka_server, topic, group)
+    try:
+        got = poll_until([a], lambda g: len(g) >= 40)
+        a.ack([r for r in got if r.payload["offset"] < 2])
+        # When B joins (A keeps some partitions and loses others) and leaves again (A gets
+        # everything back), the core dropping its buffered records at each revocation
+        churn(kafka_server, topic, group, a, a_lanes)
+        # Then A hands out every unacked record again, from the first unacked offset
+        again = poll_until([a], lambda g: len({(r.lane, r.payload["offset"]) for r in g}) >= 32)
+        firsts = {lane: min(offsets) for lane, offsets in by_lane(again).items()}
+        assert firsts == {f"{topic}-{p}": 2 for p in range(4)}
+        assert set(numbers(again)) == {n for n in range(40) if n // 4 >= 2}
+    finally:
+        a.close()
+
+
+def test_partitions_paused_in_kafka_python_resume_after_a_rebalance(
+        kafka_server: KafkaServer) -> None:
+    # Given member A whose lanes are all paused with a full holding area, so that the
+    # partitions are paused in kafka-python itself
+    topic, group = make_topic(kafka_server, 2), f"g-{uuid.uuid4().hex}"
+    produce(kafka_server, topic, 2400, 2)
+    a, a_lanes = open_source(kafka_server, topic, group)
+    try:
+        poll_until([a], lambda g: len(a_lanes.assigned) == 2)
+        a.pause(sorted(a_lanes.assigned))
+        deadline = time.monotonic() + 30
+        while len(a._consumer.paused()) < 2:
+            assert time.monotonic() < deadline, "the holding area never filled"
+            assert list(a.poll(500, 0.2)) == []
+        # When the group rebalances (B joins and leaves) and the core resumes the lanes
+        churn(kafka_server, topic, group, a, a_lanes)
+        # Then every record is delivered: no partition stays paused inside kafka-python
+        got = poll_until([a], lambda g: len(set(numbers(g))) >= 2400, timeout_seconds=60,
+                         ack=True)
+        assert set(numbers(got)) == set(range(2400))
+    finally:
+        a.close()

@@ -40,6 +40,9 @@ class FakeConsumer:
         self.listener: Any = None
         self._coordinator = FakeCoordinator()
         self.commit_error: Exception | None = None
+        self.assigned: set[TopicPartition] = set()
+        self.group_offsets: dict[TopicPartition, int | None] = {}
+        self.seeks: list[tuple[TopicPartition, int]] = []
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
         self.listener = listener
@@ -76,7 +79,13 @@ class FakeConsumer:
         return {tp: 10 for tp in tps}
 
     def committed(self, tp: TopicPartition) -> int | None:
-        return 3
+        return self.group_offsets.get(tp, 3)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
 
     def close(self, autocommit: bool) -> None:
         self.closed = True
@@ -96,10 +105,23 @@ class Lanes:
             self.on_revoke(lanes)
 
 
-def assign(*tps: TopicPartition) -> Any:
+def assign(*tps: TopicPartition, fetched: dict[TopicPartition, list[Msg]] | None = None) -> Any:
     def step(consumer: FakeConsumer) -> dict[TopicPartition, list[Msg]]:
+        consumer.assigned |= set(tps)
         consumer.listener.on_partitions_assigned(set(tps))
-        return {}
+        return fetched or {}
+    return step
+
+
+def rebalance(*tps: TopicPartition, fetched: dict[TopicPartition, list[Msg]] | None = None
+              ) -> Any:
+    """The group rebalances inside a poll and gives this member `tps` (eager protocol:
+    everything revoked first); kafka-python keeps the state of partitions it keeps."""
+    def step(consumer: FakeConsumer) -> dict[TopicPartition, list[Msg]]:
+        consumer.listener.on_partitions_revoked(set(consumer.assigned))
+        consumer.assigned = set(tps)
+        consumer.listener.on_partitions_assigned(set(tps))
+        return fetched or {}
     return step
 
 
@@ -245,6 +267,70 @@ def test_revoked_lanes_drop_their_held_records() -> None:
     assert len(source._hold) == 1
     source._revoke(["orders-0"])
     assert len(source._hold) == 0
+
+
+def test_a_partition_kept_across_a_rebalance_reads_again_from_the_group_offset() -> None:
+    # Given a lane whose records 4..6 were handed out, 4 acked and committed, 5..6 still
+    # in the core's buffer
+    source, consumer, lanes = make()
+    consumer.script = [assign(TP0), {TP0: [at(4), at(5), at(6)]}]
+    source.poll(10, 0.1)
+    records = source.poll(10, 0.1)
+    lanes.on_revoke = lambda revoked: source.ack(records[:1])
+    consumer.group_offsets[TP0] = None
+    consumer.commit_error = None
+    # When the group rebalances and gives the lane back to this member, kafka-python
+    # keeping its fetch position after offset 6 (and fetching 7 in the same poll)
+    consumer.script = [rebalance(TP0, fetched={TP0: [at(7)]})]
+    consumer.group_offsets[TP0] = 5  # what the revocation's commit made durable
+    assert source.poll(10, 0.1) == []
+    # Then the lane is moved back to the group's offset: 5 and 6 are read again
+    assert consumer.commits == [{TP0: 5}]
+    assert consumer.seeks[-1] == (TP0, 5)
+    assert lanes.calls[-2:] == [("revoked", ["orders-0"]), ("assigned", ["orders-0"])]
+
+
+def test_without_a_group_offset_a_kept_partition_restarts_at_its_first_unfinished_record(
+        ) -> None:
+    # Given a never-committed lane whose first fetch was 4..6, none acked, and a commit
+    # that fails (say the coordinator moved)
+    source, consumer, lanes = make()
+    consumer.group_offsets[TP0] = None
+    consumer.script = [assign(TP0), {TP0: [at(4), at(5), at(6)]}]
+    source.poll(10, 0.1)
+    assert len(source.poll(10, 0.1)) == 3
+    consumer.commit_error = kafka_errors.RebalanceInProgressError()
+    # When the lane is revoked and given back while the group still has no offset for it
+    consumer.script = [rebalance(TP0)]
+    source.poll(10, 0.1)
+    # Then it restarts at the first record it had fetched, not after the last
+    assert consumer.seeks[-1] == (TP0, 4)
+
+
+def test_a_never_committed_partition_is_pinned_at_its_first_fetched_offset() -> None:
+    # Given a group without offsets for the partition (LATEST put it at 40)
+    source, consumer, _ = make(starting_position="LATEST")
+    consumer.group_offsets[TP0] = None
+    consumer.script = [assign(TP0), {TP0: [at(40), at(41)]}, {TP0: [at(42)]}]
+    source.poll(10, 0.1)
+    # When its first records are fetched (and not acked yet)
+    source.poll(10, 0.1)
+    source.poll(10, 0.1)
+    # Then the group's position is committed at the first of them, once: another member
+    # taking the partition now starts there, not at the log end
+    assert consumer.async_commits == [{TP0: 40}]
+
+
+def test_a_partition_paused_in_kafka_python_is_resumed_when_assigned_again() -> None:
+    source, consumer, _ = polled(TP0, TP1)
+    source._hold.max_records = 1
+    source.pause(["orders-0"])
+    consumer.script = [{TP0: [at(5)]}]
+    source.poll(10, 0.1)
+    assert consumer.paused == {TP0}
+    consumer.script = [rebalance(TP0, TP1)]
+    source.poll(10, 0.1)
+    assert consumer.paused == set()
 
 
 def test_broker_errors_become_source_unavailable() -> None:
