@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from esm import __version__
-from esm.config_types import Config
+from esm.config.types import Config
 from esm.errors import ConfigError, EsmError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -63,21 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the raw JSON instead")
     status.set_defaults(handler=_cmd_status)
 
-    from esm.redrive_cli import add_parser as add_redrive
+    from esm.redrive.cli import add_parser as add_redrive
 
     add_redrive(commands, _cmd_redrive)
     return parser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from esm import logs
-    from esm.config import load_config
-    from esm.daemon import Daemon
+    from esm.config.loading import load_config
+    from esm.ops import logs
+    from esm.runtime.daemon import Daemon
 
     config = _load_or_report(args.config)
     if config is None:
         return EXIT_BAD_INPUT
-    from esm.systemd import SystemdNotifier
+    from esm.runtime.systemd import SystemdNotifier
 
     redactor = logs.configure(args.log_level or config.logging.level,
                               args.log_format or config.logging.format,
@@ -103,7 +103,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _load_or_report(paths: Sequence[str]) -> Config | None:
     """The configuration, or None after printing every problem (never a traceback)."""
-    from esm.config import load_config
+    from esm.config.loading import load_config
 
     try:
         return load_config(paths, os.environ)
@@ -136,8 +136,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from esm.config import load_config
-    from esm.status_table import StatusUnavailable, fetch_mappings, render_table, url_for
+    from esm.config.loading import load_config
+    from esm.ops.status_table import StatusUnavailable, fetch_mappings, render_table, url_for
 
     url = args.url or "http://127.0.0.1:9102"
     if args.config and not args.url:
@@ -156,9 +156,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_redrive(args: argparse.Namespace) -> int:
-    from esm import logs
-    from esm.config import load_config
-    from esm.redrive_cli import run_redrive
+    from esm.config.loading import load_config
+    from esm.ops import logs
+    from esm.redrive.cli import run_redrive
 
     logs.configure("WARNING")
     try:

@@ -6,7 +6,7 @@ call from several threads at once (one instance per mapping).
 
 Construction: every connector class is built as `cls(settings, context)`, where `settings`
 is an instance of the class attribute `Settings` (a frozen dataclass parsed strictly from
-the mapping's YAML, see `esm.schema`) and `context` is a `ConnectorContext`. Constructors
+the mapping's YAML, see `esm.config.schema`) and `context` is a `ConnectorContext`. Constructors
 must not do I/O; `Source.open` / the first call does.
 """
 

@@ -18,28 +18,28 @@ from esm.errors import ConfigError
 Kind = Literal["sources", "targets", "destinations"]
 
 SOURCES: dict[str, str] = {
-    "memory": "connectors.sources.memory:MemorySource",
-    "memory_queue": "connectors.sources.memory:MemoryQueueSource",
-    "redis_streams": "connectors.sources.redis_streams:RedisStreamsSource",
-    "kafka": "connectors.sources.kafka:KafkaSource",
-    "sqs": "connectors.sources.sqs:SqsSource",
-    "dynamodb_streams": "connectors.sources.dynamodb_streams:DynamoDBStreamsSource",
-    "kinesis": "connectors.sources.kinesis:KinesisSource",
+    "memory": "connectors.memory.source:MemorySource",
+    "memory_queue": "connectors.memory.source:MemoryQueueSource",
+    "redis_streams": "connectors.redis.source:RedisStreamsSource",
+    "kafka": "connectors.kafka.source:KafkaSource",
+    "sqs": "connectors.sqs.source:SqsSource",
+    "dynamodb_streams": "connectors.dynamodb_streams.source:DynamoDBStreamsSource",
+    "kinesis": "connectors.kinesis.source:KinesisSource",
 }
 
 TARGETS: dict[str, str] = {
-    "python": "connectors.targets.python:PythonTarget",
-    "http": "connectors.targets.http:HttpTarget",
-    "lambda": "connectors.targets.aws_lambda:LambdaTarget",
+    "python": "connectors.python.target:PythonTarget",
+    "http": "connectors.http.target:HttpTarget",
+    "lambda": "connectors.aws.lambda_target:LambdaTarget",
 }
 
 DESTINATIONS: dict[str, str] = {
-    "file": "connectors.destinations.file:FileDestination",
-    "redis_stream": "connectors.destinations.redis_stream:RedisStreamDestination",
-    "kafka": "connectors.destinations.kafka:KafkaDestination",
-    "sqs": "connectors.destinations.sqs:SqsDestination",
-    "sns": "connectors.destinations.sns:SnsDestination",
-    "s3": "connectors.destinations.s3:S3Destination",
+    "file": "connectors.file.destination:FileDestination",
+    "redis_stream": "connectors.redis.destination:RedisStreamDestination",
+    "kafka": "connectors.kafka.destination:KafkaDestination",
+    "sqs": "connectors.sqs.destination:SqsDestination",
+    "sns": "connectors.aws.sns:SnsDestination",
+    "s3": "connectors.aws.s3:S3Destination",
 }
 
 _TABLES: dict[Kind, dict[str, str]] = {

@@ -19,10 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from esm import logs
-from esm.config import load_config
-from esm.daemon import Daemon
+from esm.config.loading import load_config
 from esm.demo import handlers
+from esm.ops import logs
+from esm.runtime.daemon import Daemon
 
 log = logging.getLogger(__name__)
 

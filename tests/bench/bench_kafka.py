@@ -6,7 +6,7 @@ writes the records once to a fresh 4-partition topic, and prints figures (no ass
 - raw: KafkaConsumer.poll(max_records=500) + one synchronous commit per poll, nothing else;
 - source: KafkaSource.poll → per-lane batches of `batch_size` → build_event + orjson encode
   → ack, driven by hand (the connector's own cost);
-- daemon: `esm.daemon.Daemon` with a Kafka mapping and a no-op python handler, from start to
+- daemon: `esm.runtime.daemon.Daemon` with a Kafka mapping and a no-op python handler, from start to
   every record acked (filter, batch, invoke, settle, commit), for batch sizes 10/100/500 and
   batching windows 0 and 0.5 s. Each run uses a new consumer group, so it reads everything.
 The ratio column is records/s over the raw loop's records/s (target: at least 70%).
@@ -26,12 +26,12 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata
 
-from connectors.sources.kafka import KafkaSource
+from connectors.kafka.source import KafkaSource
 from esm.clock import SystemClock
-from esm.config import load_config
-from esm.daemon import Daemon
+from esm.config.loading import load_config
 from esm.interfaces import ConnectorContext
 from esm.records import Record
+from esm.runtime.daemon import Daemon
 from tests.bench.progress import wait_for_count
 from tests.contract.test_kafka_source import FakeLanes, make_topic
 from tests.servers.kafka_server import KafkaServer, start_kafka

@@ -22,10 +22,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from esm.config import load_config  # noqa: E402
-from esm.daemon import Daemon  # noqa: E402
+from esm.config.loading import load_config  # noqa: E402
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits  # noqa: E402
 from esm.records import Record  # noqa: E402
+from esm.runtime.daemon import Daemon  # noqa: E402
 
 
 def noop(event: dict[str, Any], context: Any) -> None:

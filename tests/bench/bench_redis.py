@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 import redis
 
-from connectors.sources.redis_settings import RedisStreamsSettings
-from connectors.sources.redis_streams import RedisStreamsSource
+from connectors.redis.settings import RedisStreamsSettings
+from connectors.redis.source import RedisStreamsSource
 from esm.clock import SystemClock
 from esm.interfaces import ConnectorContext
 from tests.bench.progress import wait_for_count
@@ -119,8 +119,8 @@ def daemon_loop(url: str, stream: str, count: int, batch: int) -> float:
     import tempfile
     from pathlib import Path
 
-    from esm.config import load_config
-    from esm.daemon import Daemon
+    from esm.config.loading import load_config
+    from esm.runtime.daemon import Daemon
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from connectors.sources.sqs import SqsSettings, SqsSource
+from connectors.sqs.source import SqsSettings, SqsSource
 from esm.clock import SystemClock
 from esm.interfaces import ConnectorContext
 from tests.servers.sqs_server import CREDENTIALS, REGION, SqsServer

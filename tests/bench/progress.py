@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from esm.daemon import Daemon
+from esm.runtime.daemon import Daemon
 
 
 def wait_for_count(daemon: Daemon, key: str, count: float, timeout_seconds: float,

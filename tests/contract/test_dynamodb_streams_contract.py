@@ -1,4 +1,4 @@
-"""Contract: the DynamoDB Streams source, run by the real core (esm.daemon.Daemon from a
+"""Contract: the DynamoDB Streams source, run by the real core (esm.runtime.daemon.Daemon from a
 YAML config), against moto's server: order per shard under retries, checkpoint resume
 after a restart, a poison record bisected to the destination, max record age drops with a
 notice. The handler lives in this module (`python` target, `module:function`)."""
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from connectors.destinations.file import read_notices
+from connectors.file.destination import read_notices
 from esm.clock import SystemClock
-from esm.config import load_config
-from esm.daemon import Daemon
+from esm.config.loading import load_config
+from esm.runtime.daemon import Daemon
 from tests.servers.moto_server import MotoServer, moto_server  # noqa: F401
 
 HANDLER = f"{__name__}:handler"

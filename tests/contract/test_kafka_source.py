@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from connectors.sources.kafka import KafkaSource
+from connectors.kafka.source import KafkaSource
 from esm.clock import SystemClock
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext

@@ -13,13 +13,13 @@ from typing import Any
 
 import yaml
 
-from connectors.sources.kinesis import KinesisSettings, KinesisSource
-from connectors.sources.shards_settings import CheckpointSettings
+from connectors.kinesis.source import KinesisSettings, KinesisSource
+from connectors.shards.settings import CheckpointSettings
 from esm.clock import SystemClock
-from esm.config import load_config
-from esm.daemon import Daemon
+from esm.config.loading import load_config
 from esm.interfaces import ConnectorContext
 from esm.records import Record
+from esm.runtime.daemon import Daemon
 from tests.servers.moto_server import MotoServer, moto_server  # noqa: F401
 
 EVENTS: list[dict[str, Any]] = []

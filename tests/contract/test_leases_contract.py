@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from connectors.sources.kinesis import KinesisSource
-from connectors.sources.shards_settings import CheckpointSettings
+from connectors.kinesis.source import KinesisSource
+from connectors.shards.settings import CheckpointSettings
 from esm.records import Record
 from tests.contract.test_kinesis_contract import open_source
 from tests.servers.moto_server import MotoServer, moto_server  # noqa: F401

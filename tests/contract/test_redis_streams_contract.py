@@ -16,12 +16,12 @@ import orjson
 import pytest
 import redis
 
-from connectors.destinations.redis_stream import (
+from connectors.redis.destination import (
     RedisStreamDestination,
     RedisStreamDestinationSettings,
 )
-from connectors.sources.redis_settings import RedisStreamsSettings
-from connectors.sources.redis_streams import RedisStreamsSource
+from connectors.redis.settings import RedisStreamsSettings
+from connectors.redis.source import RedisStreamsSource
 from esm.clock import SystemClock
 from esm.errors import DestinationError, SourceUnavailable
 from esm.interfaces import ConnectorContext

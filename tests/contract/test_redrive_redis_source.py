@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from connectors.destinations.redis_stream import (
+from connectors.redis.destination import (
     RedisStreamDestination,
     RedisStreamDestinationSettings,
 )

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.destinations.s3 import S3Destination, S3DestinationSettings
+from connectors.aws.s3 import S3Destination, S3DestinationSettings
 from esm.clock import FakeClock
 from esm.errors import DestinationError
 from esm.interfaces import ConnectorContext

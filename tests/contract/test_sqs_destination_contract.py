@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
-from connectors.destinations.sqs import SqsDestination, SqsDestinationSettings
+from connectors.sqs.destination import SqsDestination, SqsDestinationSettings
 from esm.clock import SystemClock
 from esm.interfaces import ConnectorContext
 from tests.servers.sqs_server import CREDENTIALS, REGION, SqsServer, sqs_server  # noqa: F401

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from connectors.sources.sqs import SqsSettings, SqsSource
+from connectors.sqs.source import SqsSettings, SqsSource
 from esm.clock import SystemClock
 from esm.interfaces import ConnectorContext
 from tests.servers.sqs_server import CREDENTIALS, REGION, SqsServer, sqs_server  # noqa: F401
@@ -163,7 +163,7 @@ def test_concurrency_lanes_are_capped_by_slots(sqs_server: SqsServer) -> None:
 
 _CHILD = textwrap.dedent("""
     import sys, threading
-    from connectors.sources.sqs import SqsSettings, SqsSource
+    from connectors.sqs.source import SqsSettings, SqsSource
     from esm.clock import SystemClock
     from esm.interfaces import ConnectorContext
     class L:

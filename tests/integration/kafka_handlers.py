@@ -9,6 +9,8 @@ append-only journal (JSON lines, one `write` per invocation, O_APPEND), read bac
   ESM_E2E_SLEEP_SECONDS       time each invocation takes (default 0)
   ESM_E2E_FAIL_PER_MILLE      chance per record (a hash of topic-partition:offset decides,
                               so it is deterministic) that a batch holding it fails
+  ESM_E2E_FAIL_OFFSETS        comma-separated offsets whose records (on every partition) fail
+                              their batch, for tests that must see failures in every run
   ESM_E2E_FAIL_ATTEMPTS       such a record fails its batch only on its first N attempts in
                               this process (default 2), so every ordinary batch succeeds
 Records whose value is JSON with `"poison": true` fail every batch they are in.
@@ -64,6 +66,9 @@ def _fails(rec: dict[str, Any], attempt: int) -> bool:
     per_mille = int(os.environ.get("ESM_E2E_FAIL_PER_MILLE", "0"))
     if attempt > int(os.environ.get("ESM_E2E_FAIL_ATTEMPTS", "2")):
         return False
+    offsets = os.environ.get("ESM_E2E_FAIL_OFFSETS", "")
+    if offsets and str(rec["offset"]) in offsets.split(","):
+        return True
     where = f"{rec['topic']}-{rec['partition']}:{rec['offset']}".encode()
     return zlib.crc32(where) % 1000 < per_mille
 

@@ -1,4 +1,4 @@
-"""connectors.targets.http against a real HTTP/1.1 server on 127.0.0.1 (started per module).
+"""connectors.http.target against a real HTTP/1.1 server on 127.0.0.1 (started per module).
 
 The server routes on the request path, so each test points a target at the behaviour it
 needs. It counts TCP connections (one handler instance serves one keep-alive connection)
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from connectors.targets.http import HttpSettings, HttpTarget
+from connectors.http.target import HttpSettings, HttpTarget
 from esm.clock import FakeClock
 from esm.errors import InvokeError
 from esm.interfaces import ConnectorContext
@@ -152,7 +152,7 @@ def test_posts_the_event_as_json_with_request_id_headers(make_target: Any, serve
 def test_partial_batch_response_is_returned_parsed(make_target: Any) -> None:
     # Given a server answering with batchItemFailures / When invoked
     result = make_target("/partial").invoke(event(), 5.0)
-    # Then the payload carries them for esm.responses to interpret
+    # Then the payload carries them for esm.failures.responses to interpret
     assert result == Returned(payload={"batchItemFailures": [{"itemIdentifier": "m-2"}]})
 
 

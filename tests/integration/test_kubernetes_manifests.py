@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from esm.config import load_config
+from esm.config.loading import load_config
 from tests.integration.e2e_support import REPO_ROOT
 
 BASE = REPO_ROOT / "deploy" / "kubernetes" / "base"

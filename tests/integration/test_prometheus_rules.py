@@ -9,8 +9,8 @@ import subprocess
 import yaml
 from prometheus_client import generate_latest
 
-from esm.config import load_config
-from esm.daemon import Daemon
+from esm.config.loading import load_config
+from esm.runtime.daemon import Daemon
 from tests.integration.e2e_support import REPO_ROOT
 from tests.servers.prometheus_server import promtool
 

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer
 
-from connectors.destinations.kafka import KafkaDestination
-from connectors.sources.kafka_event import to_record
+from connectors.kafka.destination import KafkaDestination
+from connectors.kafka.event import to_record
 from esm.cli import main
 from tests.contract.test_kafka_source import make_topic
 from tests.servers.kafka_server import KafkaServer, kafka_server  # noqa: F401
-from tests.unit.test_kafka_event import Msg
+from tests.unit.kafka.test_kafka_event import Msg
 
 pytestmark = pytest.mark.integration
 

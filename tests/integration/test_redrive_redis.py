@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from connectors.destinations.redis_stream import (
+from connectors.redis.destination import (
     RedisStreamDestination,
     RedisStreamDestinationSettings,
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connectors.destinations.sqs import SqsDestination, SqsDestinationSettings
+from connectors.sqs.destination import SqsDestination, SqsDestinationSettings
 from esm.cli import main
 from esm.clock import SystemClock
 from esm.interfaces import ConnectorContext

@@ -1,6 +1,6 @@
 """Helpers for the ESM-SPEC §8 checklist tests (tests/unit/test_checklist_*.py).
 
-Configs go through the real loader (`esm.config.load_config`) on YAML written to a
+Configs go through the real loader (`esm.config.loading.load_config`) on YAML written to a
 temporary directory, with real source connectors, so the rules tested are the ones a user
 meets. Pipelines run on `tests.unit.runtime_fakes.Rig`.
 """
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from connectors.sources.memory import MemorySource
-from esm.config import load_config, validate_files
-from esm.config_types import MappingConfig
+from connectors.memory.source import MemorySource
+from esm.config.loading import load_config, validate_files
+from esm.config.types import MappingConfig
 from esm.interfaces import SourceTraits
 from esm.records import Event, InvokeResult, Returned
 from tests.unit.runtime_fakes import Rig, ScriptedTarget

@@ -10,20 +10,20 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
-from connectors.sources.memory import MemoryBroker, MemoryQueueSource, MemorySettings, MemorySource
+from connectors.memory.source import MemoryBroker, MemoryQueueSource, MemorySettings, MemorySource
 from esm.clock import FakeClock
-from esm.config_types import ConnectorSpec, MappingConfig, RetryBackoff
-from esm.dead_letter import DeadLetterer
+from esm.config.types import ConnectorSpec, MappingConfig, RetryBackoff
 from esm.errors import InvokeError
-from esm.failure_policy import FailurePolicy
+from esm.failures.dead_letter import DeadLetterer
+from esm.failures.policy import FailurePolicy
 from esm.filtering import compile_filters
 from esm.interfaces import ConnectorContext
-from esm.invoker import Invoker
-from esm.lane_worker import LaneWorker
-from esm.metrics import Metrics
-from esm.reader import Reader
+from esm.ops.metrics import Metrics
+from esm.ops.status import MappingStatus
+from esm.pipeline.invoker import Invoker
+from esm.pipeline.lane_worker import LaneWorker
+from esm.pipeline.reader import Reader
 from esm.records import Event, FunctionFailed, InvokeResult, Record, Returned
-from esm.status import MappingStatus
 
 
 class ManualExecutor:

@@ -1,4 +1,4 @@
-"""esm.backoff.retry_delay: exponential, capped, jittered over the upper half."""
+"""esm.failures.backoff.retry_delay: exponential, capped, jittered over the upper half."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from esm.backoff import retry_delay
-from esm.config_types import RetryBackoff
+from esm.config.types import RetryBackoff
+from esm.failures.backoff import retry_delay
 
 NO_JITTER = RetryBackoff(initial_seconds=1.0, maximum_seconds=60.0, multiplier=2.0, jitter=False)
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from esm.batching import BatchLimits, LaneBatcher
+from esm.pipeline.batching import BatchLimits, LaneBatcher
 from esm.records import Record
 
 

@@ -1,11 +1,11 @@
 """ESM-SPEC §8 checklist, batching lines 11–13, on the real reader and lane worker
-(`tests.unit.runtime_fakes.Rig`) and the pure batcher (`esm.batching`)."""
+(`tests.unit.runtime_fakes.Rig`) and the pure batcher (`esm.pipeline.batching`)."""
 
 from __future__ import annotations
 
 import json
 
-from esm.batching import BatchLimits, LaneBatcher
+from esm.pipeline.batching import BatchLimits, LaneBatcher
 from esm.records import MAX_PAYLOAD_BYTES, Record
 from tests.unit.checklist_support import bodies
 from tests.unit.runtime_fakes import Rig, ScriptedTarget, mapping_config

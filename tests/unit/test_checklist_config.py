@@ -1,5 +1,5 @@
 """ESM-SPEC §8 checklist, configuration lines 1–10 and 63: one test (at least) per line,
-through `esm.config` with the real source connectors (nothing connects at load time)."""
+through `esm.config.loading` with the real source connectors (nothing connects at load time)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from esm.config import load_config
+from esm.config.loading import load_config
 from esm.errors import ConfigError
-from esm.failure_policy import FailurePolicy
+from esm.failures.policy import FailurePolicy
 from esm.records import Batch, FunctionError, Record, Retry
 from tests.unit.checklist_support import (
     FILE_DESTINATION,

@@ -1,6 +1,6 @@
 """ESM-SPEC §8 checklist, filter lines 19–32: the pattern language through the public API
 (`esm.filtering.compile_filters`), the per-source mismatch rules as far as the core decides
-them (the memory source's `body` view, like SQS; `esm.filter_lenient` for Kafka), and the
+them (the memory source's `body` view, like SQS; `esm.filtering.lenient` for Kafka), and the
 fate of non-matching records on the real reader."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from esm.filter_lenient import compile_lenient_filters
 from esm.filtering import compile_filters, compile_pattern
+from esm.filtering.lenient import compile_lenient_filters
 from tests.unit.checklist_support import bodies
 from tests.unit.runtime_fakes import Rig, ScriptedTarget, mapping_config
 

@@ -1,5 +1,5 @@
 """ESM-SPEC §8 checklist, queue-family lines 33–38 (SQS rules), on the real reader and lane
-worker over the `memory_queue` source, plus the response interpreter `esm.responses`."""
+worker over the `memory_queue` source, plus the response interpreter `esm.failures.responses`."""
 
 from __future__ import annotations
 

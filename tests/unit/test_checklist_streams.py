@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from esm.config_types import ConnectorSpec
+from esm.config.types import ConnectorSpec
 from esm.errors import InvokeError
-from esm.failure_policy import FailurePolicy
-from esm.notices import iso8601_ms, iso8601_s
+from esm.failures.notices import iso8601_ms, iso8601_s
+from esm.failures.policy import FailurePolicy
 from tests.unit.checklist_support import (
     KafkaLikeMemorySource,
     PositionProbe,
@@ -291,7 +291,7 @@ def test_function_error_is_unhandled_and_partial_failure_is_null_with_status_200
 def test_offsets_are_committed_only_after_a_successful_invoke_covering_filtered_records(
 ) -> None:
     """Checklist 56: "Kafka: commit offsets only after a successful invoke (covering
-    filtered-out records too)." — the reader's in-order commit (esm.positions)."""
+    filtered-out records too)." — the reader's in-order commit (esm.pipeline.positions)."""
     # Given a matching record followed by two that the filter drops, and a target that fails
     # once before succeeding
     probe = PositionProbe(fails_first(1))

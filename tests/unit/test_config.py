@@ -1,4 +1,4 @@
-"""esm.config: files, directories, environment substitution, top-level sections, YAML
+"""esm.config.loading: files, directories, environment substitution, top-level sections, YAML
 errors and the all-problems-at-once report."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from esm.config import load_config, validate_files
-from esm.config_types import LoggingConfig, ServerConfig
+from esm.config.loading import load_config, validate_files
+from esm.config.types import LoggingConfig, ServerConfig
 from esm.errors import ConfigError
 from tests.unit.test_config_mapping import STREAM, TARGET, mapping_yaml, write
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from esm.config import load_config, validate_files
+from esm.config.loading import load_config, validate_files
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config"
 STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2024-01-01T00:00:00.000"

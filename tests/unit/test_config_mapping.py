@@ -1,4 +1,4 @@
-"""esm.config: the rules of one mapping (ESM-SPEC §1.2, checklist §8 items 1–10), checked
+"""esm.config.loading: the rules of one mapping (ESM-SPEC §1.2, checklist §8 items 1–10), checked
 with small fake connectors registered through the `module:Class` escape hatch."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from esm.config import load_config, validate_files
-from esm.config_types import MappingConfig
+from esm.config.loading import load_config, validate_files
+from esm.config.types import MappingConfig
 from esm.interfaces import SourceTraits
 
 HERE = "tests.unit.test_config_mapping"

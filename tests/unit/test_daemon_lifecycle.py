@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from connectors.sources.memory import MemoryBroker, MemorySettings, MemorySource
+from connectors.memory.source import MemoryBroker, MemorySettings, MemorySource
 from esm.clock import SystemClock
-from esm.config import load_config
-from esm.config_types import Config
-from esm.daemon import Daemon
+from esm.config.loading import load_config
+from esm.config.types import Config
+from esm.runtime.daemon import Daemon
 
 _seen: list[tuple[str, int]] = []
 _seen_lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""esm.failure_policy: AWS's error handling (ESM-SPEC §4.2–4.4, checklist 33–58) as steps."""
+"""esm.failures.policy: AWS's error handling (ESM-SPEC §4.2–4.4, checklist 33–58) as steps."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from esm.config_types import ConnectorSpec, MappingConfig, RetryBackoff
-from esm.failure_policy import CAPPED_RETRIES_WITH_DESTINATION, FailurePolicy
+from esm.config.types import ConnectorSpec, MappingConfig, RetryBackoff
+from esm.failures.policy import CAPPED_RETRIES_WITH_DESTINATION, FailurePolicy
 from esm.interfaces import SourceTraits
 from esm.records import (
     Ack,

@@ -1,4 +1,4 @@
-"""connectors.destinations.file: durable JSON-lines notices, and the reader for them."""
+"""connectors.file.destination: durable JSON-lines notices, and the reader for them."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-import connectors.destinations.file as file_module
-from connectors.destinations.file import FileDestination, read_notices
+import connectors.file.destination as file_module
+from connectors.file.destination import FileDestination, read_notices
 from esm.clock import FakeClock
 from esm.errors import ConfigError, DestinationError
 from esm.interfaces import ConnectorContext

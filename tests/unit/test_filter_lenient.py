@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from esm.errors import FilterPatternError
-from esm.filter_lenient import compile_lenient_filters
+from esm.filtering.lenient import compile_lenient_filters
 
 JSON_CLAUSE = '{"topic": ["orders"], "value": {"type": ["order"]}}'
 PLAIN_CLAUSE = '{"topic": ["orders"], "value": [{"anything-but": ["error"]}]}'

@@ -1,10 +1,10 @@
-"""esm.gc_tuning: the daemon freezes its start-up objects and collects less often."""
+"""esm.runtime.gc_tuning: the daemon freezes its start-up objects and collects less often."""
 
 from __future__ import annotations
 
 import gc
 
-from esm.gc_tuning import THRESHOLDS, tune_for_throughput
+from esm.runtime.gc_tuning import THRESHOLDS, tune_for_throughput
 
 
 def test_tuning_freezes_existing_objects_and_raises_the_thresholds() -> None:

@@ -1,4 +1,4 @@
-"""esm.invoker: request ids and the last processing result (ESM-SPEC §1.1, §4.1)."""
+"""esm.pipeline.invoker: request ids and the last processing result (ESM-SPEC §1.1, §4.1)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import threading
 import uuid
 from typing import Any
 
-from esm import status as st
-from esm.invoker import RequestIds
-from esm.status import MappingStatus
+from esm.ops import status as st
+from esm.ops.status import MappingStatus
+from esm.pipeline.invoker import RequestIds
 from tests.unit.runtime_fakes import Rig, ScriptedTarget, mapping_config
 
 
@@ -77,8 +77,8 @@ def test_last_processing_result_follows_outcomes_and_is_written_only_on_change()
 
 def test_a_source_that_encodes_its_events_is_used_and_its_size_is_checked() -> None:
     # Given a source that encodes events itself (EncodesEvents)
-    from esm.invoker import Invoker, Oversized
-    from esm.metrics import Metrics
+    from esm.ops.metrics import Metrics
+    from esm.pipeline.invoker import Invoker, Oversized
     from esm.records import Batch, Event, Record, Returned, Success
 
     seen: list[bytes] = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from esm.batching import BatchLimits
-from esm.lane_buffer import LaneBuffer
+from esm.pipeline.batching import BatchLimits
+from esm.pipeline.lane_buffer import LaneBuffer
 from esm.records import Record
 
 

@@ -1,4 +1,4 @@
-"""Log lines: text or JSON, mapping/lane context, secrets redacted (esm.logs)."""
+"""Log lines: text or JSON, mapping/lane context, secrets redacted (esm.ops.logs)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from esm import logs
-from esm.config import load_config
+from esm.config.loading import load_config
+from esm.ops import logs
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import threading
 
-from connectors.sources.memory import MemoryQueueSource, MemorySettings, MemorySource
-from esm.checkpoints import InProcessCheckpoints
+from connectors.memory.source import MemoryQueueSource, MemorySettings, MemorySource
 from esm.clock import FakeClock
 from esm.interfaces import ConnectorContext
+from esm.runtime.checkpoints import InProcessCheckpoints
 
 
 class Listener:

@@ -1,4 +1,4 @@
-"""esm.notices: AWS's invocation-record format (ESM-SPEC §4.5, checklist 52–54) plus esm's
+"""esm.failures.notices: AWS's invocation-record format (ESM-SPEC §4.5, checklist 52–54) plus esm's
 `payload` and `esm` blocks."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from esm.notices import build_notice, iso8601_ms, iso8601_s
+from esm.failures.notices import build_notice, iso8601_ms, iso8601_s
 from esm.records import (
     Condition,
     FunctionError,

@@ -1,9 +1,9 @@
-"""esm.positions.LaneLedger: only a finished, contiguous prefix is ever committable
+"""esm.pipeline.positions.LaneLedger: only a finished, contiguous prefix is ever committable
 (DESIGN §3, ESM-SPEC §8 checklist 32, 56)."""
 
 from __future__ import annotations
 
-from esm.positions import LaneLedger
+from esm.pipeline.positions import LaneLedger
 from esm.records import Record
 
 

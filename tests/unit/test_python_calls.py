@@ -1,4 +1,4 @@
-"""connectors.targets.python_calls: per-caller helper threads with a timeout (DESIGN §6)."""
+"""connectors.python.calls: per-caller helper threads with a timeout (DESIGN §6)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.targets.python_calls import CallRunner
+from connectors.python.calls import CallRunner
 from esm.errors import InvokeError
 from esm.records import FunctionFailed, InvokeResult, Returned
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from esm.reader_checks import warn_if_visibility_below_timeout
+from esm.pipeline.reader_checks import warn_if_visibility_below_timeout
 from esm.records import MAX_PAYLOAD_BYTES
 from tests.unit.runtime_fakes import ListDestination, Rig, ScriptedTarget, mapping_config
 
@@ -359,7 +359,7 @@ def test_lane_worker_log_lines_name_their_lane():
     # Given log records passing through esm's context filter
     import logging
 
-    from esm.logs import ContextFilter
+    from esm.ops.logs import ContextFilter
 
     seen: list[logging.LogRecord] = []
 
@@ -388,7 +388,7 @@ def test_a_queue_visibility_timeout_shorter_than_the_target_timeout_is_reported(
     rig = Rig(mapping_config("queue", target_timeout_seconds=30.0), ScriptedTarget())
     rig.source.visibility_timeout_seconds = 5
     # When the reader starts
-    with caplog.at_level("WARNING", logger="esm.reader"):
+    with caplog.at_level("WARNING", logger="esm.pipeline.reader"):
         warn_if_visibility_below_timeout(rig.reader.mapping, rig.source, rig.status)
     # Then it warns with both figures and shows it in the mapping's status
     assert "visibility timeout (5s) is shorter than the target's timeout_seconds (30.0s)" \

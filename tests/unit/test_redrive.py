@@ -1,5 +1,5 @@
 """`esm redrive`: replaying on-failure notices from a file destination to the mapping's
-target, with dry run, progress, summary, and idempotent re-runs (esm.redrive*)."""
+target, with dry run, progress, summary, and idempotent re-runs (esm.redrive.replay*)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from connectors.destinations.redis_stream import RedisStreamDestinationSettings
-from connectors.destinations.redis_stream import iter_notices as redis_notices
+from connectors.redis.destination import RedisStreamDestinationSettings
+from connectors.redis.destination import iter_notices as redis_notices
 from esm.cli import main
-from esm.redrive import redrive
-from esm.redrive_sources import NoticeEntry, file_notices, notice_id
-from esm.redrive_state import DoneLog
+from esm.redrive.replay import redrive
+from esm.redrive.sources import NoticeEntry, file_notices, notice_id
+from esm.redrive.state import DoneLog
 
 _received: list[int] = []
 _fail_ids: set[int] = set()

@@ -1,6 +1,6 @@
 """`esm redrive` with destinations that consume what they read: acks after the progress
 file, streamed readers, the `mapping` hook argument, and the SQS / Kafka / memory pieces
-(esm.redrive, esm.redrive_sources, connectors' iter_notices and produce hooks)."""
+(esm.redrive.replay, esm.redrive.sources, connectors' iter_notices and produce hooks)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from connectors.destinations import kafka as kafka_destination
-from connectors.destinations.sqs import SqsDestinationSettings
-from connectors.destinations.sqs import iter_notices as sqs_notices
-from connectors.sources.memory import MemorySettings, MemorySource
-from connectors.sources.sqs import SqsSettings, SqsSource
+from connectors.kafka import destination as kafka_destination
+from connectors.memory.source import MemorySettings, MemorySource
+from connectors.sqs.destination import SqsDestinationSettings
+from connectors.sqs.destination import iter_notices as sqs_notices
+from connectors.sqs.source import SqsSettings, SqsSource
 from esm.clock import SystemClock
 from esm.errors import DestinationError, SourceUnavailable
 from esm.interfaces import ConnectorContext
-from esm.redrive import event_records, redrive
-from esm.redrive_sources import NoticeEntry, hook_entries
-from esm.redrive_state import DoneLog
+from esm.redrive.replay import event_records, redrive
+from esm.redrive.sources import NoticeEntry, hook_entries
+from esm.redrive.state import DoneLog
 from tests.unit.test_redrive import notice
 
 

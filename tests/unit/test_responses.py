@@ -1,4 +1,5 @@
-"""esm.responses.interpret: function errors and partial batch responses (ESM-SPEC §4.1–4.4)."""
+"""esm.failures.responses.interpret: function errors and partial batch responses
+(ESM-SPEC §4.1–4.4)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from esm.failures.responses import INVALID_RESPONSE, interpret
 from esm.records import (
     Batch,
     FunctionError,
@@ -16,7 +18,6 @@ from esm.records import (
     Returned,
     Success,
 )
-from esm.responses import INVALID_RESPONSE, interpret
 
 
 def make_batch(*item_ids: str) -> Batch:

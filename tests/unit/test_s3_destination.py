@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.destinations.s3 import S3Destination, S3DestinationSettings, object_key
+from connectors.aws.s3 import S3Destination, S3DestinationSettings, object_key
 from esm.clock import FakeClock
 from esm.errors import DestinationError
 from esm.interfaces import ConnectorContext

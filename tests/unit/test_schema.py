@@ -1,11 +1,11 @@
-"""esm.schema: strict YAML data → frozen dataclass conversion, every problem reported."""
+"""esm.config.schema: strict YAML data → frozen dataclass conversion, every problem reported."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from esm.schema import SecretStr, Substituted, build
+from esm.config.schema import SecretStr, Substituted, build
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """The HTTP server's admin API: GET /mappings, /mappings/NAME, POST enable/disable, and the
-bearer-token rule for mutating endpoints (esm.admin)."""
+bearer-token rule for mutating endpoints (esm.ops.admin)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from esm.admin import check_auth, is_loopback
-from esm.server import AdminServer
+from esm.ops.admin import check_auth, is_loopback
+from esm.ops.server import AdminServer
 
 
 class FakeDaemon:

@@ -1,13 +1,13 @@
-"""Mapping states as Prometheus gauges and the `esm status` table (esm.status,
-esm.status_table)."""
+"""Mapping states as Prometheus gauges and the `esm status` table (esm.ops.status,
+esm.ops.status_table)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from esm.cli import main
-from esm.status import StatusCollector
-from esm.status_table import render_table, url_for
+from esm.ops.status import StatusCollector
+from esm.ops.status_table import render_table, url_for
 
 
 def snap(name: str, state: str, ready: bool, **more: object) -> dict[str, object]:

@@ -8,12 +8,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.sources.memory import MemoryBroker, MemorySettings, MemorySource
+from connectors.memory.source import MemoryBroker, MemorySettings, MemorySource
 from esm.clock import SystemClock
-from esm.config import load_config
-from esm.daemon import Daemon
+from esm.config.loading import load_config
 from esm.errors import SourceUnavailable
 from esm.records import Record
+from esm.runtime.daemon import Daemon
 
 _seen: list[int] = []
 _lock = threading.Lock()

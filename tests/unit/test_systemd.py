@@ -1,5 +1,5 @@
 """sd_notify over a unix datagram socket, the watchdog pinger, and the daemon's READY /
-RELOADING / STOPPING messages (esm.systemd)."""
+RELOADING / STOPPING messages (esm.runtime.systemd)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from esm.config import load_config
-from esm.daemon import Daemon
-from esm.systemd import SystemdNotifier, WatchdogPinger
+from esm.config.loading import load_config
+from esm.runtime.daemon import Daemon
+from esm.runtime.systemd import SystemdNotifier, WatchdogPinger
 
 
 class FakeNotifySocket:

@@ -1,4 +1,4 @@
-"""connectors.targets.http without a server: settings validation and response parsing.
+"""connectors.http.target without a server: settings validation and response parsing.
 Behaviour against a real server is in tests/integration/test_http_target_real_server.py."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.targets.http import (
+from connectors.http.target import (
     HttpSettings,
     HttpTarget,
     function_failed_from,

@@ -1,4 +1,4 @@
-"""connectors.targets.aws_lambda with botocore's Stubber (no network), plus the real client
+"""connectors.aws.lambda_target with botocore's Stubber (no network), plus the real client
 builder's configuration and a real connection-refused error."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from connectors.targets.aws_lambda import LambdaSettings, LambdaTarget, build_client
+from connectors.aws.lambda_target import LambdaSettings, LambdaTarget, build_client
 from esm.clock import FakeClock
 from esm.errors import InvokeError
 from esm.interfaces import ConnectorContext

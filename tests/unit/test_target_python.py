@@ -1,4 +1,4 @@
-"""connectors.targets.python: in-process handlers with Lambda's context, errors and timeout."""
+"""connectors.python.target: in-process handlers with Lambda's context, errors and timeout."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.targets import python as python_target
-from connectors.targets.python import PythonSettings, PythonTarget
+from connectors.python import target as python_target
+from connectors.python.target import PythonSettings, PythonTarget
 from esm.clock import FakeClock
 from esm.errors import ConfigError, InvokeError
 from esm.interfaces import ConnectorContext

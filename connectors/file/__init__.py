@@ -1,0 +1,1 @@
+"""The `file` on-failure destination: JSON lines, fsynced before records are acked."""

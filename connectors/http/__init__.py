@@ -1,0 +1,1 @@
+"""The `http` target: POST the event to an endpoint, Lambda's error conventions."""

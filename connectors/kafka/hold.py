@@ -1,0 +1,96 @@
+"""Pausing Kafka lanes cheaply: records fetched for a lane the core paused are held here,
+and the partition is paused in kafka-python only once the holding area is full.
+
+Why: the core pauses a lane whenever a closed batch waits behind the one in flight, and
+resumes it as soon as that batch is dispatched: under load, once per batch. In
+kafka-python a pause parks what was already fetched for the partition, and on resume
+esm must drop it (internals.drop_parked_fetches), so every cycle fetched and
+parsed the same records again; at batch size 10 that cost more than the whole raw
+consume loop (tests/bench/bench_kafka.py). Held records are handed out, in order and
+before anything newer of their lane, once the lane is resumed.
+
+Memory stays bounded: when the held records of all lanes reach `max_records` or
+`max_bytes`, every soft-paused lane is paused in kafka-python too (the old behaviour).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from esm.records import Record
+
+
+class LaneHold:
+    """Soft pauses and held records per lane (reader thread only)."""
+
+    def __init__(self, max_records: int = 1000, max_bytes: int = 8 * 1024 * 1024) -> None:
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.paused: set[str] = set()  # paused by the core
+        self.hard: set[str] = set()  # ...and in kafka-python
+        self._held: dict[str, list[Record]] = {}
+        self._records = 0
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return self._records
+
+    def pause(self, lanes: Iterable[str]) -> None:
+        self.paused.update(lanes)
+
+    def resume(self, lanes: Collection[str]) -> None:
+        self.paused.difference_update(lanes)
+
+    def to_resume_hard(self) -> list[str]:
+        """Lanes paused in kafka-python that the core resumed and whose held records have
+        all been handed out (now unmarked): resuming earlier would only fetch again what
+        kafka-python parked, while the held records still cover the lane."""
+        lanes = [lane for lane in self.hard if lane not in self.paused and lane not in self._held]
+        self.hard.difference_update(lanes)
+        return lanes
+
+    def waiting(self, lane: str) -> bool:
+        """True when new records of `lane` must queue here: paused, or behind held ones."""
+        return lane in self.paused or lane in self._held
+
+    def hold(self, lane: str, records: list[Record]) -> None:
+        if not records:
+            return
+        self._held.setdefault(lane, []).extend(records)
+        self._records += len(records)
+        self._bytes += sum(r.size_bytes for r in records)
+
+    def to_pause_hard(self) -> list[str]:
+        """Once full: the soft-paused lanes not yet paused in kafka-python (now marked)."""
+        if self._records < self.max_records and self._bytes < self.max_bytes:
+            return []
+        lanes = sorted(self.paused - self.hard)
+        self.hard.update(lanes)
+        return lanes
+
+    def release(self, room: int) -> list[Record]:
+        """Up to `room` held records of unpaused lanes, oldest first per lane."""
+        out: list[Record] = []
+        for lane in [lane for lane in self._held if lane not in self.paused]:
+            if len(out) >= room:
+                break
+            held = self._held[lane]
+            take = held[:room - len(out)]
+            out.extend(take)
+            if len(take) == len(held):
+                del self._held[lane]
+            else:
+                del held[:len(take)]
+            self._records -= len(take)
+            self._bytes -= sum(r.size_bytes for r in take)
+        return out
+
+    def forget(self, lanes: Iterable[str]) -> None:
+        """Revoked lanes: drop their held records (never acked: whoever owns the lane next
+        reads them again from the group's committed offset, positions.py)."""
+        for lane in lanes:
+            self.paused.discard(lane)
+            self.hard.discard(lane)
+            held = self._held.pop(lane, [])
+            self._records -= len(held)
+            self._bytes -= sum(r.size_bytes for r in held)

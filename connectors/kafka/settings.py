@@ -1,0 +1,97 @@
+"""Settings of the Kafka source and the cross-field rules the config check applies to them.
+
+AWS parameter names in snake_case (ESM-SPEC §1.2): `topics`, `consumer_group_id`,
+`starting_position`, `starting_position_timestamp`; `bootstrap_servers` is
+`SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS`. Security fields come from
+`KafkaSecuritySettings`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from connectors.kafka.security import KafkaSecuritySettings, security_problems
+
+StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
+
+# ESM-SPEC §1.2: ConsumerGroupId 1–200 chars of this set; topic names per the Topics rule.
+_GROUP_ID = re.compile(r"[a-zA-Z0-9\-/*:_+=.@]{1,200}")
+_TOPIC = re.compile(r"[a-zA-Z0-9\-_.]{1,249}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaSourceSettings(KafkaSecuritySettings):
+    """How to reach the cluster, what to read, and where a new consumer group starts."""
+
+    bootstrap_servers: tuple[str, ...] = field(metadata={
+        "doc": "host:port of one or more brokers"})
+    topics: tuple[str, ...] = field(metadata={"doc": "topics to read (AWS allows exactly 1)"})
+    consumer_group_id: str = field(metadata={
+        "doc": "consumer group; its committed offsets override starting_position"})
+    starting_position: StartingPosition = field(default="TRIM_HORIZON", metadata={
+        "doc": "where a group without committed offsets starts: TRIM_HORIZON (earliest), "
+               "LATEST or AT_TIMESTAMP"})
+    starting_position_timestamp: float | None = field(default=None, metadata={
+        "doc": "epoch seconds, required with AT_TIMESTAMP, not in the future"})
+    client_id: str = field(default="esm", metadata={"doc": "Kafka client.id"})
+    session_timeout_seconds: float = field(default=45.0, metadata={
+        "min": 6, "max": 300, "doc": "group session timeout; a dead replica's partitions "
+                                     "move after this long"})
+    request_timeout_seconds: float = field(default=30.0, metadata={
+        "min": 1, "max": 300, "doc": "timeout of one broker request (commit, offsets)"})
+
+
+def source_problems(settings: KafkaSourceSettings, mapping_data: Mapping[str, Any],
+                    environ: Mapping[str, str], now: float) -> list[str]:
+    """Every cross-field problem of a Kafka mapping, as `path: problem` strings."""
+    problems: list[str] = []
+    if not settings.bootstrap_servers:
+        problems.append("bootstrap_servers: must name at least one host:port")
+    for server in settings.bootstrap_servers:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            problems.append(f"bootstrap_servers: {server!r} is not host:port")
+    if not settings.topics:
+        problems.append("topics: must name at least one topic")
+    for topic in settings.topics:
+        if not _TOPIC.fullmatch(topic) or topic.startswith("."):
+            problems.append(f"topics: {topic!r} is not a valid topic name")
+    if not _GROUP_ID.fullmatch(settings.consumer_group_id):
+        problems.append("consumer_group_id: must be 1-200 characters of "
+                        "a-z A-Z 0-9 - / * : _ + = . @")
+    problems += _starting_position_problems(settings, now)
+    problems += security_problems(settings, environ)
+    problems += _destination_problems(settings, mapping_data)
+    return problems
+
+
+def _starting_position_problems(settings: KafkaSourceSettings, now: float) -> list[str]:
+    """ESM-SPEC §1.2: StartingPositionTimestamp goes with AT_TIMESTAMP, never in the future."""
+    stamp = settings.starting_position_timestamp
+    if settings.starting_position != "AT_TIMESTAMP":
+        if stamp is not None:
+            return ["starting_position_timestamp: only used with AT_TIMESTAMP"]
+        return []
+    if stamp is None:
+        return ["starting_position_timestamp: required when starting_position is AT_TIMESTAMP"]
+    if stamp > now:
+        return ["starting_position_timestamp: cannot be in the future"]
+    return []
+
+
+def _destination_problems(settings: KafkaSourceSettings,
+                          mapping_data: Mapping[str, Any]) -> list[str]:
+    """ESM-SPEC §4.4 / §8 item 59: a Kafka topic destination cannot be a source topic."""
+    destination_config = mapping_data.get("destination_config") or {}
+    on_failure = destination_config.get("on_failure") if isinstance(
+        destination_config, Mapping) else None
+    if not isinstance(on_failure, Mapping) or on_failure.get("type") != "kafka":
+        return []
+    topic = on_failure.get("topic")
+    if topic in settings.topics:
+        return [f"destination_config.on_failure.topic: {topic!r} is a source topic; "
+                "a Kafka on-failure destination must be another topic"]
+    return []

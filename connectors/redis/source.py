@@ -1,0 +1,341 @@
+"""Redis Streams source (`type: redis_streams`): queue family, one lane per stream key.
+
+Guarantees and how they are kept (DESIGN §3):
+- Reads go through a consumer group (created with MKSTREAM if missing; TRIM_HORIZON → id
+  `0`, LATEST → `$`), under a consumer name unique per replica (`<hostname>-<pid>` unless
+  configured), so replicas split the entries between them.
+- An entry is XACKed only when the core acks it: the target succeeded, the filter rejected
+  it, or its notice is durable in the on-failure destination. Each delivery is acked at
+  most once; an entry released by the core is never acked by that delivery.
+- Release does nothing on purpose: the entry stays pending and is reclaimed with XAUTOCLAIM
+  once idle for `visibility_timeout_seconds`, by this replica or another (a crashed
+  replica's entries too). A release `delay_seconds` is therefore not honoured: redelivery
+  always waits for the visibility timeout, like an SQS message after a failed batch
+  (ESM-SPEC §4.2).
+- `Record.delivery_count` is 1 for new entries and Redis's delivery counter (XPENDING) for
+  reclaimed ones; the core dead-letters at `max_deliveries` (DESIGN §3).
+- An entry still in flight here is not delivered a second time by this replica when it
+  reclaims it. A target slower than the visibility timeout can still see an entry twice
+  through another replica: delivery is at least once (ESM-SPEC §7).
+- Reads and XACKs go through one pipelined connection (`RedisPipe`): an XACK is sent at
+  once and its reply read by the next poll, lag or close, and while a stream is being read
+  fast the next XREADGROUP is sent ahead (no BLOCK), so Redis answers it while the reader
+  ingests. An XACK lost with a crash leaves its entries pending: delivered again later.
+- Redis errors become SourceUnavailable; the supervisor closes this source and builds a new
+  one with backoff. Unacked entries stay pending and are reclaimed, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import socket
+from collections import deque
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import groupby
+from operator import attrgetter
+from typing import Any, ClassVar
+
+import orjson
+import redis
+
+from connectors.redis.client import build_client, read_credentials, stream_reply_pairs
+from connectors.redis.entries import EntryDecoder
+from connectors.redis.entries import text as _text
+from connectors.redis.pipe import RedisPipe
+from connectors.redis.reclaim import Reclaimer
+from connectors.redis.settings import (
+    RedisStreamsSettings,
+    mapping_problems,
+    settings_problems,
+)
+from esm.errors import ConfigError, SourceUnavailable
+from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
+from esm.records import Record, records_event_body
+
+log = logging.getLogger(__name__)
+
+_ENVELOPE_BYTES = len(b'{"Records":[]}')
+_lane_of = attrgetter("lane")
+# Redis times blocked reads out on its cron tick (hz 10: every 100 ms), so a shorter BLOCK
+# is answered after up to 100 ms anyway. The reader polls with a 1 ms timeout while batches
+# are in flight; blocking then stalled each settlement by a tick once the stream was read.
+_SHORTEST_BLOCK_MS = 100
+# Entries asked for per XREADGROUP. A smaller reply is decoded, filtered and invoked while
+# still in the CPU cache (bench_redis: 1,700-entry reads cost ~20% more CPU per record than
+# 128-entry ones), and the pipe keeps one read ahead, so round trips are not waited for.
+_READ_COUNT = 128
+# Polls shorter than this (the reader's 1 ms polls while batches are in flight) do not wait
+# for a read sent ahead to be answered.
+_SHORTEST_WAIT_SECONDS = 0.005
+
+
+class RedisStreamsSource:
+    """Reads one or more stream keys through a consumer group (see the module docstring)."""
+
+    Settings: ClassVar[type] = RedisStreamsSettings
+    traits: ClassVar[SourceTraits] = SourceTraits(
+        family="queue", default_batch_size=10, max_batch_size=10000,
+        window_required_above_10=True, supports_on_failure_destination=True,
+        batch_info_key="RedisStreamBatchInfo")
+
+    def __init__(self, settings: RedisStreamsSettings, context: ConnectorContext,
+                 client: redis.Redis | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        problems = settings_problems(settings)
+        if problems:
+            raise ConfigError(problems)
+        self.settings = settings
+        self.context = context
+        self.consumer = settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+        self._owns_client = client is None
+        self._client = client or build_client(settings, read_credentials(settings, environ))
+        self._streams = tuple(settings.streams)
+        self._group = settings.consumer_group
+        self._decoder = EntryDecoder(settings.url, self._streams, self._group,
+                                     settings.body_field)
+        self._paused: set[str] = set()
+        # Entries this instance has read and not yet seen acked or released, per stream.
+        self._held: dict[str, set[str]] = {s: set() for s in self._streams}
+        # Read from Redis (so pending for this consumer) but not yet handed to the core.
+        self._buffer: dict[str, deque[Record]] = {s: deque() for s in self._streams}
+        self._reclaimer = Reclaimer(self._client, self._group, self.consumer,
+                                    settings.visibility_timeout_seconds)
+        self._pipe = RedisPipe(self._client, decode_text=True)  # EntryDecoder.new_entries
+        self._read_count = 0
+        self._read_ahead = False  # the last read filled its COUNT: more is likely there
+        self._next_reclaim = 0.0
+        self._reclaim_interval = min(1.0, settings.visibility_timeout_seconds / 2)
+
+    @classmethod
+    def check_mapping(cls, settings: RedisStreamsSettings,
+                      mapping_data: dict[str, Any]) -> list[str]:
+        return mapping_problems(settings, mapping_data)
+
+    # -- reader-thread methods ----------------------------------------------------------
+
+    def open(self, listener: LaneListener) -> None:
+        with self._translate("open"):
+            self._create_groups()
+        log.info("redis_streams: consumer %s joined group %s on %d stream(s)",
+                 self.consumer, self._group, len(self._streams))
+        listener.lanes_assigned(list(self._streams))
+
+    def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
+        active = [s for s in self._streams if s not in self._paused]
+        with self._translate("poll"):
+            try:
+                # XACK replies, and a read sent ahead. While batches are in flight (a
+                # short timeout) only what has arrived: the reader has settlements to
+                # apply meanwhile, and comes back within a batch.
+                wait = timeout_seconds >= _SHORTEST_WAIT_SECONDS
+                self._pipe.collect(wait)
+                if not active:
+                    return []  # at once: the reader waits for the settlements that resume one
+                self._fill(active, max_records, timeout_seconds, wait)
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("NOGROUP"):
+                    raise
+                log.warning("redis_streams: group %s vanished (stream deleted?); recreating",
+                            self._group)
+                self._create_groups()
+        records = self._take(active, max_records)
+        if self._read_ahead and records:
+            with self._translate("poll"):
+                self._send_read(active, max_records, 0)
+        return records
+
+    def ack(self, records: Sequence[Record]) -> None:
+        """XACK per stream, sent on the pipe (its reply is read by the next poll). A record
+        this instance already acked or saw released is skipped; one read by an earlier
+        instance (before a reconnect) is acked anyway, since Redis ignores ids that are no
+        longer pending."""
+        by_stream: dict[str, list[str]] = {}
+        for lane, group in groupby(records, _lane_of):  # a lane run at a time
+            held = self._held.get(lane)
+            if held is None:
+                continue
+            run = list(group)
+            ids = [r.item_id for r in run]
+            if held.issuperset(ids) and all(r.handle is self for r in run):
+                held.difference_update(ids)  # the usual case, in C loops
+            else:
+                ids = [i for r in run if r.handle is self and (i := r.item_id) in held]
+                held.difference_update(ids)
+                # read by an earlier instance (before a reconnect): ack anyway
+                ids += [r.item_id for r in run if r.handle is not self]
+            by_stream.setdefault(lane, []).extend(ids)
+        with self._translate("ack"):
+            for stream, ids in by_stream.items():
+                if ids:
+                    self._pipe.send(None, "XACK", stream, self._group, *ids)
+
+    def release(self, records: Sequence[Record], delay_seconds: float) -> None:
+        """Leave the entries pending: XAUTOCLAIM redelivers them after the visibility
+        timeout. `delay_seconds` is ignored (see the module docstring)."""
+        for record in records:
+            if record.handle is self:
+                self._held.get(record.lane, set()).discard(record.item_id)
+
+    def pause(self, lanes: Collection[str]) -> None:
+        self._paused.update(lanes)
+
+    def resume(self, lanes: Collection[str]) -> None:
+        self._paused.difference_update(lanes)
+
+    def lag(self) -> Mapping[str, float]:
+        """Per stream: entries not yet delivered to the group (XINFO GROUPS `lag`) plus
+        entries delivered and not acked (`pending`). `lag` is unknown to Redis after some
+        deletions; then only `pending` counts."""
+        with self._translate("lag"):
+            self._pipe.collect()  # acks sent so far count as done
+            pipe = self._client.pipeline(transaction=False)
+            for stream in self._streams:
+                pipe.xinfo_groups(stream)
+            replies = pipe.execute(raise_on_error=False)
+        out: dict[str, float] = {}
+        for stream, groups in zip(self._streams, replies, strict=True):
+            if isinstance(groups, Exception):
+                continue
+            for group in groups:
+                if _text(group.get("name")) == self._group:
+                    out[stream] = float((group.get("lag") or 0) + (group.get("pending") or 0))
+        return out
+
+    def close(self) -> None:
+        """Forget this consumer in the group when it holds no pending entry (names are
+        per process, so they would pile up); keep it when it does, so that its entries
+        are reclaimed by others."""
+        try:
+            self._pipe.close()  # confirms the acks sent so far
+            for stream in self._streams:
+                self._forget_consumer_if_idle(stream)
+        except redis.RedisError as exc:
+            log.debug("redis_streams: could not remove consumer on close: %s", exc)
+        finally:
+            if self._owns_client:
+                self._client.close()
+
+    def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """`esm redrive --to source`: XADD each record's fields to its stream again (a new
+        entry id; `attributes.binaryFields` are base64-decoded back to bytes), in one
+        pipeline. Errors become SourceUnavailable."""
+        pipe = self._client.pipeline(transaction=False)
+        for record in records:
+            binary = set((record.get("attributes") or {}).get("binaryFields") or ())
+            fields = {name: base64.b64decode(value) if name in binary else value
+                      for name, value in (record.get("fields") or {}).items()}
+            pipe.xadd(record.get("stream") or self._streams[0], fields)
+        with self._translate("produce"):
+            pipe.execute()
+
+    # -- pure methods -------------------------------------------------------------------
+
+    def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
+        return {"Records": [r.payload for r in records]}
+
+    def encode_event(self, records: Sequence[Record]) -> bytes:
+        """The encoded event, joined from the records' encodings (EncodesEvents)."""
+        body = records_event_body(records)
+        return body if body is not None else orjson.dumps(self.build_event(records))
+
+    def event_overhead_bytes(self) -> int:
+        return _ENVELOPE_BYTES
+
+    def item_identifier(self, value: object) -> str | None:
+        """batchItemFailures itemIdentifier = messageId, a non-empty string."""
+        return value if isinstance(value, str) and value else None
+
+    def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
+        return self._decoder.batch_info(records)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _create_groups(self) -> None:
+        start = "0" if self.settings.starting_position == "TRIM_HORIZON" else "$"
+        for stream in self._streams:
+            try:
+                self._client.xgroup_create(stream, self._group, id=start, mkstream=True)
+                log.info("redis_streams: created group %s on %s at %s",
+                         self._group, stream, start)
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("BUSYGROUP"):
+                    raise  # an existing group keeps its position, as Kafka's (ESM-SPEC §1.2)
+
+    def _fill(self, active: list[str], max_records: int, timeout_seconds: float,
+              wait: bool) -> None:
+        """Reclaim idle pending entries when due, then read new ones into the buffer
+        (unless a read sent ahead is still owed and `wait` is False)."""
+        now = self.context.clock.monotonic()
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self._reclaim_interval
+            for stream in active:
+                held = self._held[stream]
+                for entry_id, fields, count in self._reclaimer.claim(stream, max_records, held):
+                    self._hold(self._decoder.record(stream, entry_id, fields, count, self))
+        if any(self._buffer[s] for s in active):
+            return  # hand these out; the read sent ahead after them brings the next ones
+        if self._reading() and not wait:
+            return  # the read sent ahead is not answered yet: the next poll takes it
+        block_ms = min(self.settings.block_milliseconds, int(timeout_seconds * 1000))
+        if block_ms < _SHORTEST_BLOCK_MS:
+            block_ms = 0  # no BLOCK: answered at once, and the reader waits if it must
+        self._send_read(active, max_records, block_ms)
+        self._pipe.collect()
+
+    def _send_read(self, streams: list[str], count: int, block_ms: int) -> None:
+        """XREADGROUP '>' on the pipe; `_store_read` decodes the reply when it is read."""
+        if self._reading():
+            return
+        count = min(count, _READ_COUNT)
+        block = ("BLOCK", block_ms) if block_ms else ()
+        self._pipe.send(self._store_read, "XREADGROUP", "GROUP", self._group, self.consumer,
+                        "COUNT", count, *block, "STREAMS", *streams, *[">"] * len(streams))
+        self._read_count = count
+
+    def _reading(self) -> bool:
+        """An XREADGROUP was sent on the pipe and its reply not read yet."""
+        return self._pipe.owes(self._store_read)
+
+    def _store_read(self, reply: Any) -> None:
+        got = 0
+        for raw_stream, entries in stream_reply_pairs(reply):
+            stream = _text(raw_stream)
+            records = self._decoder.new_entries(stream, entries, self)
+            self._held[stream].update([record.item_id for record in records])
+            self._buffer[stream].extend(records)
+            got += len(entries)
+        self._read_ahead = got >= self._read_count
+
+    def _hold(self, record: Record) -> None:
+        self._held[record.lane].add(record.item_id)
+        self._buffer[record.lane].append(record)
+
+    def _take(self, active: list[str], max_records: int) -> list[Record]:
+        out: list[Record] = []
+        for stream in active:
+            buffer = self._buffer[stream]
+            room = max_records - len(out)
+            if len(buffer) <= room:  # the usual case: hand over the whole buffer at once
+                out.extend(buffer)
+                buffer.clear()
+                continue
+            while buffer and len(out) < max_records:
+                out.append(buffer.popleft())
+        return out
+
+    def _forget_consumer_if_idle(self, stream: str) -> None:
+        for consumer in self._client.xinfo_consumers(stream, self._group):
+            if _text(consumer.get("name")) == self.consumer and not consumer.get("pending"):
+                self._client.xgroup_delconsumer(stream, self._group, self.consumer)
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise SourceUnavailable(
+                f"redis_streams {action} failed (group {self._group}): "
+                f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,170 @@
+"""A lane worker takes one batch and sees it through to the end: screen, invoke, apply the
+failure policy's steps (retry in place, bisect, dead-letter), and hand every settlement
+back to the reader. It owns the lane until it returns, so a lane never has two batches in
+flight and records keep their order (DESIGN §2, ESM-SPEC §4.3).
+
+If the daemon stops while a retry waits or a notice cannot be written, the worker gives up
+on what is left: those records are neither acked nor released, so the broker delivers
+them again later. Nothing is lost; at most they are processed twice (ESM-SPEC §7).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from esm.failures.dead_letter import DeadLetterer
+from esm.failures.policy import FailurePolicy
+from esm.interfaces import Clock
+from esm.ops.logs import log_context
+from esm.ops.metrics import MappingMetrics
+from esm.pipeline.invoker import Invoker, Oversized
+from esm.records import (
+    Ack,
+    Batch,
+    DeadLetter,
+    Outcome,
+    Release,
+    Retry,
+    Settlement,
+    Split,
+    Step,
+)
+
+log = logging.getLogger(__name__)
+
+Settle = Callable[[Settlement], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    batch: Batch
+    attempt: int = 0
+    invoke_count: int = 0
+    delay_seconds: float = 0.0
+
+
+class LaneWorker:
+    """Processes batches for one mapping; `process` runs on a pool thread per batch."""
+
+    def __init__(self, *, invoker: Invoker, policy: FailurePolicy, dead_letterer: DeadLetterer,
+                 metrics: MappingMetrics, clock: Clock, stop: threading.Event,
+                 envelope_bytes: int) -> None:
+        self.invoker = invoker
+        self.policy = policy
+        self.dead_letterer = dead_letterer
+        self.metrics = metrics
+        self.clock = clock
+        self.stop = stop
+        self.envelope_bytes = envelope_bytes
+
+    def process(self, batch: Batch, settle: Settle) -> None:
+        """Run `batch` to completion; always ends with a `finished` settlement, which also
+        carries the batch's last ack or release."""
+        outbox = _Outbox(settle)
+        try:
+            with log_context(lane=batch.lane):  # every log line of this batch names its lane
+                self._run(batch, outbox)
+        finally:
+            outbox.finish(batch.lane)
+
+    def _run(self, batch: Batch, outbox: _Outbox) -> None:
+        work: deque[_Job] = deque([_Job(batch)])
+        while work:
+            outbox.flush()  # nothing is held back while a retry waits or an invoke runs
+            job = work.popleft()
+            if job.delay_seconds and self.clock.wait(self.stop, job.delay_seconds):
+                return
+            if self.stop.is_set() and job.invoke_count:
+                return  # draining: finish what is in flight, start no new retries
+            steps = self._attempt(job)
+            if not self._apply(steps, job.batch.lane, work, outbox):
+                return
+
+    def _attempt(self, job: _Job) -> tuple[Step, ...]:
+        """Screen, then invoke what is left, then ask the policy what comes next."""
+        if len(job.batch) == 1 and not self._fits(job.batch):
+            return (DeadLetter(job.batch.records, "MaximumPayloadSizeExceeded"),)
+        steps, rest = self.policy.screen(job.batch, self.clock.now())
+        if rest is None:
+            return steps
+        result = self.invoker.invoke(rest)
+        if isinstance(result, Oversized):
+            return steps + self._oversized(rest, job)
+        outcome: Outcome = result
+        decided = self.policy.decide(rest, outcome, attempt=job.attempt,
+                                     invoke_count=job.invoke_count + 1, now=self.clock.now())
+        return steps + decided
+
+    def _fits(self, batch: Batch) -> bool:
+        size = self.envelope_bytes + batch.size_bytes + len(batch)
+        return size <= self.invoker.max_payload_bytes
+
+    def _oversized(self, batch: Batch, job: _Job) -> tuple[Step, ...]:
+        """The encoded event came out over 6 MB: halve it, or give up on a lone record."""
+        if len(batch) == 1:
+            return (DeadLetter(batch.records, "MaximumPayloadSizeExceeded"),)
+        half = len(batch) // 2
+        halves = (Batch(batch.lane, batch.records[:half]), Batch(batch.lane, batch.records[half:]))
+        return (Split(halves, job.attempt, job.invoke_count),)
+
+    def _apply(self, steps: tuple[Step, ...], lane: str, work: deque[_Job],
+               outbox: _Outbox) -> bool:
+        """Carry out steps in order; False when the daemon stopped mid-way."""
+        settle = outbox.put
+        follow_ups: list[_Job] = []
+        for step in steps:
+            match step:
+                case Ack(records=records):
+                    settle(Settlement(lane, ack=records))
+                case Release(records=records, delay_seconds=delay):
+                    settle(Settlement(lane, release=records, release_delay_seconds=delay))
+                case Retry(batch=retry, delay_seconds=delay, attempt=attempt, invoke_count=n):
+                    self.metrics.count("retries")
+                    follow_ups.append(_Job(retry, attempt, n, delay))
+                case Split(batches=halves, attempt=attempt, invoke_count=n):
+                    self.metrics.count("bisections")
+                    follow_ups.extend(_Job(half, attempt, n) for half in halves)
+                case DeadLetter(records=records):
+                    outbox.flush()  # earlier settlements do not wait for the destination
+                    if not self.dead_letterer.send(step, lane):
+                        return False
+                    settle(Settlement(lane, ack=records))
+        work.extendleft(reversed(follow_ups))
+        return True
+
+
+class _Outbox:
+    """Settlements of one batch on their way to the reader. The latest one is held back
+    until the next is sent, so that the batch's final ack or release travels together with
+    `finished`: one hand-off to the reader thread per batch instead of two (a measurable
+    share of the per-batch cost at small batch sizes). Order is unchanged."""
+
+    __slots__ = ("_settle", "_held")
+
+    def __init__(self, settle: Settle) -> None:
+        self._settle = settle
+        self._held: Settlement | None = None
+
+    def put(self, settlement: Settlement) -> None:
+        if self._held is not None:
+            self._settle(self._held)
+        self._held = settlement
+
+    def flush(self) -> None:
+        """Send the held settlement now (before anything that may take time)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._settle(held)
+
+    def finish(self, lane: str) -> None:
+        """The last settlement of the batch: the held one (if any) marked `finished`."""
+        held, self._held = self._held, None
+        if held is None:
+            self._settle(Settlement(lane, finished=True))
+        else:
+            self._settle(Settlement(held.lane, held.ack, held.release,
+                                    held.release_delay_seconds, True, held.details))

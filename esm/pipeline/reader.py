@@ -1,0 +1,317 @@
+"""The reader: one thread per mapping that owns the source client.
+
+It polls, filters, batches per lane, dispatches closed batches to lane workers, and applies
+the settlements they send back (only this thread touches the source). DESIGN §2:
+- a lane has one batch in flight (per ordering-key slot when parallelization_factor > 1);
+- records wait in a `LaneBuffer` between poll and dispatch; it pauses lanes at the source
+  when batches queue up and bounds the whole buffer (memory is bounded by configuration,
+  never by backlog);
+- acks go through an `AckBook`: stream lanes commit only a finished, contiguous prefix
+  (filtered records included, checklist 32); queue acks of a turn go in one call;
+- on stop it polls no more, waits for in-flight batches within the drain budget, applies
+  their settlements, and returns; undispatched records stay unacked (redelivered later).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Collection, Sequence
+from concurrent.futures import Executor
+from itertools import compress
+
+from esm.config.types import MappingConfig
+from esm.filtering import MATCH_ALL, Matcher
+from esm.interfaces import Clock, Source
+from esm.ops.metrics import MappingMetrics
+from esm.ops.status import MappingStatus
+from esm.pipeline.acks import AckBook
+from esm.pipeline.batching import BatchLimits
+from esm.pipeline.lane_buffer import Lane, LaneBuffer
+from esm.pipeline.lane_worker import LaneWorker
+from esm.pipeline.reader_checks import total_lag, warn_if_visibility_below_timeout
+from esm.records import Batch, Record, Settlement
+
+log = logging.getLogger(__name__)
+
+# Read-ahead floor and byte ceiling of a mapping's buffer (records polled, not yet sent).
+MIN_BUFFERED_RECORDS = 1000
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+
+
+class Reader:
+    """Runs one mapping's read loop until `stop` is set; see the module docstring."""
+
+    def __init__(self, *, mapping: MappingConfig, source: Source, matcher: Matcher,
+                 worker: LaneWorker, pool: Executor, max_in_flight: int,
+                 metrics: MappingMetrics, status: MappingStatus, clock: Clock,
+                 stop: threading.Event, run_stop: threading.Event | None = None,
+                 drain_seconds: float = 30.0,
+                 lag_interval_seconds: float = 5.0, idle_poll_seconds: float = 1.0,
+                 min_buffered_records: float = MIN_BUFFERED_RECORDS) -> None:
+        self.mapping = mapping
+        self.source = source
+        self.matcher = matcher
+        self.worker = worker
+        self.pool = pool
+        self.max_in_flight = max_in_flight
+        self.metrics = metrics
+        self.status = status
+        self.clock = clock
+        self.stop = stop
+        self.run_stop = run_stop or threading.Event()
+        self.drain_seconds = drain_seconds
+        self.lag_interval_seconds = lag_interval_seconds
+        self.idle_poll_seconds = idle_poll_seconds
+        self.stream = source.traits.family == "stream"
+        self.limits = BatchLimits(mapping.batch_size, mapping.maximum_batching_window_in_seconds,
+                                  source.event_overhead_bytes())
+        self.buffer = LaneBuffer(source, self.limits,
+                                 parallelization_factor=mapping.parallelization_factor,
+                                 max_in_flight=max_in_flight,
+                                 min_records=int(min_buffered_records),
+                                 max_bytes=MAX_BUFFERED_BYTES)
+        self.acks = AckBook(source, metrics, stream=self.stream)
+        self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
+        self._in_flight = 0
+        self._next_lag_at = 0.0
+        self._crashed: BaseException | None = None
+        self.idle = False
+
+    @property
+    def max_buffered_records(self) -> int:
+        return self.buffer.max_records
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.source.open(self)
+        warn_if_visibility_below_timeout(self.mapping, self.source, self.status)
+        self.status.update(ready=True, state="Enabled")
+        self.metrics.up.set(1)
+        try:
+            while not self.stop.is_set():
+                self.step()
+        finally:
+            self.metrics.up.set(0)
+            self.status.update(ready=False)
+            self.run_stop.set()  # workers finish their current invocation, start no retries
+        self.drain()  # only on a clean stop: a crashed reader's source may be unusable
+
+    def step(self) -> None:
+        """One turn: settle, close due batches, dispatch, then poll (or wait)."""
+        self.apply_settlements(0)
+        self.buffer.close_due(self.clock.monotonic())
+        self._dispatch()
+        self._report()
+        if self.stop.is_set():
+            return
+        if self.buffer.apply_limit() and self.apply_settlements(self._short_wait()):
+            return  # a lane finished while waiting: dispatch its next batch before polling
+        self._poll()
+
+    def _poll(self) -> None:
+        if self._in_flight:
+            # Barely block in the source: a settling batch must wake the reader at once,
+            # and only the settlement queue can do that (no client has a portable wakeup).
+            timeout = 0.001
+        elif self.buffer.records:
+            timeout = min(self.idle_poll_seconds, self._until_next_deadline())
+        else:
+            timeout = self.idle_poll_seconds
+        room = max(1, self.max_buffered_records - self.buffer.records)
+        started = time.monotonic()
+        records = self.source.poll(room, timeout)
+        self.idle = not records and not self._in_flight and not self.buffer.records
+        if records:
+            self.ingest(records)
+            return
+        if self._in_flight:
+            self.apply_settlements(self._short_wait())
+            return
+        left = timeout - (time.monotonic() - started)
+        if left > 0.005:  # the source returned early: wait here, not in a busy loop
+            self.apply_settlements(left)
+
+    def _short_wait(self) -> float:
+        return min(0.05, self._until_next_deadline())
+
+    def _until_next_deadline(self) -> float:
+        return self.buffer.until_next_deadline(self.clock.monotonic())
+
+    # -- ingest: filter and batch -----------------------------------------------------------
+
+    def ingest(self, records: Sequence[Record]) -> None:
+        """Filter a poll's records, track them (stream family) and buffer the matches.
+
+        Performance: this runs for every record read, so it works on the whole poll at
+        once: one pass of the matcher over the views, lane runs tracked and buffered with
+        list operations (`AckBook.track`, `LaneBuffer.add_all`) instead of several
+        Python calls per record."""
+        self.metrics.count("polled", len(records))
+        now = self.clock.monotonic()
+        if self.matcher is MATCH_ALL:
+            matched: Sequence[Record] = records
+            filtered: list[Record] = []
+        else:
+            flags = self._match_all(records)
+            matched = list(compress(records, flags))
+            filtered = [r for r, ok in zip(records, flags, strict=True) if not ok]
+        if self.stream:
+            self.acks.track(records, filtered)
+        self.buffer.add_all(matched, now)
+        if filtered:
+            self.metrics.count("filtered_out", len(filtered))
+            self.acks.filtered(filtered)
+
+    def _match_all(self, records: Sequence[Record]) -> list[bool]:
+        views = [view if type(view := r.filter_view if r.filter_view is not None
+                              else r.payload) is dict else dict(view)
+                 for r in records]  # a source's lazy Mapping view: the matcher reads dicts
+        try:
+            return list(map(self.matcher.matches, views))
+        except Exception:  # noqa: BLE001 - find the record it raised on, one by one
+            return [self._safe_match(r, view) for r, view in zip(records, views, strict=True)]
+
+    def _safe_match(self, record: Record, view: dict[str, object]) -> bool:
+        try:
+            return bool(self.matcher.matches(view))
+        except Exception:  # a matcher bug must not drop records: deliver them
+            log.exception("mapping %s: filter raised on record %s; delivering it",
+                          self.mapping.name, record.item_id)
+            return True
+
+    # -- dispatch and settle ----------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        for lane in self.buffer.dispatchable():
+            if self._in_flight >= self.max_in_flight:
+                self.buffer.requeue(lane)
+                return
+            batch = self.buffer.take(lane)
+            self._in_flight += 1
+            self.metrics.iterator_age.set(max(0.0, self.clock.now() - batch.records[-1].timestamp))
+            self.pool.submit(self._run_batch, lane, batch)
+
+    def _run_batch(self, lane: Lane, batch: Batch) -> None:
+        """Runs on a lane-worker thread."""
+        def settle(settlement: Settlement) -> None:
+            self._settlements.put((lane, settlement))
+        try:
+            self.worker.process(batch, settle)
+        except BaseException as exc:  # reported to the reader, which restarts the mapping
+            log.exception("mapping %s: lane worker crashed", self.mapping.name)
+            self._crashed = exc
+
+    def apply_settlements(self, wait_seconds: float) -> bool:
+        """Apply every queued settlement, waiting up to `wait_seconds` for the first; True
+        if there was one."""
+        try:
+            item = self._settlements.get_nowait()
+        except queue.Empty:
+            # Queue acks deferred from ingest (filtered records) go now, not after a wait.
+            self.acks.flush()
+            if wait_seconds <= 0:
+                return False
+            try:
+                item = self._settlements.get(timeout=wait_seconds)
+            except queue.Empty:
+                return False
+        # Queue acks of every settlement applied in this turn go to the source in one call
+        # (AckBook); stream lanes ack their finished prefix as each settlement lands.
+        while True:
+            self._settle(*item)
+            try:
+                item = self._settlements.get_nowait()
+            except queue.Empty:
+                break
+        self.acks.flush()
+        if self._crashed is not None:
+            raise RuntimeError("a lane worker crashed") from self._crashed
+        return True
+
+    def _settle(self, lane: Lane, s: Settlement) -> None:
+        if s.finished:
+            self._in_flight -= 1
+            self.buffer.finished(lane)
+        if not self.buffer.is_current(lane):
+            return  # the lane was revoked: never ack for it again
+        if s.ack:
+            self.acks.settled(lane.lane, s.ack)
+        if s.release:
+            # Acks gathered so far go first: a release can change how the source treats
+            # the lane's other records (SQS FIFO voids the rest of the group), and records
+            # that already succeeded must be deleted, not redelivered.
+            self.acks.flush()
+            self.source.release(s.release, s.release_delay_seconds)
+            self.metrics.count("released", len(s.release))
+            if getattr(self.source, "ordered_lanes", False):
+                self._release_buffered(lane)
+
+    def _release_buffered(self, lane: Lane) -> None:
+        """Ordered queue lanes (SQS FIFO message groups): once a record of the lane is
+        released, its later buffered records must not be invoked before it comes back;
+        hand them back too (ESM-SPEC §4.2 FIFO, checklist 41)."""
+        records = self.buffer.take_back(lane)
+        if records:
+            self.source.release(records, 0.0)
+            self.metrics.count("released", len(records))
+
+    # -- lane ownership (LaneListener) ------------------------------------------------------
+
+    def lanes_assigned(self, lanes: Collection[str]) -> None:
+        self.buffer.assigned(lanes)
+        log.info("mapping %s: lanes assigned: %s", self.mapping.name, ", ".join(sorted(lanes)))
+
+    def lanes_revoked(self, lanes: Collection[str]) -> None:
+        """Settle in-flight batches of `lanes` (within the drain budget), then forget them."""
+        revoked = self.buffer.revoke(lanes)
+        deadline = time.monotonic() + self.drain_seconds
+        while any(lane.busy for lane in revoked) and time.monotonic() < deadline:
+            self.apply_settlements(0.05)
+        self.buffer.forget(revoked)
+        self.acks.forget(lanes)
+        log.info("mapping %s: lanes revoked: %s", self.mapping.name, ", ".join(sorted(lanes)))
+
+    # -- stop and report ------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Wait for in-flight batches (within the budget) and apply their settlements."""
+        deadline = time.monotonic() + self.drain_seconds
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            self.apply_settlements(0.05)
+        if self._in_flight:
+            log.warning("mapping %s: %d batch(es) still in flight after the %.0fs drain budget;"
+                        " their records will be delivered again", self.mapping.name,
+                        self._in_flight, self.drain_seconds)
+        if not self.stream:
+            self.acks.flush()
+            self._release_undispatched()
+
+    def _release_undispatched(self) -> None:
+        """Queue family: hand buffered, never-dispatched records back at once."""
+        records = self.buffer.take_all()
+        if records:
+            try:
+                self.source.release(records, 0.0)
+            except Exception as exc:  # they come back after the visibility timeout anyway
+                log.warning("mapping %s: could not release %d buffered record(s): %s",
+                            self.mapping.name, len(records), exc)
+
+    def _report(self) -> None:
+        now = self.clock.monotonic()
+        if now < self._next_lag_at:
+            return
+        self._next_lag_at = now + self.lag_interval_seconds
+        lag_value = total_lag(self.mapping, self.source)
+        if lag_value is not None:
+            self.metrics.offset_lag.set(lag_value)
+        self.metrics.in_flight.set(self._in_flight)
+        self.status.update(
+            lag=lag_value, in_flight_batches=self._in_flight,
+            buffered_records=self.buffer.records, lanes=len(self.buffer.lanes),
+            paused_lanes=self.buffer.paused_lanes(),
+            outstanding_records=self.acks.outstanding(),
+        )

@@ -1,0 +1,102 @@
+"""Kafka record → AWS shapes: payload, filter view, event, item identifiers, batch info."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+import orjson
+
+from connectors.kafka.event import (
+    KafkaEvents,
+    parse_item_identifier,
+    to_record,
+)
+
+
+@dataclass
+class Msg:  # the ConsumerRecord fields the source reads
+    offset: int
+    value: bytes | None = b'{"type": "order", "amount": 12}'
+    key: bytes | None = b"k1"
+    topic: str = "orders"
+    partition: int = 2
+    timestamp: int = 1_545_084_650_987
+    timestamp_type: int = 0
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    leader_epoch: int = 0
+
+
+def test_record_has_aws_shape_with_base64_key_value_and_signed_header_bytes() -> None:
+    record = to_record(Msg(15, headers=[("h", "ë".encode())]), now=0.0)
+    assert record.lane == "orders-2" and record.position == "15"
+    assert record.item_id == "orders-2@15"
+    assert record.payload == {
+        "topic": "orders", "partition": 2, "offset": 15, "timestamp": 1_545_084_650_987,
+        "timestampType": "CREATE_TIME", "key": base64.b64encode(b"k1").decode(),
+        "value": base64.b64encode(b'{"type": "order", "amount": 12}').decode(),
+        "headers": [{"h": [-61, -85]}]}
+    assert record.timestamp == 1_545_084_650.987
+
+
+def test_null_key_is_omitted_and_null_value_is_null() -> None:
+    record = to_record(Msg(1, key=None, value=None), now=0.0)
+    assert "key" not in record.payload
+    assert record.payload["value"] is None
+
+
+def test_size_covers_the_encoded_record_and_its_partition_key_share() -> None:
+    record = to_record(Msg(1), now=0.0)
+    events = KafkaEvents(["b:9092"])
+    encoded = len(orjson.dumps(events.build_event([record])))
+    assert events.event_overhead_bytes() + record.size_bytes >= encoded
+    assert record.size_bytes >= len(orjson.dumps(record.payload))
+
+
+def test_missing_broker_timestamp_falls_back_to_poll_time() -> None:
+    assert to_record(Msg(1, timestamp=-1), now=123.0).timestamp == 123.0
+
+
+def test_filter_view_decodes_json_values() -> None:
+    view = to_record(Msg(1), now=0.0).filter_view
+    assert view is not None
+    assert view["value"] == {"type": "order", "amount": 12}
+    assert view["partition"] == 2 and "value" in view
+
+
+def test_filter_view_keeps_plain_strings_and_drops_non_utf8_values() -> None:
+    plain = to_record(Msg(1, value=b"error"), now=0.0).filter_view
+    binary = to_record(Msg(2, value=b"\xff\xfe"), now=0.0).filter_view
+    assert plain is not None and plain["value"] == "error"
+    assert binary is not None and "value" not in binary and "value" not in list(binary)
+    assert dict(binary)["topic"] == "orders"
+
+
+def test_event_groups_partitions_in_offset_order() -> None:
+    records = [to_record(Msg(o, partition=p), now=0.0) for p, o in [(1, 7), (0, 3), (1, 5)]]
+    event = KafkaEvents(["a:1", "b:2"]).build_event(records)
+    assert event["eventSource"] == "SelfManagedKafka"
+    assert event["bootstrapServers"] == "a:1,b:2"
+    assert [r["offset"] for r in event["records"]["orders-1"]] == [5, 7]
+    assert [r["offset"] for r in event["records"]["orders-0"]] == [3]
+
+
+def test_item_identifier_accepts_partition_and_integer_offset_only() -> None:
+    assert parse_item_identifier({"partition": "orders-2", "offset": 15}) == "orders-2@15"
+    for bad in [None, "", "orders-2@15", {"partition": "orders-2"},
+                {"partition": "orders-2", "offset": "15"}, {"partition": "orders-2",
+                                                             "offset": True},
+                {"partition": "", "offset": 1}, {"partition": 2, "offset": 1},
+                {"partition": "orders-2", "offset": -1}]:
+        assert parse_item_identifier(bad) is None, bad
+
+
+def test_batch_info_summarises_each_partition() -> None:
+    records = [to_record(Msg(o, timestamp=1_700_000_000_000 + o), now=0.0) for o in (4, 5, 6)]
+    info = KafkaEvents(["a:1"]).batch_info(records)
+    assert info["batchSize"] == 3 and info["bootstrapServers"] == "a:1"
+    assert info["payloadSize"] == sum(r.size_bytes for r in records)
+    assert info["recordsInfo"] == {"orders-2": {
+        "firstRecordOffset": "4", "lastRecordOffset": "6",
+        "firstRecordTimestamp": "2023-11-14T22:13:20.004Z",
+        "lastRecordTimestamp": "2023-11-14T22:13:20.006Z"}}
