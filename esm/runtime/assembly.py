@@ -70,7 +70,8 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
     """Build (but do not start) a mapping. `source_override` builds the source instead of
     the configured class (tests inject a scripted source)."""
     context = ConnectorContext(mapping=mapping.name, stop=stop, clock=clock,
-                               checkpoints=checkpoints)
+                               checkpoints=checkpoints, batch_size=mapping.batch_size,
+                               maximum_concurrency=mapping.maximum_concurrency)
     target: Target = build_connector(mapping.target, context)
     load = getattr(target, "load", None)
     if callable(load):
