@@ -20,8 +20,9 @@ from connectors.rabbitmq.publish import properties, split_event
 from connectors.rabbitmq.settings import RabbitMQSettings
 from connectors.rabbitmq.source import RabbitMQSource
 from esm.clock import FakeClock
+from esm.failures.responses import interpret
 from esm.interfaces import ConnectorContext
-from esm.records import Record
+from esm.records import Batch, FunctionError, PartialFailure, Record, Returned
 
 KEYS = ("contentType", "contentEncoding", "headers", "deliveryMode", "priority",
         "correlationId", "replyTo", "expiration", "messageId", "timestamp", "type",
@@ -175,3 +176,21 @@ def test_redrive_takes_an_event_apart_and_rebuilds_properties() -> None:
     assert (rebuilt.message_id, rebuilt.timestamp, rebuilt.headers, rebuilt.delivery_mode) == (
         "m1", 2021, {"h": "v"}, 2)
     assert rebuilt.user_id is None  # the broker refuses a user id other than the publisher's
+
+
+def test_report_batch_item_failures_names_messages_by_message_id() -> None:
+    src = source()
+    records = [record(b"x", pika.BasicProperties(message_id=m), tag=i)
+               for i, m in enumerate(["a", "b", "b", None])]
+    batch = Batch("pizzaQueue", tuple(records))
+
+    def outcome(response: Any) -> Any:
+        return interpret(Returned(response), batch, report_batch_item_failures=True,
+                         item_identifier=src.item_identifier)
+
+    partial = outcome({"batchItemFailures": [{"itemIdentifier": "b"}]})
+    assert isinstance(partial, PartialFailure)
+    assert partial.failed == (records[1], records[2])  # both messages with that id
+    for unknown in ("c", "", None, 5):  # not in the batch, empty, null, malformed
+        assert isinstance(outcome({"batchItemFailures": [{"itemIdentifier": unknown}]}),
+                          FunctionError)
