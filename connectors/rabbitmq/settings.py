@@ -45,8 +45,8 @@ class RabbitMQSettings:
         "doc": "name of the environment variable holding the user's password"})
     prefetch_count: int | None = field(default=None, metadata={
         "min": 1, "max": MAX_PREFETCH,
-        "doc": "basic.qos prefetch: unacked messages held at once; default "
-               "2 x batch_size x concurrency"})
+        "doc": "basic.qos prefetch: unacked messages esm holds at once, per queue; "
+               "default 2 x batch_size x concurrency"})
     max_deliveries: int | None = field(default=None, metadata={
         "min": 1, "max": 1000,
         "doc": "failed deliveries after which a message goes to the on-failure destination "

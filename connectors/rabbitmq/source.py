@@ -5,7 +5,9 @@ Reading: one connection and one channel, owned by the reader thread like every c
 `prefetch_count` unacked messages per queue are in esm at once (memory bounded by
 configuration). Default prefetch: 2 x batch_size x concurrency, one batch in flight and the
 next one filling. `poll` pumps the connection (pika calls back per delivery) and hands out
-what arrived.
+what arrived. The broker's `consumer_timeout` (30 min by default) must exceed the longest a
+message can stay unacked (target timeout plus retry back-off): past it the broker closes
+the channel, and the source reconnects as after any lost connection.
 
 Lanes: a queue is a lane, so one batch per queue is in flight, AWS's concurrency of 1 per
 RabbitMQ mapping (ESM-SPEC §2.6). `scaling_config.maximum_concurrency: N` (N > 1) splits
