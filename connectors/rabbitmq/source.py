@@ -104,6 +104,8 @@ class RabbitMQSource:
         self._channel: Any = None
         self._info_channel: Any = None
         self._channel_id = 0
+        self._cancelled_by_broker = ""
+        self._consumers: dict[str, str] = {}  # consumer tag → queue
 
     @classmethod
     def check_mapping(cls, settings: RabbitMQSettings,
@@ -117,9 +119,11 @@ class RabbitMQSource:
         with self._translate("open"):
             channel = self._connection.channel()
             channel.basic_qos(prefetch_count=self.prefetch_count)
+            channel.add_on_cancel_callback(self._cancelled)
             for queue in self.settings.queues:
-                channel.basic_consume(queue, functools.partial(self._delivered, queue),
-                                      auto_ack=False)
+                tag = channel.basic_consume(queue, functools.partial(self._delivered, queue),
+                                            auto_ack=False)
+                self._consumers[tag] = queue
             self._channel = channel
             self._channel_id = id(channel)
         log.info("rabbitmq: consuming %d queue(s) on %s:%d vhost %r, prefetch %d",
@@ -132,6 +136,10 @@ class RabbitMQSource:
         with self._translate("poll"):
             self._send_due_rejects()
             self._connection.process_data_events(time_limit=0)
+            if self._cancelled_by_broker:
+                raise SourceUnavailable(
+                    f"rabbitmq: the broker cancelled the consumer of {self._cancelled_by_broker}"
+                    " (queue deleted, or its node went down); reconnecting")
             if not self._ready():
                 if self.plan.all_paused():
                     return []  # at once: the reader waits for the settlements that resume one
@@ -239,6 +247,12 @@ class RabbitMQSource:
         """pika's callback, on the reader thread inside process_data_events."""
         self._tags.delivered(method.delivery_tag)
         self._buffer[queue].append((method, props, body))
+
+    def _cancelled(self, frame: Any) -> None:
+        """pika's callback for a basic.cancel from the broker: no more deliveries will come
+        on that consumer, so the next poll reconnects (which fails loudly if the queue is
+        gone)."""
+        self._cancelled_by_broker = self._consumers.get(frame.method.consumer_tag, "a queue")
 
     def _ready(self) -> bool:
         return any(self._buffer[q] for q in self.plan.open_queues())

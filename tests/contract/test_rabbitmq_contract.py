@@ -220,6 +220,19 @@ def test_missing_queue_and_bad_password_are_source_unavailable(
     assert "wrong-password" not in str(raised.value)
 
 
+def test_a_deleted_queue_makes_the_source_unavailable_not_silent(
+        rabbitmq_server: RabbitMQServer) -> None:
+    queue = new_queue(rabbitmq_server)
+    source = open_source(rabbitmq_server, queue)
+    assert source.poll(1000, 0.1) == []
+    with rabbitmq_server.connection() as connection:
+        connection.channel().queue_delete(queue)
+    with pytest.raises(SourceUnavailable, match=f"cancelled the consumer of {queue}"):
+        for _ in range(20):
+            source.poll(1000, 0.1)
+    source.close()
+
+
 def test_unacked_messages_come_back_after_the_broker_is_killed_and_restarted() -> None:
     server = RabbitMQServer()  # its own broker: this test kills it
     server.start()
