@@ -13,6 +13,7 @@ import yaml
 from connectors.rabbitmq.connection import connection_parameters, read_password
 from connectors.rabbitmq.settings import RabbitMQSettings, TlsFiles, parse_url
 from connectors.rabbitmq.source import RabbitMQSource
+from esm.cli import main
 from esm.clock import FakeClock
 from esm.config.loading import load_config, validate_files
 from esm.errors import ConfigError
@@ -130,3 +131,17 @@ def test_prefetch_defaults_to_two_batches_per_slot() -> None:
     source = RabbitMQSource(settings, context, environ={})
     assert source.prefetch_count == 400
     assert source.plan.lanes == [f"q#slot-{i}" for i in range(4)]
+
+
+def test_esm_validate_reports_every_problem_and_exits_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, {"queues": ["a", "a"], "url": "amqp://esm:pw@rabbit/",
+                            "max_deliveries": 2})
+    assert main(["validate", path]) == 2
+    output = capsys.readouterr()
+    text = output.out + output.err
+    for expected in ("source.queues: must not list a queue twice",
+                     "source.url: must not contain a password",
+                     "source.max_deliveries: needs destination_config.on_failure"):
+        assert expected in text, text
+    assert "pw@" not in text
