@@ -51,7 +51,8 @@ def ensure_installed() -> None:
     """Install Debian's rabbitmq-server if it is missing (idempotent). Installing it does
     not start a broker where policy-rc.d forbids services (containers); the harness never
     uses a system broker either way."""
-    ensure_debian_package(PACKAGE, "rabbitmqctl")
+    if not (SCRIPT_DIR / "rabbitmq-server").exists():  # /usr/sbin may not be on PATH
+        ensure_debian_package(PACKAGE, "rabbitmqctl")
     if not (SCRIPT_DIR / "rabbitmq-server").exists():
         raise ServerUnavailable(f"{SCRIPT_DIR}/rabbitmq-server missing after installing "
                                 f"{PACKAGE}")
