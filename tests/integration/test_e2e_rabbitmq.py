@@ -41,14 +41,16 @@ PREFETCH = 2 * BATCH_SIZE  # the default: 2 x batch_size x concurrency (1)
 KILLS_AT = (0.3, 0.6)
 
 
-def produce(server: RabbitMQServer, queue: str, count: int) -> list[str]:
+def produce(server: RabbitMQServer, queue: str, count: int,
+            poison: frozenset[str] = frozenset()) -> list[str]:
     ids = [f"m{n}" for n in range(count)]
     with server.connection() as connection:
         channel = connection.channel()
         channel.queue_declare(queue, durable=True)
         channel.confirm_delivery()
         for n, message_id in enumerate(ids):
-            body = json.dumps({"id": message_id, "group": queue, "seq": n})
+            body = json.dumps({"id": message_id, "group": queue, "seq": n,
+                               "poison": message_id in poison})
             channel.basic_publish("", queue, body, pika.BasicProperties(
                 message_id=message_id, delivery_mode=2, content_type="application/json"))
     return ids
@@ -130,3 +132,37 @@ def test_broker_killed_and_restarted_mid_stream_the_reader_reconnects(
         assert ready(server, queue) == 0
     finally:
         server.cleanup()
+
+
+def test_poison_message_goes_to_the_destination_after_max_deliveries(
+        tmp_path: Path, rabbitmq_server: RabbitMQServer) -> None:
+    # Given 20 messages, one of which always fails, max_deliveries 2 and partial responses
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    ids = produce(rabbitmq_server, queue, 20, poison=frozenset({"m7"}))
+    dead = tmp_path / "dead.jsonl"
+    config = write_config(tmp_path, [{
+        **mapping(rabbitmq_server, queue),
+        "source": {**mapping(rabbitmq_server, queue)["source"], "max_deliveries": 2},
+        "function_response_types": ["ReportBatchItemFailures"],
+        "retry_backoff": {"initial_seconds": 0.1, "jitter": False},
+        "destination_config": {"on_failure": {"type": "file", "path": str(dead)}}}])
+    journal = Journal(tmp_path / "journal.jsonl")
+    env = daemon_env(journal.path)
+    env["E2E_RABBITMQ_PASSWORD"] = PASSWORD
+    # When the daemon runs until the notice is written and the queue is empty
+    metrics = run_until_settled(
+        config, env, tmp_path / "daemon.log", journal, [i for i in ids if i != "m7"],
+        lambda: dead.exists() and ready(rabbitmq_server, queue) == 0,
+        lambda: f"dead letters: {dead.exists()}, ready: {ready(rabbitmq_server, queue)}")
+    # Then the others succeeded once, the poison one failed twice and was dead-lettered
+    assert sorted(journal.ok_ids()) == sorted(i for i in ids if i != "m7")
+    assert [line["delivery"] for line in journal.lines("fail")] == [1, 2]
+    [notice] = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert notice["requestContext"]["condition"] == "MaxDeliveriesExceeded"
+    [message] = notice["payload"]["rmqMessagesByQueue"][f"{queue}::/"]
+    assert message["basicProperties"]["messageId"] == "m7"
+    assert message["redelivered"] is True
+    assert notice["RabbitMQBatchInfo"]["queues"][f"{queue}::/"]["messageCount"] == 1
+    assert ready(rabbitmq_server, queue) == 0
+    label = "{mapping=e2e-rabbitmq}"
+    assert metrics[f"esm_on_failure_destination_delivered_events_total{label}"] == 1
