@@ -59,13 +59,14 @@ def ready(server: RabbitMQServer, queue: str) -> int:
 
 
 def open_source(server: RabbitMQServer, *queues: str, stop: threading.Event | None = None,
+                listener: Listener | None = None, concurrency: int | None = None,
                 **settings: Any) -> RabbitMQSource:
     config = RabbitMQSettings(queues=queues, url=server.url, password_env="RMQ_PASSWORD",
                               **settings)
     context = ConnectorContext("contract", stop or threading.Event(), SystemClock(),
-                               batch_size=10)
+                               batch_size=10, maximum_concurrency=concurrency)
     source = RabbitMQSource(config, context, environ=ENV)
-    source.open(Listener())
+    source.open(listener or Listener())
     return source
 
 
@@ -101,6 +102,25 @@ def test_acked_messages_leave_the_queue_and_the_event_has_aws_shape(
     source.ack(records[:10])  # then one multiple ack
     source.close()
     assert ready(rabbitmq_server, queue) == 0
+
+
+def test_concurrency_splits_each_queue_into_slots_of_batch_runs(
+        rabbitmq_server: RabbitMQServer) -> None:
+    first, second = new_queue(rabbitmq_server), new_queue(rabbitmq_server)
+    publish(rabbitmq_server, first, [b"x"] * 30)
+    publish(rabbitmq_server, second, [b"y"] * 5)
+    listener = Listener()
+    source = open_source(rabbitmq_server, first, second, listener=listener, concurrency=3)
+    assert source.prefetch_count == 60  # 2 x batch 10 x 3 slots
+    assert listener.lanes == [f"{q}#slot-{i}" for q in (first, second) for i in range(3)]
+    source.pause([f"{first}#slot-1"])
+    records = poll_until(source, 35)
+    lanes = [r.lane for r in records if r.lane.startswith(first)]
+    assert lanes == [f"{first}#slot-0"] * 10 + [f"{first}#slot-2"] * 10 + \
+        [f"{first}#slot-0"] * 10  # runs of batch_size, the paused slot skipped
+    assert {r.lane for r in records if r.lane.startswith(second)} == {f"{second}#slot-0"}
+    source.ack(records)
+    source.close()
 
 
 def test_prefetch_bounds_what_esm_holds_unacked(rabbitmq_server: RabbitMQServer) -> None:
