@@ -150,6 +150,9 @@ class LambdaRie(ServerProcess):
             raise ServerUnavailable(f"{self.name} ({self.handler}) did not start: {exc}\n"
                                     f"{self.log_tail()}") from exc
 
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
