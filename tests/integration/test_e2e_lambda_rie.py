@@ -8,26 +8,22 @@ after its retries — and nothing was acked while the function was failing.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.integration.e2e_support import DaemonProcess, daemon_env, wait_until, write_config
+from tests.integration import lambda_e2e_support as support
 from tests.servers.lambda_rie_server import LambdaRie, StartRie, lambda_rie  # noqa: F401
 from tests.servers.moto_server import MotoServer, moto_server  # noqa: F401
 from tests.servers.redis_server import RedisServer, redis_server  # noqa: F401
 from tests.servers.sqs_server import REGION, SqsServer, sqs_server  # noqa: F401
 
 pytestmark = pytest.mark.integration
-FUNCTIONS = "tests.lambda_functions"
-TIMEOUT = 2  # the function's, and the visibility timeouts that must cover it
-FAST_RETRIES = {"initial_seconds": 0.2, "maximum_seconds": 0.5}
 
 
 class Function:
@@ -35,51 +31,17 @@ class Function:
 
     def __init__(self, start: StartRie, handler: str, tmp_path: Path) -> None:
         self.journal = tmp_path / f"function-{uuid.uuid4().hex[:6]}.jsonl"
-        self.rie: LambdaRie = start(f"{FUNCTIONS}.{handler}", timeout_seconds=TIMEOUT,
+        self.rie: LambdaRie = start(f"{support.FUNCTIONS}.{handler}",
+                                    timeout_seconds=support.TIMEOUT,
                                     env={"ESM_E2E_JOURNAL": str(self.journal)})
 
     def target(self, **extra: Any) -> dict[str, Any]:
         return {"type": "lambda", "function_name": "function",
                 "endpoint_url": self.rie.endpoint_url, "region": REGION,
-                "timeout_seconds": TIMEOUT, **extra}
+                "timeout_seconds": support.TIMEOUT, **extra}
 
     def outcomes(self, outcome: str) -> list[str]:
-        if not self.journal.exists():
-            return []
-        lines = [json.loads(line) for line in self.journal.read_text().splitlines() if line]
-        return [str(line["id"]) for line in lines if line["outcome"] == outcome]
-
-
-def read_notices(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
-def noticed_ids(path: Path, key: str = "messageId") -> list[str]:
-    """Ids of the records carried by the notices' payloads (SQS/Redis messageId, Kinesis
-    sequence number)."""
-    ids = []
-    for notice in read_notices(path):
-        for record in notice["payload"]["Records"]:
-            ids.append(str(record["kinesis"]["sequenceNumber"] if key == "kinesis"
-                           else record[key]))
-    return ids
-
-
-def file_destination(tmp_path: Path) -> dict[str, Any]:
-    return {"on_failure": {"type": "file", "path": str(tmp_path / "failures.jsonl")}}
-
-
-def run_until(tmp_path: Path, mapping: dict[str, Any], done: Callable[[], bool],
-              describe: Callable[[], str], timeout_seconds: float = 60) -> dict[str, float]:
-    """`esm run` with this one mapping until `done()`; its /metrics then. Killed after."""
-    config = write_config(tmp_path, [mapping])
-    with DaemonProcess(config, daemon_env(tmp_path / "unused.jsonl"),
-                       tmp_path / "daemon.log") as daemon:
-        daemon.wait_ready()
-        wait_until(done, timeout_seconds, lambda: f"{describe()}\n{daemon.log_tail()}")
-        return daemon.metrics()
+        return support.journal_outcomes(self.journal, outcome)
 
 
 # ---- Redis Streams ----------------------------------------------------------------------
@@ -92,26 +54,6 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:  # noqa: F811
     c.close()
 
 
-def redis_mapping(url: str, stream: str, target: dict[str, Any], tmp_path: Path
-                  ) -> dict[str, Any]:
-    return {
-        "name": "rie-redis",
-        "source": {"type": "redis_streams", "url": url, "streams": [stream],
-                   "consumer_group": f"{stream}-g", "visibility_timeout_seconds": TIMEOUT,
-                   "max_deliveries": 2, "block_milliseconds": 200},
-        "batch_size": 10,
-        "function_response_types": ["ReportBatchItemFailures"],
-        "retry_backoff": FAST_RETRIES,
-        "target": target,
-        "destination_config": file_destination(tmp_path),
-    }
-
-
-def pending_and_lag(client: redis.Redis, stream: str) -> tuple[int, int]:
-    [info] = client.xinfo_groups(stream)
-    return int(info["pending"]), int(info["lag"] if info["lag"] is not None else -1)
-
-
 def test_redis_powertools_failures_reach_the_destination_and_successes_are_acked(
         tmp_path: Path, redis_server: RedisServer, client: redis.Redis,  # noqa: F811
         lambda_rie: StartRie) -> None:  # noqa: F811
@@ -121,17 +63,19 @@ def test_redis_powertools_failures_reach_the_destination_and_successes_are_acked
               n for n in range(30)}
     bad = {entry for entry, n in bodies.items() if n % 7 == 3}
     function = Function(lambda_rie, "sqs_batch", tmp_path)
-    mapping = redis_mapping(redis_server.url, stream, function.target(), tmp_path)
+    mapping = support.redis_mapping(redis_server.url, stream, function.target(), tmp_path)
     failures = tmp_path / "failures.jsonl"
     # When the daemon runs until the group has nothing pending
-    run_until(tmp_path, mapping, lambda: set(noticed_ids(failures)) >= bad
-              and pending_and_lag(client, stream) == (0, 0),
-              lambda: f"noticed {noticed_ids(failures)}, want {sorted(bad)}; "
-                      f"group {pending_and_lag(client, stream)}")
+    def done() -> bool:
+        return set(support.noticed_ids(failures)) >= bad \
+            and support.pending_and_lag(client, stream) == (0, 0)
+    support.run_until(tmp_path, mapping, done,
+                      lambda: f"noticed {support.noticed_ids(failures)}, want {sorted(bad)}; "
+                              f"group {support.pending_and_lag(client, stream)}")
     # Then each good entry was processed once, each bad one twice and then dead-lettered
     assert sorted(function.outcomes("ok")) == sorted(set(bodies) - bad)
     assert Counter(function.outcomes("fail")) == {entry: 2 for entry in bad}
-    assert sorted(noticed_ids(failures)) == sorted(bad)
+    assert sorted(support.noticed_ids(failures)) == sorted(bad)
 
 
 def test_redis_handler_raising_on_every_batch_is_retried_then_dead_lettered(
@@ -141,16 +85,19 @@ def test_redis_handler_raising_on_every_batch_is_retried_then_dead_lettered(
     stream = f"rie-{uuid.uuid4().hex[:8]}"
     entries = [client.xadd(stream, {"body": f"order {n}"}) for n in range(12)]
     function = Function(lambda_rie, "raise_always", tmp_path)
-    mapping = redis_mapping(redis_server.url, stream, function.target(), tmp_path)
+    mapping = support.redis_mapping(redis_server.url, stream, function.target(), tmp_path)
     failures = tmp_path / "failures.jsonl"
     # When the daemon runs
-    metrics = run_until(tmp_path, mapping, lambda: sorted(noticed_ids(failures)) == sorted(entries)
-                        and pending_and_lag(client, stream) == (0, 0),
-                        lambda: f"noticed {len(noticed_ids(failures))} of {len(entries)}; "
-                                f"group {pending_and_lag(client, stream)}")
+    def done() -> bool:
+        return sorted(support.noticed_ids(failures)) == sorted(entries) \
+            and support.pending_and_lag(client, stream) == (0, 0)
+    metrics = support.run_until(
+        tmp_path, mapping, done,
+        lambda: f"noticed {len(support.noticed_ids(failures))} of {len(entries)}; "
+                f"group {support.pending_and_lag(client, stream)}")
     # Then every entry went to the destination as a function error after its deliveries,
     # none was acked as a success
-    notices = read_notices(failures)
+    notices = support.read_notices(failures)
     assert {n["esm"]["errorType"] for n in notices} == {"ValueError"}
     assert {n["responseContext"]["functionError"] for n in notices} == {"Unhandled"}
     assert {n["requestContext"]["condition"] for n in notices} == {"MaxDeliveriesExceeded"}
@@ -185,7 +132,7 @@ def test_sqs_powertools_failures_are_redelivered_then_dead_lettered(
         tmp_path: Path, sqs_server: SqsServer, lambda_rie: StartRie) -> None:  # noqa: F811
     # Given 40 messages, every 9th asking the Powertools handler to fail it, five slots of
     # concurrent batches and one emulator that serves one invocation at a time
-    url = sqs_server.create_queue(visibility_timeout=TIMEOUT)
+    url = sqs_server.create_queue(visibility_timeout=support.TIMEOUT)
     bodies = ["please fail" if n % 9 == 4 else f"order {n}" for n in range(40)]
     ids = send_bodies(sqs_server, url, bodies)
     bad = {i for i, body in zip(ids, bodies, strict=True) if "fail" in body}
@@ -193,26 +140,27 @@ def test_sqs_powertools_failures_are_redelivered_then_dead_lettered(
     mapping = {
         "name": "rie-sqs",
         "source": {"type": "sqs", "queue_url": url, "endpoint_url": sqs_server.endpoint_url,
-                   "region": REGION, "visibility_timeout_seconds": TIMEOUT,
+                   "region": REGION, "visibility_timeout_seconds": support.TIMEOUT,
                    "max_receive_count": 2, "backoff_on_failure": True, "pollers": 2,
                    "wait_time_seconds": 1},
         "batch_size": 10,
         "function_response_types": ["ReportBatchItemFailures"],
         "scaling_config": {"maximum_concurrency": 5},
-        "retry_backoff": FAST_RETRIES,
+        "retry_backoff": support.FAST_RETRIES,
         "target": function.target(max_concurrent_invocations=1),
-        "destination_config": file_destination(tmp_path),
+        "destination_config": support.file_destination(tmp_path),
     }
     failures = tmp_path / "failures.jsonl"
     # When the daemon runs until the queue is empty
-    run_until(tmp_path, mapping, lambda: set(noticed_ids(failures)) >= bad
-              and queue_is_empty(sqs_server, url),
-              lambda: f"noticed {noticed_ids(failures)}, want {sorted(bad)}", 90)
+    def done() -> bool:
+        return set(support.noticed_ids(failures)) >= bad and queue_is_empty(sqs_server, url)
+    support.run_until(tmp_path, mapping, done,
+                      lambda: f"noticed {support.noticed_ids(failures)}, want {sorted(bad)}", 90)
     # Then the good messages were processed (and deleted), the bad ones failed on each
     # receive and were dead-lettered after the second; the emulator never crashed
     assert set(function.outcomes("ok")) == set(ids) - bad
     assert Counter(function.outcomes("fail")) == {i: 2 for i in bad}
-    assert sorted(noticed_ids(failures)) == sorted(bad)
+    assert sorted(support.noticed_ids(failures)) == sorted(bad)
     assert function.rie.running()
 
 
@@ -238,18 +186,20 @@ def test_kinesis_powertools_failure_is_retried_then_dead_lettered_and_the_shard_
         "batch_size": 10,
         "function_response_types": ["ReportBatchItemFailures"],
         "maximum_retry_attempts": 1,
-        "retry_backoff": FAST_RETRIES,
+        "retry_backoff": support.FAST_RETRIES,
         "target": function.target(),
-        "destination_config": file_destination(tmp_path),
+        "destination_config": support.file_destination(tmp_path),
     }
     failures = tmp_path / "failures.jsonl"
     # When the daemon runs until every good record was processed
-    run_until(tmp_path, mapping, lambda: set(function.outcomes("ok")) >= set(sequence) - {bad}
-              and bad in noticed_ids(failures, "kinesis"),
-              lambda: f"ok {len(set(function.outcomes('ok')))} of 19, noticed "
-                      f"{noticed_ids(failures, 'kinesis')}", 90)
+    def done() -> bool:
+        return set(function.outcomes("ok")) >= set(sequence) - {bad} \
+            and bad in support.noticed_ids(failures, "kinesis")
+    support.run_until(tmp_path, mapping, done,
+                      lambda: f"ok {len(set(function.outcomes('ok')))} of 19, noticed "
+                              f"{support.noticed_ids(failures, 'kinesis')}", 90)
     # Then the failing record was tried 1 + maximum_retry_attempts times, then its notice
     # was written and the records after it were processed: nothing lost, the lane moved on
     assert Counter(function.outcomes("fail"))[bad] == 2
-    assert set(noticed_ids(failures, "kinesis")) <= set(sequence[5:10])
-    assert {n["esm"]["errorType"] for n in read_notices(failures)} == {"BatchItemFailures"}
+    assert set(support.noticed_ids(failures, "kinesis")) <= set(sequence[5:10])
+    assert {n["esm"]["errorType"] for n in support.read_notices(failures)} == {"BatchItemFailures"}
