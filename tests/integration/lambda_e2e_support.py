@@ -34,11 +34,16 @@ def read_notices(path: Path) -> list[dict[str, Any]]:
 
 
 def noticed_ids(path: Path, key: str = "messageId") -> list[str]:
-    """Ids of the records carried by the notices' payloads (SQS/Redis messageId, Kinesis
-    sequence number)."""
+    """Ids of the records carried by the notices' payloads: SQS/Redis `messageId`, Kinesis
+    sequence number (key "kinesis"), Kafka `topic-partition@offset` (key "kafka")."""
     ids = []
     for notice in read_notices(path):
-        for record in notice["payload"]["Records"]:
+        payload = notice["payload"]
+        if key == "kafka":
+            ids += [f"{r['topic']}-{r['partition']}@{r['offset']}"
+                    for records in payload["records"].values() for r in records]
+            continue
+        for record in payload["Records"]:
             ids.append(str(record["kinesis"]["sequenceNumber"] if key == "kinesis"
                            else record[key]))
     return ids

@@ -16,8 +16,12 @@ from typing import Any
 
 import pytest
 import redis
+from kafka import KafkaProducer
 
+from tests.contract.test_kafka_source import make_topic
 from tests.integration import lambda_e2e_support as support
+from tests.integration.kafka_e2e_support import group_behind, kafka_mapping
+from tests.servers.kafka_server import KafkaServer, kafka_server  # noqa: F401
 from tests.servers.lambda_rie_server import LambdaRie, StartRie, lambda_rie  # noqa: F401
 from tests.servers.moto_server import MotoServer, moto_server  # noqa: F401
 from tests.servers.redis_server import RedisServer, redis_server  # noqa: F401
@@ -203,3 +207,84 @@ def test_kinesis_powertools_failure_is_retried_then_dead_lettered_and_the_shard_
     assert Counter(function.outcomes("fail"))[bad] == 2
     assert set(support.noticed_ids(failures, "kinesis")) <= set(sequence[5:10])
     assert {n["esm"]["errorType"] for n in support.read_notices(failures)} == {"BatchItemFailures"}
+
+
+# ---- Kafka ------------------------------------------------------------------------------
+
+
+def test_kafka_powertools_failure_is_retried_then_dead_lettered_and_offsets_commit(
+        tmp_path: Path, kafka_server: KafkaServer, lambda_rie: StartRie) -> None:  # noqa: F811
+    # Given 30 records over 2 partitions, two of them asking the Powertools handler to fail
+    topic, group = make_topic(kafka_server, 2), f"g-{uuid.uuid4().hex[:8]}"
+    producer = KafkaProducer(bootstrap_servers=kafka_server.bootstrap)
+    sent = [producer.send(topic, value=b"please fail" if n in (7, 20) else b"order %d" % n,
+                          partition=n % 2) for n in range(30)]
+    producer.flush(30)
+    producer.close()
+    ids = [f"{topic}-{m.partition}@{m.offset}" for m in (f.get(30) for f in sent)]
+    bad = {ids[7], ids[20]}
+    function = Function(lambda_rie, "kafka_batch", tmp_path)
+    mapping = kafka_mapping(kafka_server, topic, group, name="rie-kafka", batch_size=10,
+                            function_response_types=["ReportBatchItemFailures"],
+                            maximum_retry_attempts=1, retry_backoff=support.FAST_RETRIES,
+                            target=function.target(max_concurrent_invocations=1),
+                            destination_config=support.file_destination(tmp_path))
+    failures = tmp_path / "failures.jsonl"
+
+    # When the daemon runs until every good record was processed and offsets committed
+    def done() -> bool:
+        return set(function.outcomes("ok")) >= set(ids) - bad \
+            and set(support.noticed_ids(failures, "kafka")) >= bad \
+            and not group_behind(kafka_server, topic, group)
+    support.run_until(tmp_path, mapping, done,
+                      lambda: f"ok {len(set(function.outcomes('ok')))} of 28, noticed "
+                              f"{support.noticed_ids(failures, 'kafka')}, behind "
+                              f"{group_behind(kafka_server, topic, group)}", 120)
+    # Then each failing record was tried 1 + maximum_retry_attempts times; its notice holds
+    # the rest of its batch from it on (a stream discards the batch it retried, as AWS does)
+    # and the partitions moved on past it
+    fails = Counter(function.outcomes("fail"))
+    assert {i: fails[i] for i in bad} == {i: 2 for i in bad}
+    first_bad = {i.rpartition("@")[0]: int(i.rpartition("@")[2]) for i in bad}
+    for noticed in support.noticed_ids(failures, "kafka"):
+        lane, _, offset = noticed.rpartition("@")
+        assert first_bad[lane] <= int(offset) < first_bad[lane] + 10, noticed
+
+
+# ---- DynamoDB Streams (moto) ------------------------------------------------------------
+
+
+def test_dynamodb_handler_raising_on_every_batch_is_retried_then_dead_lettered(
+        tmp_path: Path, moto_server: MotoServer, lambda_rie: StartRie) -> None:  # noqa: F811
+    # Given 6 inserts and the handler, raising on every batch, on a stream source
+    table, stream_arn = moto_server.create_table_with_stream()
+    dynamodb = moto_server.client("dynamodb")
+    for n in range(6):
+        dynamodb.put_item(TableName=table, Item={"id": {"S": f"item-{n}"}})
+    function = Function(lambda_rie, "raise_always", tmp_path)
+    mapping = {
+        "name": "rie-dynamodb",
+        "source": {"type": "dynamodb_streams", "stream_arn": stream_arn,
+                   "starting_position": "TRIM_HORIZON", "region": REGION,
+                   "endpoint_url": moto_server.endpoint_url, "poll_interval_seconds": 0.2,
+                   "checkpoint": {"type": "sqlite", "path": str(tmp_path / "cp.sqlite")}},
+        "batch_size": 10,
+        "maximum_retry_attempts": 2,
+        "retry_backoff": support.FAST_RETRIES,
+        "target": function.target(),
+        "destination_config": support.file_destination(tmp_path),
+    }
+    failures = tmp_path / "failures.jsonl"
+
+    def noticed_keys() -> list[str]:
+        return [r["dynamodb"]["Keys"]["id"]["S"] for n in support.read_notices(failures)
+                for r in n["payload"]["Records"]]
+    # When the daemon runs until every insert is in a notice
+    support.run_until(tmp_path, mapping,
+                      lambda: sorted(noticed_keys()) == [f"item-{n}" for n in range(6)],
+                      lambda: f"noticed {noticed_keys()}")
+    # Then they got there as the function's error after 1 + maximum_retry_attempts calls
+    notices = support.read_notices(failures)
+    assert {n["esm"]["errorType"] for n in notices} == {"ValueError"}
+    assert {n["requestContext"]["approximateInvokeCount"] for n in notices} == {3}
+    assert {n["responseContext"]["functionError"] for n in notices} == {"Unhandled"}
