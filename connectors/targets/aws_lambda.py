@@ -3,14 +3,14 @@ via `endpoint_url`) with boto3 `Invoke`, `InvocationType="RequestResponse"` (DES
 
     FunctionError in the response     → FunctionFailed from the payload (Lambda's error JSON
                                         {"errorType", "errorMessage", "stackTrace"})
-    no header, but an emulator's error document or timeout text in the payload, when
-    `function_error_detection` reads payloads (`aws_lambda_errors`: on by default with an
-    `endpoint_url`, off against AWS itself)
+    when `function_error_detection` reads payloads (`aws_lambda_errors`: by default with
+    an `endpoint_url`, never against AWS itself):
+      no header, but a runtime's error document or RIE's timeout text as the payload
+                                      → FunctionFailed
+      HTTP 502 carrying an error document (RIE's answer to a handler that cannot be
+      imported or a runtime that exits; a function error on AWS)
                                       → FunctionFailed
     otherwise                         → Returned (payload parsed as JSON; empty → None)
-    HTTP 502 carrying an error document, when payloads are read (RIE's answer to a handler
-    that cannot be imported or a runtime that exits; a function error on AWS)
-                                      → FunctionFailed
     any other ClientError (throttling, 5xx service errors, ResourceNotFound, AccessDenied,
     ...), connection errors, read timeouts
                                       → raise InvokeError
@@ -21,7 +21,8 @@ which kind it was, so a missing function or permission shows up plainly in the l
 
 botocore's own retries are off (`max_attempts: 0`): retries and backoff belong to the
 failure policy. The read timeout is `timeout_seconds + 5` so that a function running to
-its own timeout answers with a function error before the socket gives up.
+its own timeout answers with a function error before the socket gives up (at RIE, keep
+`timeout_seconds` at least the function's AWS_LAMBDA_FUNCTION_TIMEOUT).
 The client is built on first use, once, under a lock; boto3 clients are thread-safe.
 `max_concurrent_invocations` caps the calls in flight from this target: RIE serves one
 invocation at a time and crashes when a second arrives meanwhile (measured), so a mapping

@@ -1,8 +1,11 @@
 """How a Lambda-compatible endpoint says "the function failed", read the same way for all.
 
-AWS Lambda (and LocalStack, and `sam local start-lambda`, which sets the header from its own
-reading of the payload) answer a failed invocation with HTTP 200, the header
+AWS Lambda and LocalStack answer a failed invocation with HTTP 200, the header
 `X-Amz-Function-Error: Unhandled` and the runtime's error document as the payload.
+`sam local start-lambda` runs RIE and sets the header from its own reading of the payload
+(samcli/local/services/base_local_service.py), which accepts only objects of the keys
+errorMessage, errorType, stackTrace, cause (or any three keys): it misses the four-key
+document awslambdaric sends (with `requestId`), which `payload` reads.
 
 The Runtime Interface Emulator (RIE, the emulator inside every Lambda base image) does not
 set the header. Measured against RIE with `awslambdaric`:
@@ -29,8 +32,9 @@ An error document is a JSON object with a non-empty string `errorType`, a string
 `errorMessage`, and no key outside {errorMessage, errorType, stackTrace, requestId, cause}:
 the shapes Lambda runtimes produce (`cause` is Node's nested error, `requestId` is added by
 awslambdaric). A handler result with any other key (`statusCode`, `batchItemFailures`, …)
-is a result. This is stricter than `sam local`'s heuristic, which also accepts any
-three-key object holding errorMessage and errorType.
+is a result. Only a handler that returns exactly such an object on purpose is misread, and
+only at an `endpoint_url`; `header` is there for endpoints that send the header anyway
+(LocalStack).
 """
 
 from __future__ import annotations
