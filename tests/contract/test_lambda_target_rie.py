@@ -16,7 +16,13 @@ from connectors.targets.aws_lambda import LambdaSettings, LambdaTarget
 from esm.clock import SystemClock
 from esm.interfaces import ConnectorContext
 from esm.records import Event, FunctionFailed, Returned
-from tests.servers.lambda_rie_server import LambdaRie, StartRie, lambda_rie  # noqa: F401
+from tests.servers.common import ServerUnavailable
+from tests.servers.lambda_rie_server import (  # noqa: F401
+    LambdaRie,
+    StartRie,
+    ensure_installed,
+    lambda_rie,
+)
 
 pytestmark = pytest.mark.integration
 FUNCTIONS = "tests.lambda_functions"
@@ -180,3 +186,13 @@ def test_powertools_batch_where_every_record_fails_is_a_function_error(
     result = target.invoke(event(all_bad), 10)
     assert isinstance(result, FunctionFailed), result
     assert result.error_type == "BatchProcessingError"
+
+
+def test_harness_without_go_fails_naming_the_missing_toolchain(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an empty cache (nothing built yet) and no `go` on PATH
+    monkeypatch.setenv("ESM_TEST_CACHE", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    # When the emulator is asked for / Then it fails (never skips) saying what to install
+    with pytest.raises(ServerUnavailable, match=r"Go toolchain \(`go`\) is not on PATH"):
+        ensure_installed()
