@@ -34,7 +34,7 @@ def add_parser(commands: Any, handler: Callable[[argparse.Namespace], int]) -> N
                              "function to a Lambda emulator")
     parser.add_argument("--target", choices=("lambda", "http", "python"), default="lambda",
                         help="what esm invokes (default: the same Lambda function)")
-    parser.add_argument("--handler", metavar="MODULE:FUNCTION",
+    parser.add_argument("--handler", dest="python_handler", metavar="MODULE:FUNCTION",
                         help="python target: the handler (default: the function's Handler)")
     parser.add_argument("--url", help="http target: the URL events are POSTed to")
     parser.add_argument("-o", "--output", metavar="OUT.yaml", help="default: stdout")
@@ -43,7 +43,7 @@ def add_parser(commands: Any, handler: Callable[[argparse.Namespace], int]) -> N
 
 def run_import(args: argparse.Namespace) -> int:
     try:
-        options = Options(args.target, args.handler, args.url, Endpoints.parse(args.endpoint))
+        options = Options(args.target, args.python_handler, args.url, Endpoints.parse(args.endpoint))
         result = import_files(args.files, options)
     except (UnreadableFile, ValueError) as exc:
         print(f"esm import: {exc}", file=sys.stderr)

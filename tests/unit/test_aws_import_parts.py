@@ -136,7 +136,9 @@ def test_cli_writes_the_file_and_reports_notes_variables_and_the_validate_check(
     out = tmp_path / "out.yaml"
     fixture = str(Path(__file__).parent / "aws_import_fixtures" / "sam_mq.yaml")
     assert main(["import", fixture, "-o", str(out), "--endpoint", "bad"]) == 2
-    assert main(["import", fixture, "-o", str(out)]) == 0
+    assert main(["import", fixture, "-o", str(out), "--target", "python",
+                 "--handler", "shop.handlers:handle"]) == 0
+    assert "handler: shop.handlers:handle" in out.read_text()
     err = capsys.readouterr().err
     assert "esm import: 2 mapping(s) written to" in err
     assert "SecretsManagerKmsKeyId: not carried over" in err
