@@ -43,7 +43,8 @@ def add_parser(commands: Any, handler: Callable[[argparse.Namespace], int]) -> N
 
 def run_import(args: argparse.Namespace) -> int:
     try:
-        options = Options(args.target, args.python_handler, args.url, Endpoints.parse(args.endpoint))
+        endpoints = Endpoints.parse(args.endpoint)
+        options = Options(args.target, args.python_handler, args.url, endpoints)
         result = import_files(args.files, options)
     except (UnreadableFile, ValueError) as exc:
         print(f"esm import: {exc}", file=sys.stderr)

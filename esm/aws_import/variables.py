@@ -19,14 +19,11 @@ class Variable:
     name: str
     meaning: str
     example: str
-    default: str | None = None  # a template parameter's Default, written ${NAME:-default}
     secret: bool = False  # named by a *_env key, never substituted into the file
 
     @property
     def reference(self) -> str:
-        if self.default is None:
-            return f"${{{self.name}}}"
-        return f"${{{self.name}:-{self.default}}}"
+        return f"${{{self.name}}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +44,13 @@ class Findings:
     variables: dict[str, Variable] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
 
-    def variable(self, name: str, meaning: str, example: str, *, default: str | None = None,
+    def variable(self, name: str, meaning: str, example: str, *,
                  secret: bool = False) -> Variable:
         """The variable `name` (made a valid env name); the first meaning given wins."""
         name = env_name(name)
         known = self.variables.get(name)
         if known is None:
-            known = Variable(name, meaning, example, default, secret)
+            known = Variable(name, meaning, example, secret)
             self.variables[name] = known
         return known
 

@@ -39,7 +39,6 @@ def _variables_header(findings: Findings) -> list[str]:
         lines.append("# Set these environment variables; esm substitutes ${NAME} when it "
                      "loads this file:")
         lines += [f"#   {v.name}: {_one_line(v.meaning)} (e.g. {v.example})"
-                  + (f"; default {v.default}" if v.default is not None else "")
                   for v in substituted]
     if secrets:
         lines.append("# and these secrets, read from the environment by name (never written "
