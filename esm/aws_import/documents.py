@@ -118,9 +118,13 @@ def _sam_events(logical_id: str, resource: dict[str, Any], where: str, resolver:
         else resolver.resolve({"Ref": logical_id}),
         logical_id=logical_id, handler=_text(props.get("Handler")),
         runtime=_text(props.get("Runtime")), timeout=resolver.resolve(props.get("Timeout")))
-    events = props.get("Events") if isinstance(props.get("Events"), dict) else {}
+    events = props.get("Events") or {}
+    if not isinstance(events, dict):
+        resolver.findings.note(f"{where}.Properties.Events", "not a mapping of event names "
+                                                             "to events: nothing imported")
+        events = {}
     found = []
-    for event_name, event in (events or {}).items():
+    for event_name, event in events.items():
         at = f"{where}.Properties.Events.{event_name}"
         kind = SAM_KINDS.get(str(event.get("Type"))) if isinstance(event, dict) else None
         if kind is None:

@@ -29,7 +29,8 @@ def kafka_source(t: Translation, kind: str) -> dict[str, Any]:
                                    else _msk_servers(t))
     topics = t.take("Topics")
     source["topics"] = topics if isinstance(topics, list) and topics else [t.text(
-        None, "KAFKA_TOPIC", "the Kafka topic (Topics was not given)", "orders")]
+        topics if isinstance(topics, Symbol) else None, "KAFKA_TOPIC", "the Kafka topic",
+        "orders")]
     source["consumer_group_id"] = _group_id(t, kind)
     starting_position(t, source, None)
     source.update(_security(t, kind))

@@ -54,6 +54,13 @@ WHY_NOT = {
     "FilterCriteriaError": "AWS could not decrypt the filter criteria; they are not in the "
                            "input",
 }
+# Examples that pass validation, for variables standing for these keys' values.
+_EXAMPLES = {"enabled": "true", "batch_size": "10", "maximum_batching_window_in_seconds": "1",
+             "maximum_retry_attempts": "2", "maximum_record_age_in_seconds": "3600",
+             "parallelization_factor": "1", "maximum_concurrency": "2",
+             "bisect_batch_on_function_error": "false", "starting_position": "LATEST",
+             "starting_position_timestamp": "1700000000", "topics": "orders",
+             "consumer_group_id": "esm", "queue": "orders", "timeout_seconds": "30"}
 Builder = Callable[[Translation], dict[str, Any]]
 _SOURCES: dict[str, Builder] = {
     "sqs": sqs_source, "kinesis": kinesis_source, "dynamodb": dynamodb_source,
@@ -85,7 +92,20 @@ def translate(aws: AwsMapping, name: str, options: Options,
     elif destination:
         mapping["destination_config"] = {"on_failure": destination}
     _leftovers(t)
-    return mapping
+    materialized: dict[str, Any] = _materialized(t, mapping)
+    return materialized
+
+
+def _materialized(t: Translation, value: Any, key: str = "") -> Any:
+    """`value` with every Symbol still in it (a `!Ref` to a parameter without a default
+    as BatchSize, Enabled, a topic, ...) made a `${VARIABLE}` with an example of its kind."""
+    if isinstance(value, Symbol):
+        return t.variable(value.stem(), value.description, _EXAMPLES.get(key, "value"))
+    if isinstance(value, dict):
+        return {k: _materialized(t, v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_materialized(t, v, key) for v in value]
+    return value
 
 
 def _enabled(t: Translation, mapping: dict[str, Any]) -> None:

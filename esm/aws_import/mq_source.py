@@ -31,9 +31,10 @@ def mq_source(t: Translation) -> dict[str, Any]:
         t.note("EventSourceArn", f"esm has no {engine!r} source type yet: this mapping is "
                                  "written for when it does and fails esm validate until then")
     queues = t.take("Queues")
+    source["queue"] = queues[0] if isinstance(queues, list) and queues else t.text(
+        queues if isinstance(queues, Symbol) else None, "MQ_QUEUE", "the broker queue to read",
+        "orders")
     queues = queues if isinstance(queues, list) else []
-    source["queue"] = queues[0] if queues else t.variable(
-        "MQ_QUEUE", "the broker queue to read (Queues was not given)", "orders")
     if len(queues) > 1:
         t.note("Queues", f"only the first queue is read ({queues[0]}); AWS reads one queue "
                          "per mapping too")

@@ -61,8 +61,11 @@ class Translation:
         return self.findings.variable(stem, meaning, example).reference
 
     def text(self, value: Any, stem: str, meaning: str, example: str) -> str:
-        """`value` as text; a Symbol (or nothing) becomes the variable `stem`."""
+        """`value` as text; a Symbol (or nothing) becomes the variable `stem`, or the
+        template parameter's own name when the symbol is one."""
         if isinstance(value, Symbol):
+            if (value.resource_type or "").startswith("parameter"):
+                stem = value.stem()
             return self.variable(stem, f"{meaning}: {value.description}", example)
         if value is None or value == "":
             return self.variable(stem, meaning, example)

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from esm.aws_import.importer import import_files
 from esm.aws_import.intrinsics import Resolver, Symbol
 from esm.aws_import.template import read_document
+from esm.aws_import.translation import Options
 from esm.aws_import.variables import Findings, env_name
 from esm.cli import main
 from tests.unit.aws_import_support import imported, mapping, notes
@@ -145,3 +147,18 @@ def test_cli_writes_the_file_and_reports_notes_variables_and_the_validate_check(
     assert "set before esm run: MY_BROKER_URL" in err
     assert "unknown source type 'rabbitmq'" in err  # the validate check on the output
     assert out.read_text().startswith("# Written by `esm import`")
+
+
+def test_several_files_give_unique_mapping_names_and_malformed_events_are_noted(
+        tmp_path: Path) -> None:
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+                   "    Properties:\n      Events: [not, a, mapping]\n"
+                   "  M:\n    Type: AWS::Lambda::EventSourceMapping\n    Properties:\n"
+                   "      EventSourceArn: arn:aws:sqs:us-east-1:123456789012:q\n"
+                   "      FunctionName: f\n")
+    fixture = str(Path(__file__).parent / "aws_import_fixtures" / "cli_create_sqs.json")
+    result = import_files([fixture, fixture, str(odd)], Options())
+    assert [m["name"] for m in result.mappings] == [
+        "my-function-my-sq-squeue", "my-function-my-sq-squeue-2", "m"]
+    assert any("Resources.Fn.Properties.Events: not a mapping" in n for n in notes(result))

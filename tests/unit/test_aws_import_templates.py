@@ -243,3 +243,11 @@ def test_get_output_carries_its_destination_and_limits() -> None:
     assert (stream["maximum_retry_attempts"], stream["maximum_record_age_in_seconds"]) == (
         10000, 604800)
     assert stream["filter_criteria"]["filters"][0]["pattern"] == '{"data": {"kind": ["order"]}}'
+
+
+def test_parameters_without_defaults_become_variables_named_after_them() -> None:
+    [kafka] = imported("cfn_parameters.yaml").mappings
+    assert kafka["enabled"] == "${MAPPING_ENABLED}"
+    assert kafka["batch_size"] == "${BATCH_SIZE}"
+    assert kafka["source"]["topics"] == ["${TOPIC}"]
+    assert kafka["source"]["bootstrap_servers"] == ["${BROKER_LIST}"]
