@@ -1,6 +1,7 @@
-"""A Kinesis handler for the `esm import` round trips, journalling like `handlers.record`.
+"""Kinesis and DynamoDB handlers for the `esm import` round trips, journalling like
+`handlers.record`.
 
-Each record's `kinesis.data` is base64 JSON `{"id": ..., "kind": ...}`; every record is
+Each Kinesis record's `kinesis.data` is base64 JSON `{"id": ..., "kind": ...}`; every record is
 journalled as `{"kind": "ok", "id": ...}` and a batch holding a `"poison": true` record
 raises (a function error), so bisection and the on-failure destination come into play.
 """
@@ -20,3 +21,9 @@ def kinesis(event: dict[str, Any], context: Any) -> None:
     if any(body.get("poison") for body in bodies):
         raise ValueError(f"poison record in a batch of {len(bodies)}")
     _append(os.environ["ESM_E2E_JOURNAL"], [{"kind": "ok", "id": b["id"]} for b in bodies])
+
+
+def dynamodb(event: dict[str, Any], context: Any) -> None:
+    """Journal each changed item's `id` key."""
+    ids = [r["dynamodb"]["Keys"]["id"]["S"] for r in event["Records"]]
+    _append(os.environ["ESM_E2E_JOURNAL"], [{"kind": "ok", "id": i} for i in ids])

@@ -3,6 +3,8 @@
 test servers, records flowing end to end.
 
 - SAM SQS event → ElasticMQ: orders reach the handler, filtered pings are deleted.
+- SAM DynamoDB event on a table of the template → moto: the stream ARN only the deployed
+  stack knows is a `${VARIABLE}`, set in the daemon's environment; inserts reach the handler.
 - CloudFormation Kinesis mapping (with `!GetAtt` / `!Sub` and an SQS on-failure
   destination) → moto's Kinesis and ElasticMQ: records reach the handler, the poison record
   is bisected out and its notice lands in the dead-letter queue. The region and account the
@@ -36,25 +38,33 @@ from tests.servers.sqs_server import ACCOUNT, REGION, SqsServer, sqs_server  # n
 
 pytestmark = pytest.mark.integration
 
-SAM_SQS = """\
+# A SAM function with one event; the event's type and properties are filled in per test.
+SAM_FUNCTION = """\
 Transform: AWS::Serverless-2016-10-31
 Resources:
-  OrdersFunction:
+  Function:
     Type: AWS::Serverless::Function
     Properties:
       Handler: app.lambda_handler
       Runtime: python3.12
       Timeout: 10
       Events:
-        Orders:
-          Type: SQS
+        Event:
+          Type: {event_type}
           Properties:
-            Queue: {queue_arn}
-            BatchSize: 10
-            FunctionResponseTypes: [ReportBatchItemFailures]
             FilterCriteria:
               Filters:
-                - Pattern: '{{"body": {{"type": ["order"]}}}}'
+                - Pattern: '{pattern}'
+"""
+SQS_EVENT = """\
+            Queue: {queue_arn}
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"""
+DYNAMODB_EVENT = """\
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+  Table:
+    Type: AWS::DynamoDB::Table
 """
 
 FUNCTION_ARN = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:clicks"
@@ -115,7 +125,8 @@ def test_sam_sqs_event_imported_with_an_endpoint_runs_against_elasticmq(
     # Given a SAM template whose function reads an SQS queue, and that queue in ElasticMQ
     url = sqs_server.create_queue(visibility_timeout=30)
     arn = queue_arn(url)
-    out = import_template(tmp_path, SAM_SQS.format(queue_arn=arn),
+    template = SAM_FUNCTION.format(event_type="SQS", pattern='{"body": {"type": ["order"]}}')
+    out = import_template(tmp_path, template + SQS_EVENT.format(queue_arn=arn),
                           "--endpoint", f"{arn}={sqs_server.endpoint_url}",
                           "--target", "python", "--handler", "tests.integration.handlers:record")
     imported = yaml.safe_load(out.read_text())["mappings"][0]
@@ -180,6 +191,39 @@ def test_cloudformation_kinesis_mapping_runs_against_moto_with_its_sqs_destinati
                for r in notice["payload"]["Records"]]
     assert [p["id"] for p in payload] == ["c7"]
     assert notice["KinesisBatchInfo"]["batchSize"] == 1
+
+
+def test_sam_dynamodb_event_runs_against_moto_with_its_stream_arn_from_the_environment(
+        tmp_path: Path, moto_server: MotoServer) -> None:  # noqa: F811
+    # Given a SAM DynamoDB event on a table declared in the template, and that table in moto
+    table, stream_arn = moto_server.create_table_with_stream()
+    template = SAM_FUNCTION.format(event_type="DynamoDB", pattern='{"eventName": ["INSERT"]}')
+    out = import_template(tmp_path, template + DYNAMODB_EVENT, "--endpoint",
+                          f"Table={moto_server.endpoint_url}", "--target", "python",
+                          "--handler", "tests.integration.import_handlers:dynamodb")
+    imported = yaml.safe_load(out.read_text())["mappings"][0]
+    assert imported["source"]["stream_arn"] == "${TABLE_STREAM_ARN}"
+    assert "# TABLE_STREAM_ARN: ARN of the DynamoDB stream: !GetAtt Table.StreamArn" in (
+        out.read_text())
+    journal = Journal(tmp_path / "journal.jsonl")
+    env = {**daemon_env(journal.path), "TABLE_STREAM_ARN": stream_arn}
+    validated = run_cli("validate", str(out), env=env)
+    assert validated.returncode == 0, validated.stderr
+    dynamodb = moto_server.client("dynamodb")
+    ids = [f"i{n}" for n in range(15)]
+    for item_id in ids:
+        dynamodb.put_item(TableName=table, Item={"id": {"S": item_id}, "v": {"N": "1"}})
+    for item_id in ids[:5]:  # MODIFY events the filter drops
+        dynamodb.put_item(TableName=table, Item={"id": {"S": item_id}, "v": {"N": "2"}})
+    # one shard keeps order: once this last insert is handled, the modifications were seen
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "last"}, "v": {"N": "1"}})
+    # When esm runs the imported mapping
+    config = with_admin_port(out, checkpoint={"type": "sqlite",
+                                              "path": str(tmp_path / "checkpoints.sqlite")})
+    run_until_settled(config, env, tmp_path / "daemon.log", journal, [*ids, "last"],
+                      lambda: True, lambda: "")
+    # Then each insert reached the handler once, and no modification did
+    assert sorted(journal.ok_ids()) == sorted([*ids, "last"])
 
 
 def _received(server: SqsServer, url: str, notices: list[dict[str, Any]]) -> bool:
