@@ -22,6 +22,7 @@ from esm.aws_import.variables import Findings
 
 SAM_KINDS = {"SQS": "sqs", "Kinesis": "kinesis", "DynamoDB": "dynamodb", "MSK": "msk",
              "SelfManagedKafka": "kafka", "MQ": "mq"}
+_UNSUPPORTED = {"DocumentDB": "esm has no DocumentDB source"}
 _SAM_SOURCE = {"Queue": "EventSourceArn", "Stream": "EventSourceArn", "Broker": "EventSourceArn",
                "KmsKeyArn": "KMSKeyArn"}
 _API_FIELDS = ("EventSourceArn", "FunctionName", "FunctionArn", "SelfManagedEventSource")
@@ -129,8 +130,9 @@ def _sam_events(logical_id: str, resource: dict[str, Any], where: str, resolver:
         kind = SAM_KINDS.get(str(event.get("Type"))) if isinstance(event, dict) else None
         if kind is None:
             event_type = event.get("Type") if isinstance(event, dict) else None
-            resolver.findings.note(at, f"event of type {event_type} is not an event source "
-                                       "mapping: not imported")
+            resolver.findings.note(at, _UNSUPPORTED.get(
+                str(event_type), f"event of type {event_type} is not an event source mapping"
+            ) + ": not imported")
             continue
         raw = event.get("Properties") if isinstance(event.get("Properties"), dict) else {}
         params = resolver.resolve(_sam_to_api(kind, dict(raw or {})))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from esm.aws_import.arns import parse_arn
 from esm.aws_import.destinations import on_failure
 from esm.aws_import.documents import AwsMapping
 from esm.aws_import.intrinsics import Symbol
@@ -74,9 +75,11 @@ def translate(aws: AwsMapping, name: str, options: Options,
     kind = source_kind(t)
     if kind is None:
         value = t.peek("EventSourceArn")
+        arn = parse_arn(value)
         shown = value.description if isinstance(value, Symbol) else repr(value)
-        t.note("EventSourceArn", f"cannot tell the source type of {shown}: mapping not "
-                                 "imported")
+        t.note("EventSourceArn", f"esm has no source for {arn.service} ARNs: mapping not "
+                                 "imported" if arn else f"cannot tell the source type of "
+                                 f"{shown}: mapping not imported")
         return None
     mapping: dict[str, Any] = {"name": name}
     _enabled(t, mapping)

@@ -154,6 +154,11 @@ def test_several_files_give_unique_mapping_names_and_malformed_events_are_noted(
     odd = tmp_path / "odd.yaml"
     odd.write_text("Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
                    "    Properties:\n      Events: [not, a, mapping]\n"
+                   "  Doc:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+                   "      Events: {Changes: {Type: DocumentDB, Properties: {}}}\n"
+                   "  Rds:\n    Type: AWS::Lambda::EventSourceMapping\n    Properties:\n"
+                   "      EventSourceArn: arn:aws:rds:us-east-1:123456789012:cluster:docs\n"
+                   "      FunctionName: f\n"
                    "  M:\n    Type: AWS::Lambda::EventSourceMapping\n    Properties:\n"
                    "      EventSourceArn: arn:aws:sqs:us-east-1:123456789012:q\n"
                    "      FunctionName: f\n")
@@ -161,4 +166,7 @@ def test_several_files_give_unique_mapping_names_and_malformed_events_are_noted(
     result = import_files([fixture, fixture, str(odd)], Options())
     assert [m["name"] for m in result.mappings] == [
         "my-function-my-sq-squeue", "my-function-my-sq-squeue-2", "m"]
-    assert any("Resources.Fn.Properties.Events: not a mapping" in n for n in notes(result))
+    found = "\n".join(notes(result))
+    assert "Resources.Fn.Properties.Events: not a mapping" in found
+    assert "Events.Changes: esm has no DocumentDB source: not imported" in found
+    assert "Resources.Rds.Properties.EventSourceArn: esm has no source for rds ARNs" in found
