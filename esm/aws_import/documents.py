@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esm.aws_import.intrinsics import Resolver
-from esm.aws_import.variables import Findings
+from esm.aws_import.variables import Findings, escape
 
 SAM_KINDS = {"SQS": "sqs", "Kinesis": "kinesis", "DynamoDB": "dynamodb", "MSK": "msk",
              "SelfManagedKafka": "kafka", "MQ": "mq"}
@@ -70,9 +70,19 @@ def find_mappings(document: Any, file: str, findings: Findings) -> list[AwsMappi
 def _from_api(item: Any, where: str) -> AwsMapping:
     if not isinstance(item, dict):
         raise NotAMappingDocument(f"{where}: must be a JSON object")
-    params = dict(item)
+    params = _escaped(item)  # JSON has no intrinsics, but a literal ${ must stay literal
     name = params.get("FunctionName") or params.get("FunctionArn") or "function"
     return AwsMapping(where, _api_name(params), None, params, FunctionInfo(name))
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    return value
 
 
 def _api_name(params: dict[str, Any]) -> str:

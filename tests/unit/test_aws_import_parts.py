@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,17 @@ def test_several_files_give_unique_mapping_names_and_malformed_events_are_noted(
     assert "Resources.Fn.Properties.Events: not a mapping" in found
     assert "Events.Changes: esm has no DocumentDB source: not imported" in found
     assert "Resources.Rds.Properties.EventSourceArn: esm has no source for rds ARNs" in found
+
+
+def test_a_literal_dollar_brace_in_a_pattern_survives_esm_substitution(tmp_path: Path) -> None:
+    from esm.config import load_config
+
+    template = tmp_path / "t.json"
+    pattern = json.dumps({"body": {"tag": ["${x}"]}})
+    template.write_text(json.dumps({"FunctionName": "f", "EventSourceArn": SQS_ARN,
+                                    "FilterCriteria": {"Filters": [{"Pattern": pattern}]}}))
+    result = import_files([str(template)], Options())
+    out = tmp_path / "esm.yaml"
+    out.write_text(result.text)
+    [loaded_mapping] = load_config([str(out)], {}).mappings
+    assert loaded_mapping.filter_patterns == (pattern,)
