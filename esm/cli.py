@@ -1,4 +1,4 @@
-"""The `esm` command: run, validate, test-filter, demo, status, redrive.
+"""The `esm` command: run, validate, test-filter, demo, status, redrive, import.
 
 Exit codes (DESIGN §9): 0 ok, 1 runtime failure, 2 bad input. Bad configuration prints
 every problem, one per line, and never a traceback.
@@ -63,9 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the raw JSON instead")
     status.set_defaults(handler=_cmd_status)
 
+    from esm.aws_import.command import add_parser as add_import
     from esm.redrive.cli import add_parser as add_redrive
 
     add_redrive(commands, _cmd_redrive)
+    add_import(commands, _cmd_import)
     return parser
 
 
@@ -169,6 +171,12 @@ def _cmd_redrive(args: argparse.Namespace) -> int:
     except (OSError, EsmError) as exc:
         print(f"esm redrive: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from esm.aws_import.command import run_import
+
+    return run_import(args)
 
 
 def _print_problems(exc: ConfigError) -> None:

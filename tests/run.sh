@@ -2,8 +2,8 @@
 # Sets up everything the test suite needs on a fresh machine, then runs it:
 #   a virtualenv with esm and its test dependencies, the system packages the real test
 #   servers need (redis-server, rabbitmq-server, a Java runtime, Maven), the servers
-#   themselves (Kafka and ElasticMQ jars from Maven Central, cached outside the repo),
-#   then pytest.
+#   themselves (Kafka and ElasticMQ jars from Maven Central, AWS's Lambda Runtime Interface
+#   Emulator built with the machine's Go toolchain, all cached outside the repo), then pytest.
 # Extra arguments go to pytest, e.g. `tests/run.sh tests/unit -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -124,3 +124,60 @@ def test_keda_example_scales_the_deployment_on_the_lag_metric():
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "prometheus" and "esm_offset_lag" in trigger["metadata"]["query"]
     assert float(trigger["metadata"]["threshold"]) > 0
+
+
+# ---- examples/lambda-sidecar.yaml: the function's own image beside esm ------------------
+
+SIDECAR = EXAMPLES / "lambda-sidecar.yaml"
+
+
+def sidecar(kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in yaml.safe_load_all(SIDECAR.read_text()) if d["kind"] == kind]
+    return doc
+
+
+def sidecar_containers() -> dict[str, dict[str, Any]]:
+    pod = sidecar("Deployment")["spec"]["template"]["spec"]
+    return {c["name"]: c for c in pod["containers"]}
+
+
+@pytest.mark.parametrize("doc", list(yaml.safe_load_all(SIDECAR.read_text())),
+                         ids=lambda d: d["kind"])
+def test_lambda_sidecar_example_validates_against_the_kubernetes_schema(doc):
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def load_sidecar_config(tmp_path: Path):
+    path = tmp_path / "esm.yaml"
+    path.write_text(sidecar("ConfigMap")["data"]["esm.yaml"])
+    return load_config([str(path)], {
+        "ORDERS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
+        "AWS_REGION": "eu-west-1"})
+
+
+def test_lambda_sidecar_targets_the_function_containers_emulator_one_call_at_a_time(tmp_path):
+    # The esm config is valid, and its lambda target is the function container's port on
+    # the pod's loopback, capped at the emulator's one invocation at a time.
+    (mapping,) = load_sidecar_config(tmp_path).mappings
+    target = mapping.target.settings
+    function = sidecar_containers()["function"]
+    port = function["ports"][0]["containerPort"]
+    assert target.endpoint_url == f"http://127.0.0.1:{port}"
+    assert target.max_concurrent_invocations == 1
+    assert target.function_error_detection == "auto"
+    env = {e["name"]: e.get("value") for e in function["env"]}
+    assert target.timeout_seconds == float(env["AWS_LAMBDA_FUNCTION_TIMEOUT"])
+    assert mapping.source.settings.visibility_timeout_seconds >= target.timeout_seconds
+
+
+def test_lambda_sidecar_function_outlives_esms_drain(tmp_path):
+    # The function container's preStop wait covers esm's drain (budget + 5 s to close),
+    # and the grace period covers both.
+    config = load_sidecar_config(tmp_path)
+    pod = sidecar("Deployment")["spec"]["template"]["spec"]
+    wait = int(sidecar_containers()["function"]["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert wait > config.shutdown_timeout_seconds + 5
+    assert pod["terminationGracePeriodSeconds"] > wait
+    esm = sidecar_containers()["esm"]
+    assert esm["volumeMounts"][0]["mountPath"] == esm["args"][1]
+    assert pod["volumes"][0]["configMap"]["name"] == sidecar("ConfigMap")["metadata"]["name"]
