@@ -64,6 +64,9 @@ from esm.records import Record
 log = logging.getLogger(__name__)
 _key_of = attrgetter("handle.key")
 
+# Polls shorter than this (the reader's 1 ms polls while batches are in flight) take what
+# has arrived without waiting in the client: the reader waits for settlements itself.
+_SHORTEST_WAIT_SECONDS = 0.005
 # One raw delivery as pika hands it over: (method, properties, body).
 _Raw = tuple[Any, Any, bytes]
 
@@ -140,7 +143,7 @@ class RabbitMQSource:
                 raise SourceUnavailable(
                     f"rabbitmq: the broker cancelled the consumer of {self._cancelled_by_broker}"
                     " (queue deleted, or its node went down); reconnecting")
-            if not self._ready():
+            if not self._ready() and timeout_seconds >= _SHORTEST_WAIT_SECONDS:
                 if self.plan.all_paused():
                     return []  # at once: the reader waits for the settlements that resume one
                 wait = timeout_seconds
