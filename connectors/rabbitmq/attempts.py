@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from esm.records import Record
+
 DEFAULT_CAPACITY = 100_000
 
 
@@ -32,6 +34,13 @@ def count_key(queue_key: str, message_id: str | None, data: str) -> str:
     digest = hashlib.blake2b(data.encode("ascii"), digest_size=16, person=b"esm-rmq")
     digest.update(queue_key.encode())
     return f"body:{digest.hexdigest()}"
+
+
+def record_count_key(record: Record) -> str:
+    """`count_key` of a record this source built (its payload is the event's message)."""
+    payload = record.payload
+    return count_key(record.handle.key, payload["basicProperties"]["messageId"],
+                     payload["data"])
 
 
 def broker_count(headers: Mapping[str, Any] | None) -> int:

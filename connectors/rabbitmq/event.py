@@ -144,6 +144,15 @@ def build_event(arn: str, grouped: Mapping[str, Sequence[Mapping[str, Any]]]) ->
     return {**envelope(arn), "rmqMessagesByQueue": {k: list(v) for k, v in grouped.items()}}
 
 
+def by_queue(records: Sequence[Any], field: str) -> dict[str, list[Any]]:
+    """`field` ("payload" or "encoded") of each record, grouped by `"<queue>::<vhost>"` in
+    order of first appearance, records in delivery order within each group."""
+    grouped: dict[str, list[Any]] = {}
+    for record in records:
+        grouped.setdefault(record.handle.key, []).append(getattr(record, field))
+    return grouped
+
+
 def encode_event(arn: str, grouped: Mapping[str, Sequence[bytes]]) -> bytes:
     """`orjson.dumps(build_event(...))`, byte for byte, joined from encoded messages."""
     head = orjson.dumps(envelope(arn))[:-1]

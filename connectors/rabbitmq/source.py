@@ -35,12 +35,15 @@ import logging
 from collections import deque
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import groupby
-from operator import attrgetter
 from typing import Any, ClassVar
 
 from connectors.rabbitmq import event as ev
-from connectors.rabbitmq.attempts import FailedDeliveries, broker_count, count_key
+from connectors.rabbitmq.attempts import (
+    FailedDeliveries,
+    broker_count,
+    count_key,
+    record_count_key,
+)
 from connectors.rabbitmq.connection import (
     CLIENT_ERRORS,
     connect,
@@ -62,7 +65,6 @@ from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
 from esm.records import Record
 
 log = logging.getLogger(__name__)
-_key_of = attrgetter("handle.key")
 
 # Polls shorter than this (the reader's 1 ms polls while batches are in flight) take what
 # has arrived without waiting in the client: the reader waits for settlements itself.
@@ -157,7 +159,7 @@ class RabbitMQSource:
     def ack(self, records: Sequence[Record]) -> None:
         mine = [r for r in records if r.handle.channel == self._channel_id]
         if self._failed:
-            self._failed.forget(_count_key(r) for r in mine if r.delivery_count > 1)
+            self._failed.forget(record_count_key(r) for r in mine if r.delivery_count > 1)
         multiple, singles = self._tags.acks(r.handle.tag for r in mine)
         with self._translate("ack"):
             if multiple is not None:
@@ -178,7 +180,7 @@ class RabbitMQSource:
         if failed:
             for record in mine:
                 if record.handle.tag in queued:
-                    self._failed.failed(_count_key(record))
+                    self._failed.failed(record_count_key(record))
         with self._translate("release"):
             self._send_due_rejects()
 
@@ -220,17 +222,11 @@ class RabbitMQSource:
     # -- pure methods -------------------------------------------------------------------
 
     def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
-        grouped: dict[str, list[Mapping[str, Any]]] = {}
-        for record in records:
-            grouped.setdefault(record.handle.key, []).append(record.payload)
-        return ev.build_event(self.arn, grouped)
+        return ev.build_event(self.arn, ev.by_queue(records, "payload"))
 
     def encode_event(self, records: Sequence[Record]) -> bytes:
         """The encoded event, joined from the records' encodings (EncodesEvents)."""
-        grouped: dict[str, list[bytes]] = {}
-        for key, run in groupby(records, _key_of):
-            grouped.setdefault(key, []).extend(r.encoded for r in run)  # type: ignore[misc]
-        return ev.encode_event(self.arn, grouped)
+        return ev.encode_event(self.arn, ev.by_queue(records, "encoded"))
 
     def event_overhead_bytes(self) -> int:
         return self._overhead
@@ -301,8 +297,3 @@ class RabbitMQSource:
                 f"rabbitmq {action} failed ({self.address.host}:{self.address.port} vhost "
                 f"{self.address.vhost!r}): {type(exc).__name__}: {exc}") from exc
 
-
-def _count_key(record: Record) -> str:
-    payload = record.payload
-    return count_key(record.handle.key, payload["basicProperties"]["messageId"],
-                     payload["data"])
