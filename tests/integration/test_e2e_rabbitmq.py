@@ -69,22 +69,42 @@ def mapping(server: RabbitMQServer, queue: str) -> dict[str, Any]:
             "target": python_target(timeout_seconds=10)}
 
 
+class Run:
+    """One test's queue of produced messages, daemon config, journal and environment."""
+
+    def __init__(self, server: RabbitMQServer, tmp_path: Path, count: int,
+                 poison: frozenset[str] = frozenset(), **knobs: str) -> None:
+        self.server = server
+        self.queue = f"e2e-{uuid.uuid4().hex[:8]}"
+        self.ids = produce(server, self.queue, count, poison)
+        self.tmp_path = tmp_path
+        self.journal = Journal(tmp_path / "journal.jsonl")
+        self.env = daemon_env(self.journal.path, **knobs)
+        self.env["E2E_RABBITMQ_PASSWORD"] = PASSWORD
+        self.log = tmp_path / "daemon.log"
+
+    def config(self, **overrides: Any) -> Path:
+        base = mapping(self.server, self.queue)
+        source = {**base["source"], **overrides.pop("source", {})}
+        return write_config(self.tmp_path, [{**base, **overrides, "source": source}])
+
+    def ready(self) -> int:
+        return ready(self.server, self.queue)
+
+    def describe(self) -> str:
+        return f"{self.ready()} message(s) ready"
+
+
 def test_kill_9_twice_mid_stream_loses_nothing_and_bounds_duplicates(
         tmp_path: Path, rabbitmq_server: RabbitMQServer) -> None:
     # Given 4,000 persistent messages on a durable queue
-    queue = f"e2e-{uuid.uuid4().hex[:8]}"
-    ids = produce(rabbitmq_server, queue, MESSAGES)
-    config = write_config(tmp_path, [mapping(rabbitmq_server, queue)])
-    journal = Journal(tmp_path / "journal.jsonl")
-    env = daemon_env(journal.path, sleep_seconds="0.01")
-    env["E2E_RABBITMQ_PASSWORD"] = PASSWORD
-    log = tmp_path / "daemon.log"
+    run = Run(rabbitmq_server, tmp_path, MESSAGES, sleep_seconds="0.01")
+    config, journal, ids, queue = run.config(), run.journal, run.ids, run.queue
     # When the daemon is killed with SIGKILL at ~30% and ~60% and restarted each time
-    progress = kill_at_progress(config, env, log, journal,
+    progress = kill_at_progress(config, run.env, run.log, journal,
                                 [int(f * MESSAGES) for f in KILLS_AT])
-    metrics = run_until_settled(config, env, log, journal, ids,
-                                lambda: ready(rabbitmq_server, queue) == 0,
-                                lambda: f"{ready(rabbitmq_server, queue)} message(s) ready")
+    metrics = run_until_settled(config, run.env, run.log, journal, ids,
+                                lambda: run.ready() == 0, run.describe)
     # Then every message was processed, nothing is left, duplicates stay within prefetch
     ok = Counter(journal.ok_ids())
     duplicates, bound = sum(ok.values()) - MESSAGES, PREFETCH * len(KILLS_AT)
@@ -105,13 +125,9 @@ def test_broker_killed_and_restarted_mid_stream_the_reader_reconnects(
     server = RabbitMQServer()  # its own broker: this test kills it
     server.start()
     try:
-        queue = f"e2e-{uuid.uuid4().hex[:8]}"
-        ids = produce(server, queue, 1000)
-        config = write_config(tmp_path, [mapping(server, queue)])
-        journal = Journal(tmp_path / "journal.jsonl")
-        env = daemon_env(journal.path, sleep_seconds="0.05")
-        env["E2E_RABBITMQ_PASSWORD"] = PASSWORD
-        with DaemonProcess(config, env, tmp_path / "daemon.log") as daemon:
+        run = Run(server, tmp_path, 1000, sleep_seconds="0.05")
+        journal, ids, queue = run.journal, run.ids, run.queue
+        with DaemonProcess(run.config(), run.env, run.log) as daemon:
             daemon.wait_ready()
             wait_until(lambda: journal.processed() >= 200, 60, daemon.log_tail)
             # When the broker crashes mid-stream
@@ -137,23 +153,17 @@ def test_broker_killed_and_restarted_mid_stream_the_reader_reconnects(
 def test_poison_message_goes_to_the_destination_after_max_deliveries(
         tmp_path: Path, rabbitmq_server: RabbitMQServer) -> None:
     # Given 20 messages, one of which always fails, max_deliveries 2 and partial responses
-    queue = f"e2e-{uuid.uuid4().hex[:8]}"
-    ids = produce(rabbitmq_server, queue, 20, poison=frozenset({"m7"}))
-    dead = tmp_path / "dead.jsonl"
-    config = write_config(tmp_path, [{
-        **mapping(rabbitmq_server, queue),
-        "source": {**mapping(rabbitmq_server, queue)["source"], "max_deliveries": 2},
-        "function_response_types": ["ReportBatchItemFailures"],
-        "retry_backoff": {"initial_seconds": 0.1, "jitter": False},
-        "destination_config": {"on_failure": {"type": "file", "path": str(dead)}}}])
-    journal = Journal(tmp_path / "journal.jsonl")
-    env = daemon_env(journal.path)
-    env["E2E_RABBITMQ_PASSWORD"] = PASSWORD
+    run = Run(rabbitmq_server, tmp_path, 20, poison=frozenset({"m7"}))
+    journal, ids, queue, dead = run.journal, run.ids, run.queue, tmp_path / "dead.jsonl"
+    config = run.config(source={"max_deliveries": 2},
+                        function_response_types=["ReportBatchItemFailures"],
+                        retry_backoff={"initial_seconds": 0.1, "jitter": False},
+                        destination_config={"on_failure": {"type": "file", "path": str(dead)}})
     # When the daemon runs until the notice is written and the queue is empty
     metrics = run_until_settled(
-        config, env, tmp_path / "daemon.log", journal, [i for i in ids if i != "m7"],
-        lambda: dead.exists() and ready(rabbitmq_server, queue) == 0,
-        lambda: f"dead letters: {dead.exists()}, ready: {ready(rabbitmq_server, queue)}")
+        config, run.env, run.log, journal, [i for i in ids if i != "m7"],
+        lambda: dead.exists() and run.ready() == 0,
+        lambda: f"dead letters: {dead.exists()}, {run.describe()}")
     # Then the others succeeded once, the poison one failed twice and was dead-lettered
     assert sorted(journal.ok_ids()) == sorted(i for i in ids if i != "m7")
     assert [line["delivery"] for line in journal.lines("fail")] == [1, 2]
@@ -166,3 +176,19 @@ def test_poison_message_goes_to_the_destination_after_max_deliveries(
     assert ready(rabbitmq_server, queue) == 0
     label = "{mapping=e2e-rabbitmq}"
     assert metrics[f"esm_on_failure_destination_delivered_events_total{label}"] == 1
+
+
+def test_sigterm_mid_stream_then_restart_processes_each_message_exactly_once(
+        tmp_path: Path, rabbitmq_server: RabbitMQServer) -> None:
+    # Given 2,000 messages
+    run = Run(rabbitmq_server, tmp_path, 2000, sleep_seconds="0.02")
+    config, journal, ids, queue = run.config(), run.journal, run.ids, run.queue
+    # When the daemon gets SIGTERM at ~50% (in-flight batches finish and are acked, what it
+    # buffered goes back to the queue) and is started again
+    [at_stop] = kill_at_progress(config, run.env, run.log, journal, [1000], graceful=True)
+    run_until_settled(config, run.env, run.log, journal, ids, lambda: run.ready() == 0,
+                      run.describe)
+    # Then no message was processed twice and none is left
+    assert 0 < at_stop < len(ids)
+    assert (journal.processed(), journal.duplicated()) == (len(ids), [])
+    assert ready(rabbitmq_server, queue) == 0
