@@ -260,3 +260,26 @@ def test_metrics_export_lane_lag_only_for_lanes_still_owned():
     samples = {tuple(s.labels.values()): s.value for family in
                metrics._lane_lag.collect() for s in family.samples}
     assert samples == {("m", "t-1"): 3.0}
+
+
+def test_reader_reports_sum_and_max_lag_over_lanes_and_the_oldest_records_age():
+    # Given 5 records on lane-0 and 2 on lane-1, put 30 s ago (checklist 68)
+    rig = Rig(mapping_config(batch_size=10, lane_lag_metrics=True), ScriptedTarget(), lanes=2)
+    rig.put(*[json.dumps({"id": i}) for i in range(5)], lane="lane-0")
+    rig.put(*[json.dumps({"id": i}) for i in range(2)], lane="lane-1")
+    rig.clock.advance(30)
+    # When the reader reads and dispatches, but no batch has finished
+    rig.turn(run_workers=False)
+    rig.clock.advance(6)  # the next lag report is due
+    rig.turn(run_workers=False)
+    # Then lag is summed and maxed over the lanes, per lane too, and the age is 36 s
+    m = rig.metrics
+    assert (m.sum_offset_lag._value.get(), m.max_offset_lag._value.get()) == (7.0, 5.0)
+    samples = {s.labels["lane"]: s.value for f in m._lane_lag.collect() for s in f.samples}
+    assert samples == {"lane-0": 5.0, "lane-1": 2.0}
+    assert m.oldest_record_age._value.get() == pytest.approx(36.0)
+    # And once everything is finished nothing is left waiting
+    rig.run_until_quiet()
+    rig.clock.advance(6)
+    rig.turn()
+    assert m.sum_offset_lag._value.get() == 0.0 and m.oldest_record_age._value.get() == 0.0
