@@ -243,8 +243,9 @@ class FailurePolicy:
 
         Success acks all (checklist 33); a partial failure acks the others and releases the
         named records (checklist 35); a function or invoke error releases all (checklist
-        34, 38). A released record already delivered `max_deliveries` times is dead-lettered
-        instead (ack follows the durable notice).
+        34, 38), except that an invoke error is retried in place while a circuit breaker
+        guards the target (`hold_invoke_failures`). A released record already delivered
+        `max_deliveries` times is dead-lettered instead (ack follows the durable notice).
         """
         records = batch.records
         match outcome:

@@ -1,5 +1,7 @@
 """One invocation of the target with one batch: build the event, encode it, call the
-target within its timeout, and turn what came back into an Outcome (ESM-SPEC §4.1).
+target within its timeout, and turn what came back into an Outcome (ESM-SPEC §4.1). The
+event carries the batch's idempotency key (`esm.protection.idempotency`); an InvokeError's
+`retry_after_seconds` travels on to the failure policy in the InvokeFailure.
 
 Target exceptions other than InvokeError are connector bugs; they are logged with their
 traceback and treated as invoke failures, so the records are retried rather than lost.
