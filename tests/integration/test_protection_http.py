@@ -73,6 +73,7 @@ def test_a_429_with_retry_after_holds_the_lane_at_least_that_long(
         by_record.setdefault(records_of(request)[0], []).append(request)
     assert sorted(by_record) == [0, 1, 2]
     gaps = {n: round(reqs[1].at - reqs[0].at, 3) for n, reqs in by_record.items()}
+    print(f"\nRetry-After: 2 -> gaps between a record's 429 and its retry: {gaps}")
     assert all(2.0 <= gap < 4.0 for gap in gaps.values()), gaps
     # And the retry is the same invocation to the target: the same Idempotency-Key
     for reqs in by_record.values():
