@@ -4,7 +4,8 @@ subprocess, the target a real server in this process that records when each requ
 - a 429 with `Retry-After: 2` makes the lane wait at least 2 s before it tries again,
   although the mapping's own backoff would retry after 0.1 s;
 - `rate_limit: {invocations_per_second: 20}` holds the measured rate within 10% over 10 s,
-  for one mapping and for two mappings sharing a `rate_limit_group`;
+  for one mapping and for two mappings sharing a `rate_limit_group`, while the reader's
+  buffer stays at its bound (lanes paused at the source);
 - every request carries an `Idempotency-Key`, the same on the retry of the same batch.
 """
 
@@ -112,6 +113,7 @@ def test_rate_limit_holds_invocations_per_second_alone_and_shared_by_a_group(
         start = fast_target.received()[0].at + 1.0  # past the start-up burst
         wait_until(lambda: fast_target.received()[-1].at >= start + 10.5, 30, d.log_tail)
         metrics = d.metrics()
+        solo_status = next(m for m in d.mappings() if m["name"] == "solo")
     requests = fast_target.received()
     solo = measured_rate([r for r in requests if r.path == "/solo"], start, 10)
     group = [r for r in requests if r.path == "/group"]
@@ -124,3 +126,7 @@ def test_rate_limit_holds_invocations_per_second_alone_and_shared_by_a_group(
     names = {json.loads(r.body)["Records"][0]["eventSourceARN"] for r in group}
     assert len(names) == 2, names
     assert metrics["esm_rate_limit_wait_seconds_total{mapping=solo}"] > 1.0
+    # And while lanes waited, the source was paused: the buffer stayed at its bound (1000
+    # records, the reader's read-ahead floor) instead of taking in all 5000 records
+    assert solo_status["bufferedRecords"] <= 1000 and solo_status["pausedLanes"] >= 1, \
+        solo_status
