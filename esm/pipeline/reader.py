@@ -8,9 +8,8 @@ the settlements they send back (only this thread touches the source). DESIGN §2
   never by backlog);
 - acks go through an `AckBook`: stream lanes commit only a finished, contiguous prefix
   (filtered records included, checklist 32); queue acks of a turn go in one call;
-- while the mapping's circuit breaker is open (`esm.protection.breaker`) every lane is
-  paused once a batch is at hand to probe with, at most one batch is in flight, and the
-  mapping shows state `Paused`; it resumes when a probe reaches the function;
+- while the mapping's circuit breaker is open it holds its reads and sends one batch at a
+  time to probe with (`TargetGuard`);
 - on stop it polls no more, waits for in-flight batches within the drain budget, applies
   their settlements, and returns; undispatched records stay unacked (redelivered later).
 """
@@ -39,6 +38,7 @@ from esm.pipeline.reader_checks import (
     report_lag,
     warn_if_visibility_below_timeout,
 )
+from esm.pipeline.target_guard import HELD_WAIT_SECONDS, TargetGuard
 from esm.records import Batch, Record, Settlement
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 # Read-ahead floor and byte ceiling of a mapping's buffer (records polled, not yet sent).
 MIN_BUFFERED_RECORDS = 1000
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
-# How long one turn waits for a settlement while the circuit breaker holds the lanes.
-HELD_WAIT_SECONDS = 0.05
 
 
 class Reader:
@@ -86,8 +84,7 @@ class Reader:
         self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
         self._in_flight = 0
         self._flying: dict[Lane, float] = {}  # in-flight lanes: their batch's first timestamp
-        self.breaker = worker.breaker  # shared with the lane workers; None when not configured
-        self._held = False  # the breaker is open: lanes paused, one batch in flight at most
+        self.guard = TargetGuard(worker.breaker, metrics, status)
         self._next_lag_at = 0.0
         self._crashed: BaseException | None = None
         self.idle = False
@@ -115,14 +112,13 @@ class Reader:
     def step(self) -> None:
         """One turn: settle, close due batches, dispatch, then poll (or wait)."""
         self.apply_settlements(0)
-        self._guard_target()
+        self.guard.follow()
         self.buffer.close_due(self.clock.monotonic())
         self._dispatch()
         self._report()
         if self.stop.is_set():
             return
-        # An open breaker stops reading once there is a batch to probe with.
-        hold = self._held and bool(self._in_flight or self.buffer.records)
+        hold = self.guard.holds_reads(self._in_flight, self.buffer.records)
         if self.buffer.apply_limit(hold) and self.apply_settlements(self._short_wait()):
             return  # a lane finished while waiting: dispatch its next batch before polling
         self._poll()
@@ -132,7 +128,7 @@ class Reader:
             # Barely block in the source: a settling batch must wake the reader at once,
             # and only the settlement queue can do that (no client has a portable wakeup).
             timeout = 0.001
-        elif self._held:
+        elif self.guard.held:
             timeout = HELD_WAIT_SECONDS  # every lane is paused: nothing is due but a probe
         elif self.buffer.records:
             timeout = min(self.idle_poll_seconds, self._until_next_deadline())
@@ -153,7 +149,7 @@ class Reader:
             self.apply_settlements(left)
 
     def _short_wait(self) -> float:
-        if self._held:  # due batches wait for the breaker, not for their window
+        if self.guard.held:  # due batches wait for the breaker, not for their window
             return HELD_WAIT_SECONDS
         return min(0.05, self._until_next_deadline())
 
@@ -206,8 +202,7 @@ class Reader:
 
     def _dispatch(self) -> None:
         for lane in self.buffer.dispatchable():
-            # While the breaker is open one batch is enough to probe with.
-            if self._in_flight >= (1 if self._held else self.max_in_flight):
+            if self._in_flight >= self.guard.batches_allowed(self.max_in_flight):
                 self.buffer.requeue(lane)
                 return
             batch = self.buffer.take(lane)
@@ -328,19 +323,6 @@ class Reader:
         oldest = min((self.buffer.oldest_timestamp() or float("inf"),
                       *self._flying.values()))
         return 0.0 if oldest == float("inf") else max(0.0, self.clock.now() - oldest)
-
-    def _guard_target(self) -> None:
-        """Follow the circuit breaker: while it is open every lane is paused (no reads),
-        the mapping shows state `Paused` with the reason, and `esm_circuit_open` is 1."""
-        breaker = self.breaker
-        if breaker is None or breaker.is_open == self._held:
-            return
-        self._held = breaker.is_open
-        self.metrics.circuit_open.set(1 if self._held else 0)
-        if self._held:
-            self.status.update(state="Paused", state_transition_reason=breaker.reason)
-        else:
-            self.status.update(state="Enabled", state_transition_reason="USER_INITIATED")
 
     def _report(self) -> None:
         now = self.clock.monotonic()

@@ -164,7 +164,7 @@ def test_reader_pauses_every_lane_and_reports_paused_while_the_breaker_is_open()
     target = ScriptedTarget(behaviour)
     rig = Rig(mapping_config(batch_size=2, circuit_breaker=clock_breaker), target, lanes=2)
     breaker = Breaker(clock_breaker, rig.clock, "test")
-    rig.worker.breaker = rig.reader.breaker = breaker
+    rig.worker.breaker = rig.reader.guard.breaker = breaker
     rig.put(*[json.dumps({"id": i}) for i in range(8)])
     # When the breaker opens (the failing invocations are counted)
     breaker.record(Admission(), True, "HTTP 503")
@@ -198,7 +198,7 @@ def test_queue_batches_are_held_not_released_while_a_breaker_guards_the_target()
     settings = CircuitBreaker(failure_threshold=2, probe_interval_seconds=5.0)
     mapping = mapping_config(family="queue", batch_size=2, circuit_breaker=settings)
     rig = Rig(mapping, ScriptedTarget(behaviour))
-    rig.worker.breaker = rig.reader.breaker = Breaker(settings, rig.clock, "test")
+    rig.worker.breaker = rig.reader.guard.breaker = Breaker(settings, rig.clock, "test")
     rig.put(json.dumps({"id": 1}), json.dumps({"id": 2}))
     rig.run_until_quiet()
     # Then the records were never handed back to the queue and were deleted once through
