@@ -6,11 +6,14 @@ subprocess, the target a real server in this process that records when each requ
 - `rate_limit: {invocations_per_second: 20}` holds the measured rate within 10% over 10 s,
   for one mapping and for two mappings sharing a `rate_limit_group`, while the reader's
   buffer stays at its bound (lanes paused at the source);
-- every request carries an `Idempotency-Key`, the same on the retry of the same batch.
+- every request carries an `Idempotency-Key`, the same on the retry of the same batch;
+- the `lambda` target, on a Lambda-compatible endpoint served by the same harness, waits
+  out a TooManyRequestsException's Retry-After and sends the key in ClientContext.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -130,3 +133,50 @@ def test_rate_limit_holds_invocations_per_second_alone_and_shared_by_a_group(
     # records, the reader's read-ahead floor) instead of taking in all 5000 records
     assert solo_status["bufferedRecords"] <= 1000 and solo_status["pausedLanes"] >= 1, \
         solo_status
+
+
+@pytest.fixture
+def throttling_lambda() -> Iterator[HttpServer]:
+    """A Lambda-compatible endpoint (the Invoke API over real HTTP): each record's first
+    Invoke is throttled with TooManyRequestsException and Retry-After: 2, then it returns."""
+    seen: set[bytes] = set()
+    lock = threading.Lock()
+    throttled = json.dumps({"Type": "User", "message": "Rate exceeded",
+                            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
+
+    def reply(path: str, headers: dict[str, str], body: bytes) -> Reply:
+        with lock:
+            first = body not in seen
+            seen.add(body)
+        if first:
+            return Reply(429, throttled.encode(), {
+                "x-amzn-ErrorType": "TooManyRequestsException", "Retry-After": "2"})
+        return Reply(200, b"null", {"X-Amz-Executed-Version": "$LATEST"})
+
+    with http_server(reply) as server:
+        yield server
+
+
+def test_a_throttled_lambda_invoke_holds_the_lane_for_its_retry_after(
+        tmp_path: Path, throttling_lambda: HttpServer) -> None:
+    # Given a lambda target on a Lambda-compatible endpoint that throttles each first call
+    target = {"type": "lambda", "function_name": "billing", "region": "us-east-1",
+              "endpoint_url": throttling_lambda.url(""), "timeout_seconds": 5}
+    config = write_config(tmp_path, [memory_mapping("lambda-throttled", "unused",
+                                                    target=target)])
+    with DaemonProcess(config, daemon_env(tmp_path / "journal"), tmp_path / "esm.log") as d:
+        d.wait_ready()
+        wait_until(lambda: len(throttling_lambda.received()) >= 6, 30,
+                   lambda: f"requests: {len(throttling_lambda.received())}\n{d.log_tail()}")
+    by_body: dict[bytes, list[Request]] = {}
+    for request in throttling_lambda.received():
+        by_body.setdefault(request.body, []).append(request)
+    # Then each retry came at least 2 s after the throttle (the backoff alone: 0.1 s)
+    gaps = sorted(round(reqs[1].at - reqs[0].at, 3) for reqs in by_body.values())
+    print(f"\nlambda TooManyRequestsException, Retry-After: 2 -> gaps {gaps}")
+    assert len(gaps) == 3 and all(2.0 <= gap < 4.0 for gap in gaps), gaps
+    # And the Invoke carried the idempotency key in ClientContext, the same on the retry
+    for reqs in by_body.values():
+        contexts = {json.loads(base64.b64decode(r.headers["X-Amz-Client-Context"]))["custom"]
+                    ["idempotency_key"] for r in reqs}
+        assert len(contexts) == 1 and len(next(iter(contexts))) == 64
