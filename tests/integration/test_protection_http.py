@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,8 @@ def records_of(request: Request) -> list[int]:
     return [json.loads(r["body"])["id"] for r in json.loads(request.body)["Records"]]
 
 
-@pytest.fixture
-def throttling() -> Iterator[HttpServer]:
-    """429 with Retry-After: 2 on the first request for each record, then 200."""
+def first_throttled(throttle: Reply, ok: Reply) -> Callable[[str, dict[str, str], bytes], Reply]:
+    """A responder that answers each distinct body with `throttle` once, then with `ok`."""
     seen: set[bytes] = set()
     lock = threading.Lock()
 
@@ -56,25 +55,41 @@ def throttling() -> Iterator[HttpServer]:
         with lock:
             first = body not in seen
             seen.add(body)
-        return Reply(429, b"slow down", {"Retry-After": "2"}) if first else OK
+        return throttle if first else ok
 
-    with http_server(reply) as server:
+    return reply
+
+
+def requests_by_body(tmp_path: Path, mapping: dict[str, Any], server: HttpServer,
+                     count: int) -> dict[bytes, list[Request]]:
+    """Run the daemon until the server got `count` requests; them, grouped by body."""
+    config = write_config(tmp_path, [mapping])
+    with DaemonProcess(config, daemon_env(tmp_path / "journal"), tmp_path / "esm.log") as d:
+        d.wait_ready()
+        wait_until(lambda: len(server.received()) >= count, 30,
+                   lambda: f"requests: {len(server.received())}\n{d.log_tail()}")
+    by_body: dict[bytes, list[Request]] = {}
+    for request in server.received():
+        by_body.setdefault(request.body, []).append(request)
+    return by_body
+
+
+@pytest.fixture
+def throttling() -> Iterator[HttpServer]:
+    """429 with Retry-After: 2 on the first request for each record, then 200."""
+    with http_server(first_throttled(Reply(429, b"slow down", {"Retry-After": "2"}),
+                                     OK)) as server:
         yield server
 
 
 def test_a_429_with_retry_after_holds_the_lane_at_least_that_long(
         tmp_path: Path, throttling: HttpServer) -> None:
     # Given a mapping whose backoff would retry after 0.1 s
-    config = write_config(tmp_path, [memory_mapping("throttled", throttling.url("/invoke"))])
-    with DaemonProcess(config, daemon_env(tmp_path / "journal"), tmp_path / "esm.log") as d:
-        d.wait_ready()
-        # When the target answers each record's first request with 429, Retry-After: 2
-        wait_until(lambda: len(throttling.received()) >= 6, 30,
-                   lambda: f"requests: {len(throttling.received())}\n{d.log_tail()}")
+    # When the target answers each record's first request with 429, Retry-After: 2
+    by_body = requests_by_body(tmp_path, memory_mapping("throttled", throttling.url("/invoke")),
+                               throttling, 6)
     # Then each record's retry came at least 2 s after its throttled request
-    by_record: dict[int, list[Request]] = {}
-    for request in throttling.received():
-        by_record.setdefault(records_of(request)[0], []).append(request)
+    by_record = {records_of(reqs[0])[0]: reqs for reqs in by_body.values()}
     assert sorted(by_record) == [0, 1, 2]
     gaps = {n: round(reqs[1].at - reqs[0].at, 3) for n, reqs in by_record.items()}
     print(f"\nRetry-After: 2 -> gaps between a record's 429 and its retry: {gaps}")
@@ -139,20 +154,12 @@ def test_rate_limit_holds_invocations_per_second_alone_and_shared_by_a_group(
 def throttling_lambda() -> Iterator[HttpServer]:
     """A Lambda-compatible endpoint (the Invoke API over real HTTP): each record's first
     Invoke is throttled with TooManyRequestsException and Retry-After: 2, then it returns."""
-    seen: set[bytes] = set()
-    lock = threading.Lock()
     throttled = json.dumps({"Type": "User", "message": "Rate exceeded",
                             "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
-
-    def reply(path: str, headers: dict[str, str], body: bytes) -> Reply:
-        with lock:
-            first = body not in seen
-            seen.add(body)
-        if first:
-            return Reply(429, throttled.encode(), {
-                "x-amzn-ErrorType": "TooManyRequestsException", "Retry-After": "2"})
-        return Reply(200, b"null", {"X-Amz-Executed-Version": "$LATEST"})
-
+    reply = first_throttled(
+        Reply(429, throttled.encode(), {"x-amzn-ErrorType": "TooManyRequestsException",
+                                        "Retry-After": "2"}),
+        Reply(200, b"null", {"X-Amz-Executed-Version": "$LATEST"}))
     with http_server(reply) as server:
         yield server
 
@@ -162,15 +169,8 @@ def test_a_throttled_lambda_invoke_holds_the_lane_for_its_retry_after(
     # Given a lambda target on a Lambda-compatible endpoint that throttles each first call
     target = {"type": "lambda", "function_name": "billing", "region": "us-east-1",
               "endpoint_url": throttling_lambda.url(""), "timeout_seconds": 5}
-    config = write_config(tmp_path, [memory_mapping("lambda-throttled", "unused",
-                                                    target=target)])
-    with DaemonProcess(config, daemon_env(tmp_path / "journal"), tmp_path / "esm.log") as d:
-        d.wait_ready()
-        wait_until(lambda: len(throttling_lambda.received()) >= 6, 30,
-                   lambda: f"requests: {len(throttling_lambda.received())}\n{d.log_tail()}")
-    by_body: dict[bytes, list[Request]] = {}
-    for request in throttling_lambda.received():
-        by_body.setdefault(request.body, []).append(request)
+    mapping = memory_mapping("lambda-throttled", "unused", target=target)
+    by_body = requests_by_body(tmp_path, mapping, throttling_lambda, 6)
     # Then each retry came at least 2 s after the throttle (the backoff alone: 0.1 s)
     gaps = sorted(round(reqs[1].at - reqs[0].at, 3) for reqs in by_body.values())
     print(f"\nlambda TooManyRequestsException, Retry-After: 2 -> gaps {gaps}")
