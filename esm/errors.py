@@ -45,9 +45,18 @@ class SourceUnavailable(EsmError):
 
 
 class InvokeError(EsmError):
-    """The invocation did not reach the function; retried without using up retries."""
+    """The invocation did not reach the function; retried without using up retries.
+
+    `retry_after_seconds`: how long the target asked callers to wait before trying again
+    (HTTP `Retry-After` on 429/503, Lambda's `TooManyRequestsException.retryAfterSeconds`);
+    None when it gave no hint. The failure policy waits at least that long, capped by
+    `retry_backoff.maximum_seconds`."""
 
     retriable = True
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class DestinationError(EsmError):

@@ -106,11 +106,17 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """The AWS-shaped document for one batch and its JSON encoding (sent as-is)."""
+    """The AWS-shaped document for one batch and its JSON encoding (sent as-is).
+
+    `idempotency_key`: the same whenever the same records of a lane are invoked again
+    (a retry, a restart, a rebalance) and different for any other record set
+    (`esm.protection.idempotency`); targets pass it on (HTTP `Idempotency-Key`, the Python
+    context, Lambda's ClientContext). Empty when the caller did not compute one."""
 
     document: Mapping[str, Any]
     body: bytes
     request_id: str
+    idempotency_key: str = ""
 
 
 # ---- what a target returns -------------------------------------------------------------
@@ -164,9 +170,11 @@ class FunctionError:
 
 @dataclass(frozen=True, slots=True)
 class InvokeFailure:
-    """The batch never reached the function; does not use up retries (ESM-SPEC §4.1)."""
+    """The batch never reached the function; does not use up retries (ESM-SPEC §4.1).
+    `retry_after_seconds`: the target's own hint (`esm.errors.InvokeError`), or None."""
 
     reason: str
+    retry_after_seconds: float | None = None
 
 
 Outcome = Success | PartialFailure | FunctionError | InvokeFailure

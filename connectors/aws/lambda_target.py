@@ -20,8 +20,10 @@ expire, without using up `maximum_retry_attempts` (ESM-SPEC §4.1); the message 
 which kind it was, so a missing function or permission shows up plainly in the logs.
 
 botocore's own retries are off (`max_attempts: 0`): retries and backoff belong to the
-failure policy. The read timeout is `timeout_seconds + 5` so that a function running to
-its own timeout answers with a function error before the socket gives up (at RIE, keep
+failure policy; a throttle's `retryAfterSeconds` rides on the InvokeError, so the lane
+waits at least that long. The event's idempotency key goes in `ClientContext.custom`.
+The read timeout is `timeout_seconds + 5` so that a function running to its own timeout
+answers with a function error before the socket gives up (at RIE, keep
 `timeout_seconds` at least the function's AWS_LAMBDA_FUNCTION_TIMEOUT).
 The client is built on first use, once, under a lock; boto3 clients are thread-safe.
 `max_concurrent_invocations` caps the calls in flight from this target: RIE serves one
@@ -31,6 +33,7 @@ pointed at a function's own container sets it to 1.
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +140,8 @@ class LambdaTarget:
                                   "InvocationType": "RequestResponse", "Payload": event.body}
         if self._settings.qualifier:
             params["Qualifier"] = self._settings.qualifier
+        if event.idempotency_key:
+            params["ClientContext"] = client_context(event.idempotency_key)
         try:
             response = self._get_client().invoke(**params)
             payload: bytes = response["Payload"].read()
@@ -174,7 +179,7 @@ class LambdaTarget:
             failed = failure_in_payload(body)
             if failed is not None:
                 return failed
-        raise InvokeError(self._client_error_message(exc)) from exc
+        raise InvokeError(self._client_error_message(exc), retry_after(exc)) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -200,6 +205,27 @@ class LambdaTarget:
             message += " (check function_name, region and permissions; retried until the " \
                        "records expire)"
         return message
+
+
+def client_context(idempotency_key: str) -> str:
+    """Lambda's ClientContext: base64 of `{"custom": {...}}`, which the function sees as
+    `context.client_context.custom` (at most 3583 bytes; ours is under 150)."""
+    document = orjson.dumps({"custom": {"idempotency_key": idempotency_key}})
+    return base64.b64encode(document).decode("ascii")
+
+
+def retry_after(exc: ClientError) -> float | None:
+    """Seconds Lambda asked to wait: TooManyRequestsException's `retryAfterSeconds`
+    (botocore's model reads it from the `Retry-After` header), else the header itself."""
+    response = exc.response
+    value = response.get("retryAfterSeconds")
+    if value is None:
+        value = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
+    try:
+        seconds = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def build_client(settings: LambdaSettings) -> Any:

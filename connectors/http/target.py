@@ -10,7 +10,13 @@
     any other status                 → FunctionFailed("HttpError<status>", body excerpt)
 
 Each request carries `X-Amz-Request-Id` and `Lambda-Runtime-Aws-Request-Id` (the event's
-request id), so a Lambda-runtime-style server can log the id AWS would have used.
+request id), so a Lambda-runtime-style server can log the id AWS would have used, and
+`Idempotency-Key` (the event's key: the same when the same records are sent again).
+
+A 429 or 503 with `Retry-After` (delay-seconds or an HTTP date, RFC 9110 §10.2.3) puts
+the delay on the InvokeError: the lane waits at least that long before it tries again
+(capped by the mapping's `retry_backoff.maximum_seconds`). A value that parses as neither
+is ignored, and so is a date in the past.
 
 Connections: one urllib3 pool of at most `max_connections` keep-alive connections; a call
 waits up to its timeout for a free one. urllib3 retries and redirects are off: retries are
@@ -23,6 +29,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,12 +39,13 @@ import urllib3
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from esm.errors import ConfigError, InvokeError
-from esm.interfaces import ConnectorContext
+from esm.interfaces import Clock, ConnectorContext
 from esm.records import Event, FunctionFailed, InvokeResult, Returned
 
 # Lambda's synchronous response limit is 6 MB; a larger answer is a function error there.
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
 _EXCERPT_BYTES = 1024
 
 
@@ -71,6 +80,7 @@ class HttpTarget:
 
     def __init__(self, settings: HttpSettings, context: ConnectorContext) -> None:
         self._settings = settings
+        self._clock = context.clock
         self._where = f"POST {safe_url(settings.url)} (mapping {context.mapping!r})"
         self._headers = {"Content-Type": "application/json", **settings.headers}
         tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if settings.verify_tls else "CERT_NONE"}
@@ -87,10 +97,13 @@ class HttpTarget:
             body = self._read(response, timeout_seconds)
             status = response.status
             function_error = response.headers.get("X-Amz-Function-Error")
+            retry_after = response.headers.get("Retry-After")
         finally:
             response.release_conn()
         if status in RETRIABLE_STATUSES:
-            raise InvokeError(f"{self._where}: HTTP {status}: {excerpt(body)}")
+            hint = retry_after_seconds(retry_after, self._clock) \
+                if status in RETRY_AFTER_STATUSES else None
+            raise InvokeError(f"{self._where}: HTTP {status}: {excerpt(body)}", hint)
         if 200 <= status < 300:
             if function_error:
                 return function_failed_from(function_error, body)
@@ -103,6 +116,8 @@ class HttpTarget:
     def _post(self, event: Event, timeout_seconds: float) -> urllib3.BaseHTTPResponse:
         headers = {**self._headers, "X-Amz-Request-Id": event.request_id,
                    "Lambda-Runtime-Aws-Request-Id": event.request_id}
+        if event.idempotency_key:
+            headers["Idempotency-Key"] = event.idempotency_key
         timeout = urllib3.Timeout(connect=self._settings.connect_timeout_seconds,
                                   read=timeout_seconds)
         try:
@@ -157,6 +172,23 @@ def function_failed_from(function_error: str, body: bytes) -> FunctionFailed:
         str(document.get("errorMessage") or ""),
         tuple(str(line) for line in stack) if isinstance(stack, list) else (),
     )
+
+
+def retry_after_seconds(value: str | None, clock: Clock) -> float | None:
+    """`Retry-After` as seconds from now: delay-seconds, or an HTTP date (a date in the
+    past is 0); None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": RFC 5322's "UTC, origin unknown"
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - clock.now())
 
 
 def excerpt(body: bytes) -> str:

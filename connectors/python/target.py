@@ -4,7 +4,9 @@ Python runtime does (DESIGN §6).
 - The handler (`module:function`) is imported once, by `load()` (the daemon calls it at
   start, so a bad handler is a startup `ConfigError`) or else by the first `invoke`.
 - Each invocation gets a fresh parse of the event body, so handlers may mutate it, and a
-  Lambda-compatible context (`LambdaContext`).
+  Lambda-compatible context (`LambdaContext`). Beyond Lambda's attributes it carries
+  `idempotency_key` (the same when the same records are invoked again), also found where
+  Lambda puts caller data, `context.client_context.custom["idempotency_key"]`.
 - The handler runs on a helper thread so that `timeout_seconds` can be enforced: an overrun
   returns `FunctionFailed("Sandbox.Timedout", "Task timed out after 3.00 seconds")`, Lambda's
   wording. Python cannot kill a thread, so the stray call keeps running on its thread and
@@ -66,16 +68,28 @@ class PythonSettings:
             raise ConfigError(f"handler: must be 'module:function', got {self.handler!r}")
 
 
+class ClientContext:
+    """Lambda's `context.client_context` shape (client, custom, env); esm fills `custom`."""
+
+    __slots__ = ("client", "custom", "env")
+
+    def __init__(self, custom: dict[str, str]) -> None:
+        self.client: Any = None
+        self.custom = custom
+        self.env: Any = None
+
+
 class LambdaContext:
-    """The Lambda Python runtime's context object, with the same attribute names."""
+    """The Lambda Python runtime's context object, with the same attribute names, plus
+    `idempotency_key` (esm's: see `esm.protection.idempotency`)."""
 
     __slots__ = ("function_name", "function_version", "invoked_function_arn",
                  "memory_limit_in_mb", "aws_request_id", "log_group_name", "log_stream_name",
-                 "identity", "client_context", "_clock", "_deadline")
+                 "identity", "client_context", "idempotency_key", "_clock", "_deadline")
 
     def __init__(self, *, function_name: str, invoked_function_arn: str,
                  memory_limit_in_mb: int, aws_request_id: str, log_stream_name: str,
-                 clock: Clock, deadline: float) -> None:
+                 clock: Clock, deadline: float, idempotency_key: str = "") -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = invoked_function_arn
@@ -84,7 +98,10 @@ class LambdaContext:
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = log_stream_name
         self.identity: Any = None  # only set for Cognito-authenticated mobile invokes
-        self.client_context: Any = None  # only set by the AWS Mobile SDK
+        # Lambda sets it from the invoker's ClientContext; esm passes the idempotency key.
+        self.idempotency_key = idempotency_key
+        self.client_context: Any = ClientContext({"idempotency_key": idempotency_key}) \
+            if idempotency_key else None
         self._clock = clock
         self._deadline = deadline  # clock.monotonic() value at which the timeout fires
 
@@ -147,7 +164,8 @@ class PythonTarget:
             function_name=self._function_name, invoked_function_arn=self._arn,
             memory_limit_in_mb=self._settings.memory_limit_in_mb,
             aws_request_id=event.request_id, log_stream_name=self._log_stream_name(),
-            clock=self._clock, deadline=self._clock.monotonic() + timeout_seconds)
+            clock=self._clock, deadline=self._clock.monotonic() + timeout_seconds,
+            idempotency_key=event.idempotency_key)
 
     def _log_stream_name(self) -> str:
         # Lambda's form: YYYY/MM/DD/[$LATEST]<32 hex>, dated in UTC. The date string is

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from esm.config.groups import resolve_rate_limit_groups
 from esm.config.mapping import build_mapping
 from esm.config.schema import Substituted, at, build, join
 from esm.config.types import Config, LoggingConfig, MappingConfig, ServerConfig
@@ -76,6 +77,8 @@ def _load(paths: Sequence[str], env: Mapping[str, str]) -> tuple[Config | None, 
     for file in files:
         problems += _load_file(file, env, sections, mappings)
     problems += _duplicate_names(mappings)
+    mappings, group_problems = resolve_rate_limit_groups(mappings)
+    problems += group_problems
     if files and not mappings and not problems:
         problems.append(f"{', '.join(files)}: no mappings configured (add a `mappings:` list)")
     if problems:

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, is_dataclass
 from typing import Any, Literal
 
 from esm.config.schema import build, describe, join
-from esm.config.types import ConnectorSpec, MappingConfig, RetryBackoff
+from esm.config.types import (
+    CircuitBreaker,
+    ConnectorSpec,
+    MappingConfig,
+    RateLimit,
+    RetryBackoff,
+)
 from esm.errors import ConfigError, FilterPatternError
 from esm.interfaces import SourceTraits
 from esm.registry import Kind, resolve
@@ -61,6 +67,29 @@ class _Backoff:
 
 
 @dataclass(frozen=True, slots=True)
+class _RateLimit:
+    records_per_second: float | None = field(default=None, metadata={
+        "min": 0.001, "max": 1_000_000, "doc": "records sent to the target per second"})
+    invocations_per_second: float | None = field(default=None, metadata={
+        "min": 0.001, "max": 100_000, "doc": "invocations of the target per second"})
+    burst: int | None = field(default=None, metadata={
+        "min": 1, "max": 1_000_000,
+        "doc": "what a bucket holds after an idle period; default one second's worth"})
+
+    def __post_init__(self) -> None:
+        if self.records_per_second is None and self.invocations_per_second is None:
+            raise ValueError("set records_per_second, invocations_per_second or both")
+
+
+@dataclass(frozen=True, slots=True)
+class _CircuitBreaker:
+    failure_threshold: int = field(default=5, metadata={
+        "min": 1, "max": 10000, "doc": "consecutive invoke errors that open the breaker"})
+    probe_interval_seconds: float = field(default=30.0, metadata={
+        "min": 0.1, "max": 3600, "doc": "seconds between probe invocations while open"})
+
+
+@dataclass(frozen=True, slots=True)
 class _Mapping:
     """A mapping's keys as written; None means "not given, use the source's default"."""
 
@@ -84,6 +113,11 @@ class _Mapping:
     scaling_config: _Scaling | None = None
     destination_config: _Destinations | None = None
     retry_backoff: _Backoff = field(default_factory=_Backoff)
+    rate_limit: _RateLimit | None = None
+    rate_limit_group: str | None = field(
+        default=None, metadata={"pattern": NAME_PATTERN, "max_length": 64})
+    circuit_breaker: _CircuitBreaker | None = None
+    lane_lag_metrics: bool = False
 
 
 def build_mapping(raw: object, path: str, file: str) -> tuple[MappingConfig | None, list[str]]:
@@ -116,7 +150,20 @@ def build_mapping(raw: object, path: str, file: str) -> tuple[MappingConfig | No
         target_timeout_seconds=float(getattr(target.settings, "timeout_seconds", 3.0)),
         retry_backoff=RetryBackoff(**{f: getattr(keys.retry_backoff, f) for f in (
             "initial_seconds", "maximum_seconds", "multiplier", "jitter")}),
-        source_file=file, **rules), []
+        **_protection(keys), source_file=file, **rules), []
+
+
+def _protection(keys: _Mapping) -> dict[str, Any]:
+    """The target-protection keys (esm extensions) as config values."""
+    limit, breaker = keys.rate_limit, keys.circuit_breaker
+    return {
+        "rate_limit": RateLimit(limit.records_per_second, limit.invocations_per_second,
+                                limit.burst) if limit else None,
+        "rate_limit_group": keys.rate_limit_group,
+        "circuit_breaker": CircuitBreaker(breaker.failure_threshold,
+                                          breaker.probe_interval_seconds) if breaker else None,
+        "lane_lag_metrics": keys.lane_lag_metrics,
+    }
 
 
 def _without_on_success(raw: dict[str, Any], path: str, problems: list[str]) -> dict[str, Any]:

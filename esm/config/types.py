@@ -32,6 +32,26 @@ class RetryBackoff:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Token buckets in front of the target (`esm.protection.rate_limit`), an esm extension.
+    A rate of None is not limited; `burst` is what a bucket holds after an idle period, in
+    its own unit (invocations, records); None means one second's worth (at least 1)."""
+
+    records_per_second: float | None = None
+    invocations_per_second: float | None = None
+    burst: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    """Stop polling after `failure_threshold` consecutive invoke errors; probe the target
+    with one batch every `probe_interval_seconds` (`esm.protection.breaker`)."""
+
+    failure_threshold: int = 5
+    probe_interval_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class MappingConfig:
     """One mapping: source → filters → batching → target → on-failure destination."""
 
@@ -53,6 +73,10 @@ class MappingConfig:
     max_deliveries: int | None = None  # queue family: from the source's settings, if any
     target_timeout_seconds: float = 3.0  # from the target's settings.timeout_seconds
     retry_backoff: RetryBackoff = field(default_factory=RetryBackoff)
+    rate_limit: RateLimit | None = None
+    rate_limit_group: str | None = None  # mappings naming the same group share the buckets
+    circuit_breaker: CircuitBreaker | None = None
+    lane_lag_metrics: bool = False  # export esm_lane_offset_lag{lane} (bounded by lanes)
     source_file: str = ""
 
     @property

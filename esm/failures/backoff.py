@@ -13,8 +13,13 @@ import random
 from esm.config.types import RetryBackoff
 
 
-def retry_delay(backoff: RetryBackoff, retry_number: int, rng: random.Random) -> float:
+def retry_delay(backoff: RetryBackoff, retry_number: int, rng: random.Random,
+                at_least: float | None = None) -> float:
     """Seconds to wait before retry `retry_number` (1-based).
+
+    `at_least`: the target's own hint (HTTP `Retry-After`, Lambda's `retryAfterSeconds`):
+    the delay is never shorter, except that `maximum_seconds` caps the hint too, so a
+    target cannot park a lane for longer than the operator allowed.
 
     ceiling = min(maximum_seconds, initial_seconds * multiplier ** (retry_number - 1)).
     Without jitter the delay is the ceiling; with jitter it is uniform over
@@ -28,9 +33,10 @@ def retry_delay(backoff: RetryBackoff, retry_number: int, rng: random.Random) ->
     if retry_number < 1:
         raise ValueError(f"retry_number must be 1 or more, got {retry_number}")
     ceiling = _ceiling(backoff, retry_number)
-    if not backoff.jitter or ceiling <= 0:
-        return ceiling
-    return rng.uniform(ceiling / 2, ceiling)
+    delay = ceiling if not backoff.jitter or ceiling <= 0 else rng.uniform(ceiling / 2, ceiling)
+    if at_least is not None:
+        delay = max(delay, min(at_least, backoff.maximum_seconds))
+    return delay
 
 
 def _ceiling(backoff: RetryBackoff, retry_number: int) -> float:

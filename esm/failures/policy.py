@@ -63,7 +63,12 @@ class FailurePolicy:
     bisect_batch_on_function_error: split a batch that failed with a function error in two.
     max_deliveries: queue family: dead-letter a record once it was delivered this many times
         and failed (None = leave it to the broker, e.g. the SQS redrive policy, checklist 39).
-    backoff: delay before retries (stream) and redeliveries (queue).
+    backoff: delay before retries (stream) and redeliveries (queue); after an invoke
+        error it is at least the target's `retry_after_seconds` (capped by the maximum).
+    hold_invoke_failures: queue family, set when a circuit breaker guards the target: a
+        batch that failed with an invoke error is retried in place (the breaker decides
+        when) instead of released, so its records neither grow their delivery count
+        towards `max_deliveries` nor get dead-lettered while the target is down.
     """
 
     family: Family
@@ -73,6 +78,7 @@ class FailurePolicy:
     bisect_batch_on_function_error: bool = False
     max_deliveries: int | None = None
     backoff: RetryBackoff = field(default_factory=RetryBackoff)
+    hold_invoke_failures: bool = False
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -111,6 +117,7 @@ class FailurePolicy:
             bisect_batch_on_function_error=mapping.bisect_batch_on_function_error,
             max_deliveries=mapping.max_deliveries,
             backoff=mapping.retry_backoff,
+            hold_invoke_failures=mapping.circuit_breaker is not None,
             rng=rng if rng is not None else random.Random(),
         )
 
@@ -226,7 +233,8 @@ class FailurePolicy:
         of invocations, since `attempt` does not move."""
         if self._any_too_old(batch.records, now):
             return (DeadLetter(batch.records, "RecordAgeExceeded", outcome, invoke_count),)
-        return (Retry(batch, self._delay(max(1, invoke_count)), attempt, invoke_count),)
+        delay = self._delay(max(1, invoke_count), outcome)
+        return (Retry(batch, delay, attempt, invoke_count),)
 
     # ---- queue family (SQS, Redis Streams: ESM-SPEC §4.2, DESIGN §3) -------------------
 
@@ -235,8 +243,9 @@ class FailurePolicy:
 
         Success acks all (checklist 33); a partial failure acks the others and releases the
         named records (checklist 35); a function or invoke error releases all (checklist
-        34, 38). A released record already delivered `max_deliveries` times is dead-lettered
-        instead (ack follows the durable notice).
+        34, 38), except that an invoke error is retried in place while a circuit breaker
+        guards the target (`hold_invoke_failures`). A released record already delivered
+        `max_deliveries` times is dead-lettered instead (ack follows the durable notice).
         """
         records = batch.records
         match outcome:
@@ -250,6 +259,9 @@ class FailurePolicy:
                     return self._release(records, outcome, invoke_count)
                 acked: Steps = (Ack(done),) if done else ()
                 return acked + self._release(failed, outcome, invoke_count)
+            case InvokeFailure() if self.hold_invoke_failures:
+                delay = self._delay(max(1, invoke_count), outcome)
+                return (Retry(batch, delay, 0, invoke_count),)
             case FunctionError() | InvokeFailure():
                 return self._release(records, outcome, invoke_count)
         raise TypeError(f"decide: unknown outcome {outcome!r}")
@@ -266,7 +278,7 @@ class FailurePolicy:
             steps.append(DeadLetter(spent, "MaxDeliveriesExceeded", outcome, invoke_count))
         if again:
             deliveries = max(r.delivery_count for r in again)
-            steps.append(Release(again, self._delay(max(1, deliveries))))
+            steps.append(Release(again, self._delay(max(1, deliveries), outcome)))
         return tuple(steps)
 
     # ---- shared ------------------------------------------------------------------------
@@ -282,8 +294,9 @@ class FailurePolicy:
         limit = self.maximum_retry_attempts
         return limit != -1 and attempt >= limit
 
-    def _delay(self, retry_number: int) -> float:
-        return retry_delay(self.backoff, retry_number, self.rng)
+    def _delay(self, retry_number: int, outcome: Outcome | None = None) -> float:
+        hint = outcome.retry_after_seconds if isinstance(outcome, InvokeFailure) else None
+        return retry_delay(self.backoff, retry_number, self.rng, hint)
 
 
 def _divert(

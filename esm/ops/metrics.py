@@ -1,5 +1,6 @@
 """Prometheus metrics, named after AWS's event source mapping metrics (ESM-SPEC §6,
-DESIGN §9), in base units, labelled by `mapping` only (never per record or lane).
+DESIGN §9), in base units, labelled by `mapping` only (never per record; per lane only for
+`esm_lane_offset_lag`, opt-in and bounded by the lanes a replica owns).
 
 One `Metrics` per daemon owns a CollectorRegistry (injected in tests); `for_mapping`
 hands out a `MappingMetrics` with the label bound, so hot paths do no label lookups.
@@ -34,6 +35,8 @@ _COUNTERS = {
     "bisections": ("esm_bisections", "Batches split in two after a function error."),
     "polling_errors": ("esm_polling_errors", "Errors reading from the source."),
     "reader_restarts": ("esm_reader_restarts", "Times a mapping's reader was restarted."),
+    "rate_limited_seconds": ("esm_rate_limit_wait_seconds",
+                             "Seconds lanes waited for the mapping's rate limit."),
 }
 
 
@@ -48,6 +51,22 @@ class Metrics:
         }
         self.offset_lag = Gauge("esm_offset_lag", "Records not yet processed (sum over lanes).",
                                 ["mapping"], registry=self.registry)
+        # AWS's Kafka metric names (ESM-SPEC §6, checklist 68), for every source with lag.
+        self.max_offset_lag = Gauge("esm_max_offset_lag",
+                                    "Largest lag of one lane (partition, stream, shard).",
+                                    ["mapping"], registry=self.registry)
+        self.sum_offset_lag = Gauge("esm_sum_offset_lag", "Lag summed over the lanes owned.",
+                                    ["mapping"], registry=self.registry)
+        self.lane_offset_lag = Gauge("esm_lane_offset_lag",
+                                     "Lag of one lane; only with lane_lag_metrics: true.",
+                                     ["mapping", "lane"], registry=self.registry)
+        self.oldest_record_age = Gauge(
+            "esm_oldest_record_age_seconds",
+            "How long the oldest record read and not yet finished has waited since the "
+            "broker received it (0 when none).", ["mapping"], registry=self.registry)
+        self.circuit_open = Gauge("esm_circuit_open",
+                                  "1 while the mapping's circuit breaker is open.",
+                                  ["mapping"], registry=self.registry)
         self.iterator_age = Gauge("esm_iterator_age_seconds",
                                   "Age of the last record of the last batch sent.",
                                   ["mapping"], registry=self.registry)
@@ -70,15 +89,31 @@ class MappingMetrics:
     def __init__(self, metrics: Metrics, mapping: str) -> None:
         self._c = {key: c.labels(mapping) for key, c in metrics.counters.items()}
         self.offset_lag = metrics.offset_lag.labels(mapping)
+        self.max_offset_lag = metrics.max_offset_lag.labels(mapping)
+        self.sum_offset_lag = metrics.sum_offset_lag.labels(mapping)
+        self.oldest_record_age = metrics.oldest_record_age.labels(mapping)
+        self.circuit_open = metrics.circuit_open.labels(mapping)
+        self._lane_lag = metrics.lane_offset_lag
+        self._mapping = mapping
+        self._lanes_exported: set[str] = set()
         self.iterator_age = metrics.iterator_age.labels(mapping)
         self.in_flight = metrics.in_flight.labels(mapping)
         self.up = metrics.up.labels(mapping)
         self.duration = metrics.duration.labels(mapping)
         self.batch_size = metrics.batch_size.labels(mapping)
 
-    def count(self, key: str, n: int = 1) -> None:
+    def count(self, key: str, n: float = 1) -> None:
         if n:
             self._c[key].inc(n)
+
+    def set_lane_lag(self, lags: dict[str, float]) -> None:
+        """Export exactly these lanes' lag: lanes no longer owned lose their series, so
+        the series stay bounded by the lanes (partitions, shards) this replica owns."""
+        for lane in self._lanes_exported - lags.keys():
+            self._lane_lag.remove(self._mapping, lane)
+        for lane, value in lags.items():
+            self._lane_lag.labels(self._mapping, lane).set(value)
+        self._lanes_exported = set(lags)
 
     def value(self, key: str) -> float:
         """Current counter value (for /mappings, the demo summary and tests)."""

@@ -67,9 +67,11 @@ class MappingStatus:
             }
 
 
-# States in which a mapping is meant to be reading (ESM-SPEC §1.1).
-RUNNING_STATES = ("Creating", "Enabling", "Enabled", "Updating")
-STATES = ("Creating", "Enabling", "Enabled", "Disabling", "Disabled", "Updating", "Deleting")
+# States in which a mapping is meant to be reading (ESM-SPEC §1.1), and esm's own `Paused`:
+# enabled, but its circuit breaker holds the reads while the target is unreachable.
+RUNNING_STATES = ("Creating", "Enabling", "Enabled", "Updating", "Paused")
+STATES = ("Creating", "Enabling", "Enabled", "Disabling", "Disabled", "Updating", "Deleting",
+          "Paused")
 
 
 class StatusCollector:

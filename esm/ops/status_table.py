@@ -12,6 +12,7 @@ COLUMNS = (
     ("NAME", "name"), ("STATE", "state"), ("READY", "ready"), ("SOURCE", "source"),
     ("TARGET", "target"), ("LAG", "lag"), ("IN-FLIGHT", "inFlightBatches"),
     ("RESTARTS", "readerRestarts"), ("LAST RESULT", "lastProcessingResult"),
+    ("REASON", "stateTransitionReason"),
 )
 
 

@@ -46,6 +46,10 @@ class LaneBatcher:
     def __len__(self) -> int:
         return len(self._records)
 
+    def first(self) -> Record | None:
+        """The open batch's first record (its oldest, in lane order), if any."""
+        return self._records[0] if self._records else None
+
     def add(self, record: Record, now: float) -> list[Batch]:
         """Add a record; return the batches this closed (0, 1 or 2), oldest first. Runs per
         record: the common case (nothing closes) allocates nothing."""

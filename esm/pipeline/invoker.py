@@ -1,5 +1,7 @@
 """One invocation of the target with one batch: build the event, encode it, call the
-target within its timeout, and turn what came back into an Outcome (ESM-SPEC §4.1).
+target within its timeout, and turn what came back into an Outcome (ESM-SPEC §4.1). The
+event carries the batch's idempotency key (`esm.protection.idempotency`); an InvokeError's
+`retry_after_seconds` travels on to the failure policy in the InvokeFailure.
 
 Target exceptions other than InvokeError are connector bugs; they are logged with their
 traceback and treated as invoke failures, so the records are retried rather than lost.
@@ -25,6 +27,7 @@ from esm.interfaces import Source, Target
 from esm.ops import status as st
 from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
+from esm.protection.idempotency import idempotency_key
 from esm.records import (
     MAX_PAYLOAD_BYTES,
     Batch,
@@ -51,7 +54,9 @@ class Invoker:
 
     def __init__(self, *, source: Source, target: Target, timeout_seconds: float,
                  report_batch_item_failures: bool, metrics: MappingMetrics,
-                 status: MappingStatus, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+                 status: MappingStatus, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+                 mapping: str = "") -> None:
+        self.mapping = mapping or status.name
         self.source = source
         self.target = target
         self.timeout_seconds = timeout_seconds
@@ -70,7 +75,8 @@ class Invoker:
         body = encode(records) if encode is not None else orjson.dumps(document)
         if len(body) > self.max_payload_bytes:
             return Oversized(len(body))
-        event = Event(document, body, self._request_ids.next())
+        event = Event(document, body, self._request_ids.next(),
+                      idempotency_key(self.mapping, batch.lane, records))
         started = time.perf_counter()
         outcome = self._call(event, batch)
         self.metrics.duration.observe(time.perf_counter() - started)
@@ -81,7 +87,7 @@ class Invoker:
         try:
             result = self.target.invoke(event, self.timeout_seconds)
         except InvokeError as exc:
-            return InvokeFailure(str(exc))
+            return InvokeFailure(str(exc), exc.retry_after_seconds)
         except Exception as exc:  # a connector bug must not lose records: retry them
             log.exception("target raised %s; treating it as an invoke error", type(exc).__name__)
             return InvokeFailure(f"{type(exc).__name__}: {exc}")

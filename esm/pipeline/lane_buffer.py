@@ -172,11 +172,12 @@ class LaneBuffer:
 
     # -- back-pressure ----------------------------------------------------------------------
 
-    def apply_limit(self) -> bool:
-        """While the buffer is full every lane is paused, but the reader keeps polling
-        (paused lanes yield nothing) so group membership stays alive (Kafka's
-        max.poll.interval) while the target catches up. True while full."""
-        full = self.records >= self.max_records or self.bytes >= self.max_bytes
+    def apply_limit(self, hold: bool = False) -> bool:
+        """While the buffer is full (or `hold`: the circuit breaker is open) every lane is
+        paused, but the reader keeps polling (paused lanes yield nothing) so group
+        membership stays alive (Kafka's max.poll.interval) while the target catches up.
+        True while full or held."""
+        full = hold or self.records >= self.max_records or self.bytes >= self.max_bytes
         if full and not self._full_paused:
             names = self._assigned | {lane.lane for lane in self.lanes.values()}
             self._full_paused = set(names)
@@ -189,6 +190,14 @@ class LaneBuffer:
             if to_resume:
                 self.source.resume(to_resume)
         return full
+
+    def oldest_timestamp(self) -> float | None:
+        """Broker timestamp of the oldest buffered record (the first of each batch: lanes
+        are in order), or None when nothing is buffered."""
+        firsts = [b.records[0].timestamp for lane in self.lanes.values() for b in lane.ready]
+        firsts += [r.timestamp for lane in self.lanes.values()
+                   if (r := lane.batcher.first()) is not None]
+        return min(firsts, default=None)
 
     def paused_lanes(self) -> int:
         return sum(1 for lane in self.lanes.values() if lane.paused)

@@ -22,10 +22,13 @@ from esm.interfaces import Clock
 from esm.ops.logs import log_context
 from esm.ops.metrics import MappingMetrics
 from esm.pipeline.invoker import Invoker, Oversized
+from esm.protection.breaker import Admission, Breaker
+from esm.protection.rate_limit import RateLimiter
 from esm.records import (
     Ack,
     Batch,
     DeadLetter,
+    InvokeFailure,
     Outcome,
     Release,
     Retry,
@@ -52,8 +55,11 @@ class LaneWorker:
 
     def __init__(self, *, invoker: Invoker, policy: FailurePolicy, dead_letterer: DeadLetterer,
                  metrics: MappingMetrics, clock: Clock, stop: threading.Event,
-                 envelope_bytes: int) -> None:
+                 envelope_bytes: int, limiter: RateLimiter | None = None,
+                 breaker: Breaker | None = None) -> None:
         self.invoker = invoker
+        self.limiter = limiter
+        self.breaker = breaker
         self.policy = policy
         self.dead_letterer = dead_letterer
         self.metrics = metrics
@@ -81,23 +87,48 @@ class LaneWorker:
             if self.stop.is_set() and job.invoke_count:
                 return  # draining: finish what is in flight, start no new retries
             steps = self._attempt(job)
-            if not self._apply(steps, job.batch.lane, work, outbox):
+            if steps is None or not self._apply(steps, job.batch.lane, work, outbox):
                 return
 
-    def _attempt(self, job: _Job) -> tuple[Step, ...]:
-        """Screen, then invoke what is left, then ask the policy what comes next."""
+    def _attempt(self, job: _Job) -> tuple[Step, ...] | None:
+        """Screen, then invoke what is left, then ask the policy what comes next; None when
+        the daemon stopped while the lane waited for its turn."""
         if len(job.batch) == 1 and not self._fits(job.batch):
             return (DeadLetter(job.batch.records, "MaximumPayloadSizeExceeded"),)
         steps, rest = self.policy.screen(job.batch, self.clock.now())
         if rest is None:
             return steps
+        admission = self._wait_turn(rest)
+        if admission is None:
+            return None
         result = self.invoker.invoke(rest)
         if isinstance(result, Oversized):
+            if self.breaker is not None:  # nothing was sent: a probe slot is given back
+                self.breaker.forgo(admission)
             return steps + self._oversized(rest, job)
         outcome: Outcome = result
+        if self.breaker is not None:
+            failed = outcome.reason if isinstance(outcome, InvokeFailure) else None
+            self.breaker.record(admission, failed is not None, failed or "")
         decided = self.policy.decide(rest, outcome, attempt=job.attempt,
                                      invoke_count=job.invoke_count + 1, now=self.clock.now())
         return steps + decided
+
+    def _wait_turn(self, batch: Batch) -> Admission | None:
+        """The target's protections, in order: the circuit breaker (is the target being
+        given a rest?), then the rate limit (is it this lane's turn?). None on stop."""
+        admission = Admission()
+        if self.breaker is not None:
+            admitted = self.breaker.admit(self.stop)
+            if admitted is None:
+                return None
+            admission = admitted
+        if self.limiter is not None:
+            went, waited = self.limiter.wait_turn(len(batch), self.stop)
+            self.metrics.count("rate_limited_seconds", waited)
+            if not went:
+                return None
+        return admission
 
     def _fits(self, batch: Batch) -> bool:
         size = self.envelope_bytes + batch.size_bytes + len(batch)

@@ -8,6 +8,8 @@ the settlements they send back (only this thread touches the source). DESIGN §2
   never by backlog);
 - acks go through an `AckBook`: stream lanes commit only a finished, contiguous prefix
   (filtered records included, checklist 32); queue acks of a turn go in one call;
+- while the mapping's circuit breaker is open it holds its reads and sends one batch at a
+  time to probe with (`TargetGuard`);
 - on stop it polls no more, waits for in-flight batches within the drain budget, applies
   their settlements, and returns; undispatched records stay unacked (redelivered later).
 """
@@ -31,7 +33,12 @@ from esm.pipeline.acks import AckBook
 from esm.pipeline.batching import BatchLimits
 from esm.pipeline.lane_buffer import Lane, LaneBuffer
 from esm.pipeline.lane_worker import LaneWorker
-from esm.pipeline.reader_checks import total_lag, warn_if_visibility_below_timeout
+from esm.pipeline.reader_checks import (
+    lane_lags,
+    report_lag,
+    warn_if_visibility_below_timeout,
+)
+from esm.pipeline.target_guard import HELD_WAIT_SECONDS, TargetGuard
 from esm.records import Batch, Record, Settlement
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,8 @@ class Reader:
         self.acks = AckBook(source, metrics, stream=self.stream)
         self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
         self._in_flight = 0
+        self._flying: dict[Lane, float] = {}  # in-flight lanes: their batch's first timestamp
+        self.guard = TargetGuard(worker.breaker, metrics, status)
         self._next_lag_at = 0.0
         self._crashed: BaseException | None = None
         self.idle = False
@@ -103,12 +112,14 @@ class Reader:
     def step(self) -> None:
         """One turn: settle, close due batches, dispatch, then poll (or wait)."""
         self.apply_settlements(0)
+        self.guard.follow()
         self.buffer.close_due(self.clock.monotonic())
         self._dispatch()
         self._report()
         if self.stop.is_set():
             return
-        if self.buffer.apply_limit() and self.apply_settlements(self._short_wait()):
+        hold = self.guard.holds_reads(self._in_flight, self.buffer.records)
+        if self.buffer.apply_limit(hold) and self.apply_settlements(self._short_wait()):
             return  # a lane finished while waiting: dispatch its next batch before polling
         self._poll()
 
@@ -117,6 +128,8 @@ class Reader:
             # Barely block in the source: a settling batch must wake the reader at once,
             # and only the settlement queue can do that (no client has a portable wakeup).
             timeout = 0.001
+        elif self.guard.held:
+            timeout = HELD_WAIT_SECONDS  # every lane is paused: nothing is due but a probe
         elif self.buffer.records:
             timeout = min(self.idle_poll_seconds, self._until_next_deadline())
         else:
@@ -136,6 +149,8 @@ class Reader:
             self.apply_settlements(left)
 
     def _short_wait(self) -> float:
+        if self.guard.held:  # due batches wait for the breaker, not for their window
+            return HELD_WAIT_SECONDS
         return min(0.05, self._until_next_deadline())
 
     def _until_next_deadline(self) -> float:
@@ -187,11 +202,12 @@ class Reader:
 
     def _dispatch(self) -> None:
         for lane in self.buffer.dispatchable():
-            if self._in_flight >= self.max_in_flight:
+            if self._in_flight >= self.guard.batches_allowed(self.max_in_flight):
                 self.buffer.requeue(lane)
                 return
             batch = self.buffer.take(lane)
             self._in_flight += 1
+            self._flying[lane] = batch.records[0].timestamp
             self.metrics.iterator_age.set(max(0.0, self.clock.now() - batch.records[-1].timestamp))
             self.pool.submit(self._run_batch, lane, batch)
 
@@ -235,6 +251,7 @@ class Reader:
     def _settle(self, lane: Lane, s: Settlement) -> None:
         if s.finished:
             self._in_flight -= 1
+            self._flying.pop(lane, None)
             self.buffer.finished(lane)
         if not self.buffer.is_current(lane):
             return  # the lane was revoked: never ack for it again
@@ -300,14 +317,22 @@ class Reader:
                 log.warning("mapping %s: could not release %d buffered record(s): %s",
                             self.mapping.name, len(records), exc)
 
+    def _oldest_age(self) -> float:
+        """Seconds the oldest record read and not finished (buffered or in flight) has
+        waited since the broker received it; 0 when there is none."""
+        oldest = min((self.buffer.oldest_timestamp() or float("inf"),
+                      *self._flying.values()))
+        return 0.0 if oldest == float("inf") else max(0.0, self.clock.now() - oldest)
+
     def _report(self) -> None:
         now = self.clock.monotonic()
         if now < self._next_lag_at:
             return
         self._next_lag_at = now + self.lag_interval_seconds
-        lag_value = total_lag(self.mapping, self.source)
-        if lag_value is not None:
-            self.metrics.offset_lag.set(lag_value)
+        lags = lane_lags(self.mapping, self.source)
+        lag_value = float(sum(lags.values())) if lags else None
+        report_lag(self.metrics, lags, per_lane=self.mapping.lane_lag_metrics)
+        self.metrics.oldest_record_age.set(self._oldest_age())
         self.metrics.in_flight.set(self._in_flight)
         self.status.update(
             lag=lag_value, in_flight_batches=self._in_flight,

@@ -1,5 +1,5 @@
 """The reader's informative checks: the visibility-timeout warning at open and the lag it
-reports. Neither may stop reading: they log and return."""
+reports (per lane, summed, the largest). Neither may stop reading: they log and return."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 
 from esm.config.types import MappingConfig
 from esm.interfaces import Source
+from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
 
 log = logging.getLogger("esm.pipeline.reader")
@@ -31,11 +32,26 @@ def warn_if_visibility_below_timeout(mapping: MappingConfig, source: Source,
     status.update(last_error=f"visibility timeout {visibility}s < target timeout {timeout}s")
 
 
-def total_lag(mapping: MappingConfig, source: Source) -> float | None:
-    """The source's lag summed over its lanes; None when unknown or unavailable."""
+def lane_lags(mapping: MappingConfig, source: Source) -> dict[str, float] | None:
+    """The source's lag per lane it owns (`Source.lag`); None when unavailable."""
     try:
-        lag = source.lag()
-        return float(sum(lag.values())) if lag else None
+        return {lane: float(value) for lane, value in source.lag().items()}
     except Exception as exc:  # lag is informative; a failure here must not stop reading
         log.debug("mapping %s: lag unavailable: %s", mapping.name, exc)
         return None
+
+
+def report_lag(metrics: MappingMetrics, lags: dict[str, float] | None, *,
+               per_lane: bool) -> None:
+    """Lag gauges by AWS's Kafka names (ESM-SPEC §6, checklist 68): `esm_sum_offset_lag`
+    (also the older `esm_offset_lag`) and `esm_max_offset_lag` over the lanes this replica
+    owns, and, opted in, `esm_lane_offset_lag{lane}`. An unknown lag (unavailable, or no
+    lane known: sources leave out lanes they cannot measure) keeps the last values."""
+    if not lags:
+        return
+    total = float(sum(lags.values()))
+    metrics.offset_lag.set(total)
+    metrics.sum_offset_lag.set(total)
+    metrics.max_offset_lag.set(max(lags.values(), default=0.0))
+    if per_lane:
+        metrics.set_lane_lag(lags)

@@ -28,6 +28,8 @@ from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
 from esm.pipeline.invoker import Invoker
 from esm.pipeline.lane_worker import LaneWorker
+from esm.protection.breaker import Breaker
+from esm.protection.rate_limit import RateLimiters
 from esm.runtime.supervisor import MappingRunner
 
 # Lane workers per mapping when scaling_config.maximum_concurrency is not set.
@@ -66,9 +68,11 @@ class MappingParts:
 def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
              metrics: MappingMetrics, status: MappingStatus, drain_seconds: float,
              source_override: Any = None, reader_options: dict[str, float] | None = None,
-             checkpoints: CheckpointStore | None = None) -> MappingParts:
+             checkpoints: CheckpointStore | None = None,
+             limiters: RateLimiters | None = None) -> MappingParts:
     """Build (but do not start) a mapping. `source_override` builds the source instead of
-    the configured class (tests inject a scripted source)."""
+    the configured class (tests inject a scripted source); `limiters` are the daemon's, so
+    mappings of one `rate_limit_group` share their buckets."""
     context = ConnectorContext(mapping=mapping.name, stop=stop, clock=clock,
                                checkpoints=checkpoints, batch_size=mapping.batch_size,
                                maximum_concurrency=mapping.maximum_concurrency)
@@ -79,6 +83,9 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
     destination = build_connector(mapping.on_failure, context) if mapping.on_failure else None
     function_arn = getattr(target, "function_arn", None) or default_function_arn(mapping.name)
     rng = random.Random()
+    limiter = (limiters or RateLimiters(clock)).for_mapping(mapping)
+    breaker = Breaker(mapping.circuit_breaker, clock, mapping.name) \
+        if mapping.circuit_breaker else None  # outlives reader restarts, like the target
 
     def build_source() -> Source:
         if source_override is not None:
@@ -89,14 +96,15 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
         invoker = Invoker(source=source, target=target,
                           timeout_seconds=mapping.target_timeout_seconds,
                           report_batch_item_failures=mapping.report_batch_item_failures,
-                          metrics=metrics, status=status)
+                          metrics=metrics, status=status, mapping=mapping.name)
         letterer = DeadLetterer(mapping=mapping, source=source, destination=destination,
                                 function_arn=function_arn, metrics=metrics, status=status,
                                 clock=clock, stop=run_stop, rng=rng)
         policy = FailurePolicy.for_mapping(mapping, source.traits, rng)
         return LaneWorker(invoker=invoker, policy=policy, dead_letterer=letterer,
                           metrics=metrics, clock=clock, stop=run_stop,
-                          envelope_bytes=source.event_overhead_bytes())
+                          envelope_bytes=source.event_overhead_bytes(),
+                          limiter=limiter, breaker=breaker)
 
     runner = MappingRunner(
         mapping=mapping, build_source=build_source, build_worker=build_worker,

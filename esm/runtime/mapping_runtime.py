@@ -20,6 +20,7 @@ from esm.config.types import MappingConfig
 from esm.interfaces import Clock
 from esm.ops.metrics import Metrics
 from esm.ops.status import MappingStatus
+from esm.protection.rate_limit import RateLimiters
 from esm.runtime.assembly import MappingParts, assemble
 from esm.runtime.checkpoints import InProcessCheckpoints
 
@@ -42,6 +43,7 @@ class RunningMappings:
         self._source_overrides = dict(source_overrides)
         self._reader_options = reader_options
         self._stops: dict[str, threading.Event] = {}
+        self._limiters = RateLimiters(clock)  # shared by the mappings of a rate_limit_group
 
     def status(self, mapping: MappingConfig) -> MappingStatus:
         """The mapping's status, created on first use."""
@@ -62,6 +64,7 @@ class RunningMappings:
             drain_seconds=drain_seconds,
             source_override=self._source_overrides.get(mapping.name),
             reader_options=self._reader_options, checkpoints=self._checkpoints,
+            limiters=self._limiters,
         )
         return parts, stop
 

@@ -22,6 +22,10 @@ leaves at most a torn last line, which `read_journal` skips):
   {"kind": "start", "pid", "records", "concurrent", "t"}   concurrent: calls running, this one too
   {"kind": "ok" | "fail", "pid", "id", "group", "seq", "delivery", "messageId", "t"}
   (t: epoch seconds, for reading a failed test's journal)
+
+`keyed` (any source's event) journals, before it sleeps, what identifies an invocation:
+  {"kind": "keyed", "pid", "ids", "key", "custom"}   ids: the records' broker ids; key:
+  context.idempotency_key; custom: context.client_context.custom["idempotency_key"]
 """
 
 from __future__ import annotations
@@ -54,6 +58,19 @@ def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _leave()
     return {"batchItemFailures": [{"itemIdentifier": line["messageId"]}
                                   for line in lines if line["kind"] == "fail"]}
+
+
+def keyed(event: dict[str, Any], context: Any) -> None:
+    """Journal the invocation's record ids and idempotency key, then sleep."""
+    if "records" in event:  # Kafka: records per topic-partition
+        ids = [f"{r['topic']}-{r['partition']}:{r['offset']}"
+               for lane in event["records"].values() for r in lane]
+    else:
+        ids = [r["messageId"] for r in event["Records"]]
+    _append(os.environ["ESM_E2E_JOURNAL"], [{
+        "kind": "keyed", "pid": os.getpid(), "ids": ids, "key": context.idempotency_key,
+        "custom": context.client_context.custom["idempotency_key"]}])
+    time.sleep(float(os.environ.get("ESM_E2E_SLEEP_SECONDS", "0")))
 
 
 def _settle(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

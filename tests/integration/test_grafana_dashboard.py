@@ -8,10 +8,12 @@ Fails (never skips) when Prometheus cannot be installed or started.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.e2e_support import (
     REPO_ROOT,
@@ -59,6 +61,9 @@ def mapping(tmp_path: Path) -> dict[str, object]:
         "bisect_batch_on_function_error": True,
         "maximum_retry_attempts": 1,
         "retry_backoff": {"initial_seconds": 0.05, "maximum_seconds": 0.1},
+        "lane_lag_metrics": True,
+        "rate_limit": {"invocations_per_second": 200},
+        "circuit_breaker": {"failure_threshold": 50},
         "target": python_target(),
         "destination_config": {"on_failure": {"type": "file",
                                               "path": str(tmp_path / "dead.jsonl")}},
@@ -94,8 +99,17 @@ def _has_value(prometheus: PrometheusServer, expr: str) -> bool:
 def test_dashboard_has_the_panels_the_issue_asks_for():
     titles = " ".join(p["title"].lower() for p in json.loads(DASHBOARD.read_text())["panels"])
     for word in ("throughput", "filtered out vs invoked", "errors", "retries", "bisections",
-                 "dead letters", "lag", "iterator age", "latency percentiles", "batch size"):
+                 "dead letters", "lag", "iterator age", "latency percentiles", "batch size",
+                 "largest lane", "oldest record age", "circuit breaker", "rate limit"):
         assert word in titles, f"no panel about {word}"
+
+
+def test_the_autoscaling_and_protection_metrics_have_panels():
+    exprs = " ".join(expr for _, expr in panel_queries())
+    for metric in ("esm_sum_offset_lag", "esm_max_offset_lag", "esm_lane_offset_lag",
+                   "esm_oldest_record_age_seconds", "esm_circuit_open",
+                   "esm_rate_limit_wait_seconds_total"):
+        assert metric in exprs, f"no panel shows {metric}"
 
 
 @pytest.mark.parametrize("title, expr", panel_queries(), ids=[t for t, _ in panel_queries()])
@@ -103,3 +117,22 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(scraped, title, e
     result = scraped.query(expr)
     assert result, f"panel {title!r}: no data for {expr}"
     assert any(series["metric"].get("mapping") == "dash-orders" for series in result), result
+
+
+def keda_queries() -> list[tuple[str, str]]:
+    """The examples' KEDA queries, pointed at this test's mapping."""
+    out = []
+    for path in sorted((REPO_ROOT / "deploy" / "kubernetes" / "examples").glob("keda-*.yaml")):
+        for trigger in yaml.safe_load(path.read_text())["spec"]["triggers"]:
+            query = re.sub(r'mapping="[^"]*"', 'mapping="dash-orders"',
+                           trigger["metadata"]["query"])
+            out.append((f"{path.name} / {query}", query))
+    return out
+
+
+@pytest.mark.parametrize("name, query", keda_queries(), ids=[n for n, _ in keda_queries()])
+def test_keda_example_queries_return_a_number_from_a_real_prometheus(scraped, name, query):
+    # KEDA's Prometheus scaler needs a single number back: one series, one value
+    result = scraped.query(query)
+    assert len(result) == 1, f"{name}: {result}"
+    assert float(result[0]["value"][1]) >= 0

@@ -1,8 +1,8 @@
-"""connectors.http.target against a real HTTP/1.1 server on 127.0.0.1 (started per module).
+"""connectors.http.target against a real HTTP/1.1 server on 127.0.0.1 (started per module,
+tests/servers/http_server.py).
 
 The server routes on the request path, so each test points a target at the behaviour it
-needs. It counts TCP connections (one handler instance serves one keep-alive connection)
-and records every request's headers and body.
+needs. It counts TCP connections and records every request's headers and body.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -23,19 +23,13 @@ from esm.errors import InvokeError
 from esm.interfaces import ConnectorContext
 from esm.records import Event, FunctionFailed, Returned
 from tests.servers.common import free_port
+from tests.servers.http_server import HttpServer as Server
+from tests.servers.http_server import Reply, http_server
 
 pytestmark = pytest.mark.integration
 
 LAMBDA_ERROR = {"errorType": "KeyError", "errorMessage": "'amount'",
                 "stackTrace": ['  File "/var/task/app.py", line 3, in handler\n']}
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_seconds: float = 0.0
 
 
 ROUTES: dict[str, Callable[[bytes], Reply]] = {
@@ -55,58 +49,18 @@ ROUTES: dict[str, Callable[[bytes], Reply]] = {
     "/status/404": lambda body: Reply(404, b"no such route"),
     "/status/302": lambda body: Reply(302, b"", {"Location": "/echo"}),
     "/slow": lambda body: Reply(body=b"{}", delay_seconds=2.0),
+    "/retry-after/429": lambda body: Reply(429, b"slow down", {"Retry-After": "2"}),
+    "/retry-after/503": lambda body: Reply(503, b"maintenance", {"Retry-After": "120"}),
+    "/retry-after/date": lambda body: Reply(503, b"maintenance", {"Retry-After": format_datetime(
+        datetime.fromtimestamp(FakeClock().now() + 30, tz=UTC), usegmt=True)}),
+    "/retry-after/502": lambda body: Reply(502, b"bad gateway", {"Retry-After": "9"}),
 }
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int) -> None:
-        super().__init__(("127.0.0.1", port), Handler)
-        self.connections = 0
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.lock = threading.Lock()
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse is observable
-    disable_nagle_algorithm = True  # headers and body are two writes: avoid 40 ms stalls
-    server: Server
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.lock:
-            self.server.connections += 1
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        with self.server.lock:
-            self.server.requests.append((self.path, dict(self.headers.items()), body))
-        reply = ROUTES[self.path](body)
-        time.sleep(reply.delay_seconds)
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply.body)))
-        try:
-            self.end_headers()
-            self.wfile.write(reply.body)
-        except BrokenPipeError:
-            pass  # the client gave up (timeout tests); nothing to answer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
-        pass
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    srv = Server(free_port())
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with http_server(lambda path, headers, body: ROUTES[path](body)) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -297,3 +251,27 @@ def test_invocation_throughput_figures(make_target: Any) -> None:
     elapsed = time.perf_counter() - start
     print(f"\nhttp target: {300 / elapsed:.0f} invocations/s sequential over keep-alive")
     assert elapsed > 0
+
+
+# ---- Retry-After and Idempotency-Key ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "seconds"), [
+    ("/retry-after/429", 2.0), ("/retry-after/503", 120.0), ("/retry-after/date", 30.0),
+    ("/retry-after/502", None),  # the hint is honoured on 429 and 503 only
+])
+def test_retry_after_rides_on_the_invoke_error(make_target: Any, path: str,
+                                               seconds: float | None) -> None:
+    with pytest.raises(InvokeError) as raised:
+        make_target(path).invoke(event(), 5.0)
+    assert raised.value.retry_after_seconds == seconds
+
+
+def test_sends_the_events_idempotency_key(make_target: Any, server: Server) -> None:
+    doc = {"Records": [{"messageId": "m-1"}]}
+    keyed = Event(document=doc, body=json.dumps(doc).encode(), request_id="r",
+                  idempotency_key="f" * 64)
+    make_target("/echo").invoke(keyed, 5.0)
+    assert server.requests[-1][1]["Idempotency-Key"] == "f" * 64
+    make_target("/echo").invoke(event(), 5.0)  # no key computed: no header
+    assert "Idempotency-Key" not in server.requests[-1][1]

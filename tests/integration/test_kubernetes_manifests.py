@@ -4,14 +4,17 @@ operational rules: probes, grace period above the drain budget, mappings config 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from esm.config.loading import load_config
+from esm.ops.metrics import Metrics
 from tests.integration.e2e_support import REPO_ROOT
 
 BASE = REPO_ROOT / "deploy" / "kubernetes" / "base"
@@ -117,13 +120,65 @@ def test_servicemonitor_scrapes_the_metrics_port_of_the_service():
     assert by_kind("ServiceMonitor")["apiVersion"] == "monitoring.coreos.com/v1"
 
 
-def test_keda_example_scales_the_deployment_on_the_lag_metric():
-    scaled = yaml.safe_load((EXAMPLES / "keda-scaledobject.yaml").read_text())
+def scaled_objects() -> dict[str, dict[str, Any]]:
+    return {path.name: yaml.safe_load(path.read_text())
+            for path in sorted(EXAMPLES.glob("keda-*.yaml"))}
+
+
+def exported_metric_names() -> set[str]:
+    """Every metric family esm registers (counters with their `_total` sample name)."""
+    text = generate_latest(Metrics().registry).decode()
+    names = set()
+    for kind_line in re.findall(r"^# TYPE (esm_\w+) (\w+)", text, re.M):
+        name, kind = kind_line
+        names.add(f"{name}_total" if kind == "counter" else name)
+    return names
+
+
+def test_keda_examples_cover_kafka_shards_and_queues():
+    assert {"keda-scaledobject.yaml", "keda-shards-scaledobject.yaml",
+            "keda-queue-scaledobject.yaml"} <= set(scaled_objects())
+
+
+@pytest.mark.parametrize("name", sorted(scaled_objects()))
+def test_keda_examples_scale_the_deployment_on_esm_metrics(name):
+    scaled = scaled_objects()[name]
     assert scaled["apiVersion"] == "keda.sh/v1alpha1" and scaled["kind"] == "ScaledObject"
     assert scaled["spec"]["scaleTargetRef"]["name"] == by_kind("Deployment")["metadata"]["name"]
-    (trigger,) = scaled["spec"]["triggers"]
-    assert trigger["type"] == "prometheus" and "esm_offset_lag" in trigger["metadata"]["query"]
-    assert float(trigger["metadata"]["threshold"]) > 0
+    spec = scaled["spec"]
+    assert 1 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
+    exported = exported_metric_names()
+    for trigger in spec["triggers"]:
+        assert trigger["type"] == "prometheus"
+        assert trigger.get("metricType", "AverageValue") in ("AverageValue", "Value")
+        used = set(re.findall(r"\besm_\w+", trigger["metadata"]["query"]))
+        assert used and used <= exported, used - exported
+        assert float(trigger["metadata"]["threshold"]) > 0
+
+
+def test_keda_examples_use_the_autoscaling_metrics_and_aggregate_them_right():
+    queries = {name: [t["metadata"]["query"] for t in s["spec"]["triggers"]]
+               for name, s in scaled_objects().items()}
+    kafka = " ".join(queries["keda-scaledobject.yaml"])
+    assert "sum(esm_sum_offset_lag" in kafka and "max(esm_max_offset_lag" in kafka
+    # Queue lag is queue-wide on every replica: summing would count it once per replica
+    queue = " ".join(queries["keda-queue-scaledobject.yaml"])
+    assert "max(esm_oldest_record_age_seconds" in queue and "sum(" not in queue
+    assert "esm_oldest_record_age_seconds" in " ".join(queries["keda-shards-scaledobject.yaml"])
+
+
+def test_the_max_replicas_rule_is_written_down_per_source():
+    text = (EXAMPLES / "README.md").read_text()
+    for source, rule in (("`kafka`", "≤ partitions"), ("`kinesis`", "≤ open shards"),
+                         ("`dynamodb_streams`", "≤ open shards"),
+                         ("`sqs`", "what the target takes"),
+                         ("`redis_streams`", "what the target takes")):
+        line = next(line for line in text.splitlines() if source in line and "|" in line)
+        assert rule in line, (source, line)
+    for name, scaled in scaled_objects().items():
+        comment = (EXAMPLES / name).read_text()
+        assert "Max replicas:" in comment and "maxReplicaCount" in comment, name
+        assert scaled["spec"]["maxReplicaCount"] >= 1
 
 
 # ---- examples/lambda-sidecar.yaml: the function's own image beside esm ------------------

@@ -49,6 +49,14 @@ def test_the_issue_s_alerts_exist():
             "EsmMappingNotReady"} <= names
 
 
+def test_the_autoscaling_and_protection_metrics_have_alerts():
+    exprs = {rule["alert"]: str(rule["expr"]) for rule in rules()}
+    assert "esm_sum_offset_lag" in exprs["EsmLagGrowing"]
+    assert "esm_oldest_record_age_seconds" in exprs["EsmOldestRecordWaiting"]
+    assert "esm_circuit_open" in exprs["EsmCircuitOpen"]
+    assert "esm_rate_limit_wait_seconds_total" in exprs["EsmRateLimitSaturated"]
+
+
 def test_rules_use_only_metrics_esm_exports(tmp_path):
     # Given the metric names a running daemon exposes
     path = tmp_path / "esm.yaml"

@@ -114,7 +114,7 @@ class Rig:
 
     def __init__(self, mapping: MappingConfig, target: ScriptedTarget,
                  destination: ListDestination | None = None, lanes: int = 1,
-                 max_in_flight: int = 4) -> None:
+                 max_in_flight: int = 4, **protection: Any) -> None:
         self.clock = FakeClock()
         self.stop = threading.Event()
         self.metrics = Metrics().for_mapping(mapping.name)
@@ -138,7 +138,8 @@ class Rig:
         policy = FailurePolicy.for_mapping(mapping, self.source.traits, random.Random(7))
         self.worker = LaneWorker(invoker=invoker, policy=policy, dead_letterer=letterer,
                                  metrics=self.metrics, clock=self.clock, stop=run_stop,
-                                 envelope_bytes=self.source.event_overhead_bytes())
+                                 envelope_bytes=self.source.event_overhead_bytes(),
+                                 **protection)  # limiter=, breaker=
         self.reader = Reader(
             mapping=mapping, source=self.source,
             matcher=compile_filters(list(mapping.filter_patterns)), worker=self.worker,

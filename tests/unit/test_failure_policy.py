@@ -591,3 +591,39 @@ def test_decide_rejects_an_empty_batch_and_negative_counts() -> None:
         stream().decide(Batch("x", ()), BOOM, attempt=0, invoke_count=1, now=NOW)
     with pytest.raises(ValueError, match="attempt=-1"):
         stream().decide(make_batch(1), BOOM, attempt=-1, invoke_count=1, now=NOW)
+
+
+# ---- the target's Retry-After hint and the circuit breaker's hold ------------------------
+
+
+def test_invoke_error_with_retry_after_waits_at_least_the_hint() -> None:
+    # Given a backoff that would retry after 1 s and a target that asked for 7 s
+    steps = first_try(stream(backoff=FLAT), make_batch(2), InvokeFailure("HTTP 429", 7.0))
+    assert isinstance(steps[0], Retry) and steps[0].delay_seconds == 7.0
+    assert steps[0].attempt == 0  # a throttle still uses up no retries
+
+
+def test_retry_after_is_capped_by_the_backoff_maximum() -> None:
+    capped = RetryBackoff(initial_seconds=1.0, maximum_seconds=30.0, jitter=False)
+    steps = first_try(stream(backoff=capped), make_batch(1), InvokeFailure("HTTP 503", 3600.0))
+    assert isinstance(steps[0], Retry) and steps[0].delay_seconds == 30.0
+
+
+def test_a_short_hint_does_not_shorten_the_backoff() -> None:
+    steps = first_try(stream(backoff=FLAT), make_batch(1), InvokeFailure("HTTP 429", 0.0))
+    assert isinstance(steps[0], Retry) and steps[0].delay_seconds == 1.0
+
+
+def test_queue_release_after_a_throttle_is_delayed_by_the_hint() -> None:
+    steps = first_try(queue(backoff=FLAT), make_batch(2), InvokeFailure("HTTP 429", 5.0))
+    assert isinstance(steps[0], Release) and steps[0].delay_seconds == 5.0
+
+
+def test_queue_batch_is_retried_in_place_when_a_breaker_guards_the_target() -> None:
+    policy = queue(backoff=FLAT, hold_invoke_failures=True, max_deliveries=1)
+    batch = make_batch(2, deliveries=1)
+    steps = first_try(policy, batch, InvokeFailure("connection refused"))
+    # Not released (its delivery count would grow to the dead-letter limit), not lettered
+    assert len(steps) == 1 and isinstance(steps[0], Retry) and steps[0].batch is batch
+    # A function error is still the broker's business: released as before
+    assert isinstance(first_try(policy, batch, BOOM)[0], DeadLetter | Release)
