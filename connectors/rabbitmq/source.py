@@ -277,8 +277,11 @@ class RabbitMQSource:
             key = count_key(self._keys[queue], props.message_id, message["data"])
             earlier = max(earlier, self._failed.get(key))
         tag = method.delivery_tag
+        # item_id: what batchItemFailures names (messageId), and what the idempotency key
+        # hashes, so a message without an id gets a stable stand-in no handler can name.
+        item_id = props.message_id or count_key(self._keys[queue], None, message["data"])
         return Record(
-            lane=lane, position=str(tag), item_id=props.message_id or "", payload=message,
+            lane=lane, position=str(tag), item_id=item_id, payload=message,
             size_bytes=len(encoded), timestamp=float(props.timestamp or now),
             filter_view=ev.FilterView(message, body), delivery_count=earlier + 1,
             handle=ev.Delivery(tag, self._keys[queue], self._channel_id),

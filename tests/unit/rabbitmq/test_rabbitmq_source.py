@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import orjson
 import pika
 import pytest
 
@@ -14,6 +15,7 @@ from connectors.rabbitmq.source import RabbitMQSource
 from esm.clock import FakeClock
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext
+from esm.protection.idempotency import idempotency_key
 
 
 class FakeChannel:
@@ -167,3 +169,24 @@ def test_client_errors_and_broker_cancels_become_source_unavailable() -> None:
     connection.fail = pika.exceptions.StreamLostError("gone")
     with pytest.raises(SourceUnavailable, match="rabbitmq poll failed .*StreamLostError"):
         source.poll(100, 0.0)
+
+
+def test_messages_without_an_id_get_stable_distinct_identities_for_idempotency_keys() -> None:
+    source, connection, _ = opened("q")
+
+    def deliver(body: bytes, message_id: str | None = None) -> Any:
+        connection.tag += 1
+        method = pika.spec.Basic.Deliver(delivery_tag=connection.tag, redelivered=False)
+        connection.chan.consumers["q"](connection.chan, method,
+                                       pika.BasicProperties(message_id=message_id), body)
+        [record] = source.poll(100, 0.0)
+        return record
+
+    first, second, again = deliver(b"a"), deliver(b"b"), deliver(b"a")
+    named = deliver(b"a", "m-1")
+    assert first.item_id != second.item_id and first.item_id == again.item_id  # stable
+    assert named.item_id == "m-1"  # what batchItemFailures names
+    assert source.item_identifier(first.item_id) is not None  # yet no handler sees it:
+    assert first.item_id not in orjson.dumps(source.build_event([first])).decode()
+    assert idempotency_key("m", "q", [first]) != idempotency_key("m", "q", [second])
+    assert idempotency_key("m", "q", [first]) == idempotency_key("m", "q", [again])
