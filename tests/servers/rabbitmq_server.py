@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from tests.servers.certs import make_certificates
 from tests.servers.common import (
     ServerProcess,
     ServerUnavailable,
@@ -65,7 +66,7 @@ class RabbitMQServer(ServerProcess):
 
     name = "rabbitmq-server"
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         super().__init__()
         self.port = free_port()
         self.dist_port = free_port()
@@ -73,6 +74,10 @@ class RabbitMQServer(ServerProcess):
         self._dir = Path(tempfile.mkdtemp(prefix="esm-rabbitmq-"))
         self.node = f"esm{self.port}@localhost"
         self._epmd: subprocess.Popen[bytes] | None = None
+        # With tls: an amqps listener too, on `tls_port`, requiring a client certificate
+        # signed by the test CA (`tls_files`).
+        self.tls_files = make_certificates(self._dir) if tls else None
+        self.tls_port = free_port() if tls else None
         self._write_files()
 
     @property
@@ -113,13 +118,23 @@ class RabbitMQServer(ServerProcess):
             "default_permissions.configure = .*\ndefault_permissions.read = .*\n"
             "default_permissions.write = .*\n"
             # a shared test machine: never block publishers for disk or memory alarms
-            "disk_free_limit.absolute = 1MB\nvm_memory_high_watermark.relative = 0.9\n")
+            "disk_free_limit.absolute = 1MB\nvm_memory_high_watermark.relative = 0.9\n"
+            + self._tls_config())
         (d / "advanced.config").write_text("[].\n")
         (d / "rabbitmq-env.conf").write_text("")
         (d / "enabled_plugins").write_text("[].\n")
         cookie = d / ".erlang.cookie"
         cookie.write_text(f"ESMTESTCOOKIE{self.port}")
         cookie.chmod(0o400)
+
+    def _tls_config(self) -> str:
+        files = self.tls_files
+        if files is None:
+            return ""
+        return (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                f"ssl_options.cacertfile = {files.ca}\nssl_options.certfile = "
+                f"{files.server_cert}\nssl_options.keyfile = {files.server_key}\n"
+                "ssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n")
 
     def start(self) -> None:
         ensure_installed()
