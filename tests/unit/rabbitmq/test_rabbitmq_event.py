@@ -20,9 +20,11 @@ from connectors.rabbitmq.publish import properties, split_event
 from connectors.rabbitmq.settings import RabbitMQSettings
 from connectors.rabbitmq.source import RabbitMQSource
 from esm.clock import FakeClock
+from esm.config.loading import load_config
 from esm.failures.responses import interpret
 from esm.interfaces import ConnectorContext
 from esm.records import Batch, FunctionError, PartialFailure, Record, Returned
+from esm.runtime.assembly import build_matcher
 
 KEYS = ("contentType", "contentEncoding", "headers", "deliveryMode", "priority",
         "correlationId", "replyTo", "expiration", "messageId", "timestamp", "type",
@@ -194,3 +196,20 @@ def test_report_batch_item_failures_names_messages_by_message_id() -> None:
     for unknown in ("c", "", None, 5):  # not in the batch, empty, null, malformed
         assert isinstance(outcome({"batchItemFailures": [{"itemIdentifier": unknown}]}),
                           FunctionError)
+
+
+def test_filters_apply_to_data_with_kafkas_format_mismatch_rule(tmp_path: Any) -> None:
+    # Given a mapping whose filter names data.type (ESM-SPEC §3.4: Kafka and MQ)
+    path = tmp_path / "esm.yaml"
+    path.write_text("mappings:\n  - name: m\n    source: {type: rabbitmq, queues: [q]}\n"
+                    "    target: {type: python, handler: 'tests.integration.handlers:record'}\n"
+                    "    filter_criteria: {filters: [{pattern: '{\"data\": {\"type\": "
+                    "[\"order\"]}}'}]}\n")
+    matcher = build_matcher(load_config([str(path)], {}).mappings[0])
+
+    def matches(body: bytes) -> bool:
+        return matcher.matches(dict(record(body, pika.BasicProperties()).filter_view or {}))
+
+    assert matches(b'{"type": "order"}') and not matches(b'{"type": "ping"}')
+    # a body that is not JSON cannot be filtered on data: only the metadata counts
+    assert matches(b"plain text") and matches(b"\xff\xfe")
