@@ -43,12 +43,19 @@ class CheckpointStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ConnectorContext:
-    """What the daemon hands every connector it builds."""
+    """What the daemon hands every connector it builds.
+
+    batch_size / maximum_concurrency: the mapping's effective batch size and its
+    `scaling_config.maximum_concurrency` (None when unset), for sources that size what they
+    read ahead by them (RabbitMQ's prefetch and slots). None when not built for a mapping
+    run (redrive, tools)."""
 
     mapping: str
     stop: threading.Event
     clock: Clock
     checkpoints: CheckpointStore | None = None
+    batch_size: int | None = None
+    maximum_concurrency: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

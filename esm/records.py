@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, dataclass_transform
 
+import orjson
+
 Family = Literal["stream", "queue"]
 
 # The synchronous invoke payload limit (ESM-SPEC §1.4): 6 MB, envelope included.
@@ -75,6 +77,16 @@ def records_event_body(records: Sequence[Record]) -> bytes | None:
     if None in parts:
         return None
     return b'{"Records":[' + b",".join(parts) + b"]}"  # type: ignore[arg-type]
+
+
+def json_or_text(raw: bytes) -> Any:
+    """A record's binary data as filters see it (ESM-SPEC §3.4): the JSON document when
+    `raw` is valid JSON, else the UTF-8 text; UnicodeDecodeError when it is neither, for
+    the source to apply its own rule (Kafka and MQ: leave the data out of the view)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -35,7 +35,8 @@ def add_parser(commands: Any, handler: Callable[[argparse.Namespace], int]) -> N
                      help="read notices from this JSON-lines file instead of the destination")
     cmd.add_argument("--to", choices=("target", "source"), default="target",
                      help="invoke the mapping's target (default), or write the records "
-                          "back to the source (sources memory, sqs, kafka, redis_streams)")
+                          "back to the source (sources memory, sqs, kafka, redis_streams, "
+                          "rabbitmq)")
     cmd.add_argument("--dry-run", action="store_true", help="count, replay nothing")
     cmd.add_argument("--state", default=None, help="progress file of replayed notice ids "
                      "(default: esm-redrive-<mapping>.state in the current directory)")

@@ -202,7 +202,8 @@ def _failure_of(result: Returned | FunctionFailed, report_items: bool) -> str | 
 
 def source_replay(mapping: MappingConfig) -> tuple[Replay, Callable[[], None]]:
     """Write each event's records back to the source through its connector's
-    `produce(records)` hook (the record objects of the event, ESM-SPEC §2); ConfigError when
+    `produce(records)` hook (the record objects of the event, ESM-SPEC §2, or what its
+    `event_records(event)` makes of the event); ConfigError when
     the source type has none. Returns the replay function and a close function."""
     produce_hook = getattr(mapping.source.cls, "produce", None)
     if not callable(produce_hook):
@@ -210,9 +211,13 @@ def source_replay(mapping: MappingConfig) -> tuple[Replay, Callable[[], None]]:
                           "(its connector has no produce hook); redrive --to target instead")
     context = ConnectorContext(mapping=mapping.name, stop=threading.Event(), clock=SystemClock())
     source = build_connector(mapping.source, context)
+    # A source whose event groups records under keys the records do not repeat (RabbitMQ's
+    # rmqMessagesByQueue) takes its events apart itself.
+    split: Callable[[dict[str, Any]], list[dict[str, Any]]] = getattr(
+        source, "event_records", event_records)
 
     def replay(event: dict[str, Any]) -> str | None:
-        records = event_records(event)
+        records = split(event)
         if not records:
             return "the notice's payload holds no records"
         try:

@@ -74,7 +74,8 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
     the configured class (tests inject a scripted source); `limiters` are the daemon's, so
     mappings of one `rate_limit_group` share their buckets."""
     context = ConnectorContext(mapping=mapping.name, stop=stop, clock=clock,
-                               checkpoints=checkpoints)
+                               checkpoints=checkpoints, batch_size=mapping.batch_size,
+                               maximum_concurrency=mapping.maximum_concurrency)
     target: Target = build_connector(mapping.target, context)
     load = getattr(target, "load", None)
     if callable(load):

@@ -14,7 +14,8 @@ environment variable read at call time (the test sets them when it starts the da
   ESM_E2E_STOP_AT_FIRST_FAILURE   "1": the FIFO rule (ESM-SPEC §4.2): from the first failed
                                   record on, report every record of the batch as failed
 
-Record bodies are JSON objects `{"id": "...", "group": "...", "seq": n}`; `"poison": true`
+RabbitMQ events (`rmqMessagesByQueue`) are read through `rabbitmq_records`. Record bodies are
+JSON objects `{"id": "...", "group": "...", "seq": n}`; `"poison": true`
 always fails. Journal lines (one `write` per invocation start and one per end, so a kill -9
 leaves at most a torn last line, which `read_journal` skips):
 
@@ -29,6 +30,7 @@ leaves at most a torn last line, which `read_journal` skips):
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -46,7 +48,7 @@ def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
     journal = os.environ["ESM_E2E_JOURNAL"]
     concurrent = _enter()
     try:
-        records = event["Records"]
+        records = event["Records"] if "Records" in event else rabbitmq_records(event)
         _append(journal, [{"kind": "start", "pid": os.getpid(), "records": len(records),
                            "concurrent": concurrent, "t": time.time()}])
         time.sleep(float(os.environ.get("ESM_E2E_SLEEP_SECONDS", "0")))
@@ -100,6 +102,23 @@ def delivery_count(rec: dict[str, Any]) -> int:
     attributes = rec.get("attributes") or {}
     value = attributes.get("deliveryCount") or attributes.get("ApproximateReceiveCount") or 1
     return int(value)
+
+
+def rabbitmq_records(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """An `aws:rmq` event's messages (ESM-SPEC §2.6) in the shape `_settle` reads: the body
+    base64-decoded, the messageId, and the delivery number (quorum queues'
+    x-delivery-count + 1, else 2 for a redelivered message)."""
+    out = []
+    for messages in event["rmqMessagesByQueue"].values():
+        for message in messages:
+            props = message["basicProperties"]
+            earlier = (props.get("headers") or {}).get("x-delivery-count")
+            delivery = earlier + 1 if isinstance(earlier, int) else \
+                2 if message["redelivered"] else 1
+            out.append({"body": base64.b64decode(message["data"]).decode(),
+                        "messageId": props["messageId"],
+                        "attributes": {"deliveryCount": delivery}})
+    return out
 
 
 def read_journal(path: str | Path) -> list[dict[str, Any]]:

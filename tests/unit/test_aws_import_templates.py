@@ -152,15 +152,24 @@ def test_mq_brokers_become_rabbitmq_or_activemq_sources_listed_as_missing_types(
                       "username": "${MY_BROKER_SECRET_NAME_USERNAME}",
                       "password_env": "MY_BROKER_SECRET_NAME_PASSWORD"}
     rabbit = mapping(result, "mq-function-rabbit-event")["source"]
-    assert (rabbit["type"], rabbit["virtual_host"], rabbit["queue"]) == (
-        "rabbitmq", "/shop", "payments")
+    assert rabbit == {"type": "rabbitmq",  # every queue, user and virtual host in the URL
+                      "url": "amqps://${RABBIT_SECRET_USERNAME}@${RABBIT_BROKER_HOST}/%2Fshop",
+                      "password_env": "RABBIT_SECRET_PASSWORD", "queues": ["payments", "refunds"]}
     found = notes(result)
     assert any("ActiveMQ assumed" in n for n in found)
-    assert any("esm has no 'rabbitmq' source type yet" in n for n in found)
-    assert any("only the first queue is read (payments)" in n for n in found)
-    # esm validate names the missing types and nothing else
+    assert any("esm has no 'activemq' source type yet" in n for n in found)
+    assert not any("'rabbitmq'" in n for n in found)
+    # esm validate names the missing type and nothing else: the rabbitmq mapping is valid
     problems = validation_problems(result, tmp_path, monkeypatch)
-    assert len(problems) == 2 and all("unknown source type" in p for p in problems), problems
+    assert len(problems) == 1 and "unknown source type 'activemq'" in problems[0], problems
+
+
+def test_rabbitmq_endpoint_given_gets_the_user_and_virtual_host() -> None:
+    result = imported("sam_mq.yaml", endpoints={
+        "RabbitBroker": "amqps://b-9.mq.eu-west-1.amazonaws.com:5671"})
+    source = mapping(result, "mq-function-rabbit-event")["source"]
+    assert source["url"] == (
+        "amqps://${RABBIT_SECRET_USERNAME}@b-9.mq.eu-west-1.amazonaws.com:5671/%2Fshop")
 
 
 def test_cloudformation_user_guide_kinesis_example_in_json_and_long_form_yaml() -> None:

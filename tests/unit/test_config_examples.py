@@ -22,7 +22,7 @@ def test_example_validates(example: Path) -> None:
 def test_there_is_an_example_per_source_type_and_a_demo() -> None:
     names = {p.name for p in EXAMPLES.glob("*.yaml")}
     assert {"demo.yaml", "kafka.yaml", "sqs.yaml", "dynamodb_streams.yaml", "kinesis.yaml",
-            "redis_streams.yaml"} <= names
+            "redis_streams.yaml", "rabbitmq.yaml"} <= names
 
 
 def test_demo_example_loads_its_filter_and_destination() -> None:
