@@ -67,7 +67,9 @@ class SourceTraits:
     lenient_filter_key: the data key whose filter clause is ignored, not a reason to drop,
         when its format does not match the record's (Kafka `value`, ESM-SPEC §3.4).
     supports_parallelization_factor: records carry an `ordering_key` (Kinesis partition key,
-        DynamoDB item key), so parallelization_factor > 1 can keep order per key (§5).
+        DynamoDB item key, Kafka record key, a Redis entry field), so
+        parallelization_factor > 1 can keep order per key (ESM-SPEC §1.2; beyond AWS for
+        Kafka and Redis Streams).
     """
 
     family: Family

@@ -135,6 +135,8 @@ class MemorySettings:
         "min": 0, "max": 10_000_000, "doc": "extra synthetic records {\"id\": n}"})
     visibility_timeout_seconds: float = field(
         default=30.0, metadata={"min": 0, "max": 43200, "doc": "queue family redelivery delay"})
+    ordering_key_field: str | None = field(default=None, metadata={
+        "doc": "field of a JSON body whose value keeps order with parallelization_factor"})
 
 
 class MemorySource:
@@ -143,7 +145,8 @@ class MemorySource:
 
     Settings: ClassVar[type] = MemorySettings
     traits: ClassVar[SourceTraits] = SourceTraits(
-        family="stream", window_required_above_10=False, batch_info_key="MemoryBatchInfo")
+        family="stream", window_required_above_10=False, batch_info_key="MemoryBatchInfo",
+        supports_parallelization_factor=True)
 
     def __init__(self, settings: MemorySettings, context: ConnectorContext,
                  broker: MemoryBroker | None = None) -> None:
@@ -268,7 +271,16 @@ class MemorySource:
             lane=message.lane, position=str(message.seq), item_id=payload["messageId"],
             payload=payload, size_bytes=len(orjson.dumps(payload)), timestamp=message.timestamp,
             filter_view=view, delivery_count=max(1, message.receive_count),
+            ordering_key=self._ordering_key(view["body"]),
         )
+
+    def _ordering_key(self, body: Any) -> str | None:
+        """The body's `ordering_key_field` as text; None (the lane's shared slot) when
+        unset, absent, null or the body is not a JSON object."""
+        name = self.settings.ordering_key_field
+        if name is None or not isinstance(body, dict) or body.get(name) is None:
+            return None
+        return str(body[name])
 
 
 class MemoryQueueSource(MemorySource):

@@ -221,14 +221,7 @@ def _source_rules(keys: _Mapping, raw: dict[str, Any], source: ConnectorSpec, pa
     if keys.tumbling_window_in_seconds:
         problems.append(f"{path}.tumbling_window_in_seconds: tumbling windows are not "
                         f"supported yet; only 0 is accepted, got {keys.tumbling_window_in_seconds}")
-    if traits.family == "queue":
-        problems += [f"{path}.{key}: applies only to stream sources; {source.type!r} is a "
-                     "queue source, whose broker redelivers failed records"
-                     for key in _STREAM_ONLY if key in raw]
-    elif raw.get("parallelization_factor", 1) != 1 and not traits.supports_parallelization_factor:
-        problems.append(f"{path}.parallelization_factor: applies only to Kinesis and DynamoDB "
-                        f"Streams sources (ESM-SPEC §1.2); {source.type!r} records carry no "
-                        "partition or item key to keep order by")
+    problems += _family_problems(traits, raw, source.type, path)
     if has_on_failure and not traits.supports_on_failure_destination:
         problems.append(f"{path}.destination_config.on_failure: {UNSUPPORTED_DESTINATION} "
                         f"({source.type!r} sources do not support on-failure destinations)")
@@ -237,6 +230,23 @@ def _source_rules(keys: _Mapping, raw: dict[str, Any], source: ConnectorSpec, pa
     problems += _hook_problems(source, raw, batch_size, window, path)
     return {"batch_size": batch_size, "maximum_batching_window_in_seconds": window,
             "maximum_retry_attempts": retries}
+
+
+def _family_problems(traits: SourceTraits, raw: dict[str, Any], source_type: str,
+                     path: str) -> list[str]:
+    """Stream-only keys on a queue source, and parallelization_factor on a source whose
+    records carry no key to keep order by (ESM-SPEC §1.2; esm adds Kafka and Redis)."""
+    keyed = traits.supports_parallelization_factor
+    if traits.family == "queue":
+        return [f"{path}.{key}: applies only to stream sources; {source_type!r} is a "
+                "queue source, whose broker redelivers failed records"
+                for key in _STREAM_ONLY if key in raw
+                and not (key == "parallelization_factor" and keyed)]
+    if raw.get("parallelization_factor", 1) != 1 and not keyed:
+        return [f"{path}.parallelization_factor: applies only to Kafka, Kinesis, DynamoDB "
+                f"Streams and Redis Streams sources; {source_type!r} records carry no key "
+                "to keep order by"]
+    return []
 
 
 def _hook_problems(source: ConnectorSpec, raw: dict[str, Any], batch_size: int,

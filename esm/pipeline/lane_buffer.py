@@ -21,6 +21,9 @@ from esm.records import Batch, Record
 
 _lane_of = attrgetter("lane")
 
+# Records polled and not yet committed, as a multiple of the buffer's record bound.
+OUTSTANDING_PER_BUFFERED = 4
+
 
 @dataclass(eq=False)
 class Lane:
@@ -172,11 +175,18 @@ class LaneBuffer:
 
     # -- back-pressure ----------------------------------------------------------------------
 
-    def apply_limit(self) -> bool:
+    def apply_limit(self, outstanding: int = 0) -> bool:
         """While the buffer is full every lane is paused, but the reader keeps polling
         (paused lanes yield nothing) so group membership stays alive (Kafka's
-        max.poll.interval) while the target catches up. True while full."""
-        full = self.records >= self.max_records or self.bytes >= self.max_bytes
+        max.poll.interval) while the target catches up. True while full.
+
+        `outstanding` (stream records polled and not yet committed) counts too, against
+        `OUTSTANDING_PER_BUFFERED` times the buffer bound: with parallelization_factor > 1
+        a slot stuck in retries holds its lane's checkpoint while the other slots finish
+        record after record behind it, each remembered until the checkpoint can pass it;
+        without this bound that memory would grow with the backlog."""
+        full = (self.records >= self.max_records or self.bytes >= self.max_bytes
+                or outstanding >= self.max_records * OUTSTANDING_PER_BUFFERED)
         if full and not self._full_paused:
             names = self._assigned | {lane.lane for lane in self.lanes.values()}
             self._full_paused = set(names)
@@ -241,14 +251,17 @@ class LaneBuffer:
 
     def _update_pause(self, lane: Lane) -> None:
         """A lane with a closed batch waiting has enough buffered: pause it at the source
-        until the waiting batches are dispatched."""
+        until the waiting batches are dispatched. Key slots share their lane at the source:
+        it pauses with its first waiting slot and resumes with its last."""
         if lane.ready and not lane.paused:
+            shared = self.parallelization_factor > 1 and self._lane_paused(lane.lane)
             lane.paused = True
-            if lane.lane not in self._full_paused:
+            if not shared and lane.lane not in self._full_paused:
                 self.source.pause([lane.lane])
         elif not lane.ready and lane.paused:
             lane.paused = False
-            if lane.lane not in self._full_paused:
+            shared = self.parallelization_factor > 1 and self._lane_paused(lane.lane)
+            if not shared and lane.lane not in self._full_paused:
                 self.source.resume([lane.lane])
 
     def _drop_batches(self, lane: Lane) -> list[Batch]:

@@ -108,7 +108,8 @@ class Reader:
         self._report()
         if self.stop.is_set():
             return
-        if self.buffer.apply_limit() and self.apply_settlements(self._short_wait()):
+        outstanding = self.acks.outstanding() if self.stream else 0
+        if self.buffer.apply_limit(outstanding) and self.apply_settlements(self._short_wait()):
             return  # a lane finished while waiting: dispatch its next batch before polling
         self._poll()
 

@@ -125,7 +125,10 @@ class Rig:
         self.destination = destination
         self.executor = ManualExecutor()
         self.context = ConnectorContext(mapping.name, self.stop, self.clock)
-        self.source = mapping.source.cls(MemorySettings(lanes=lanes), self.context, self.broker)
+        settings = mapping.source.settings
+        settings = replace(settings if isinstance(settings, MemorySettings) else MemorySettings(),
+                           lanes=lanes)
+        self.source = mapping.source.cls(settings, self.context, self.broker)
         run_stop = threading.Event()
         invoker = Invoker(source=self.source, target=target,
                           timeout_seconds=mapping.target_timeout_seconds,

@@ -91,3 +91,47 @@ def test_add_all_buffers_exactly_like_add_one_by_one() -> None:
                         + [[str(len(lane.batcher))]] for slot, lane in buffer.lanes.items()}
             assert shape(many) == shape(one)
             assert (many.records, many.bytes) == (one.records, one.bytes)
+
+
+def keyed(lane: str, n: int, key: str | None) -> Record:
+    return Record(lane, str(n), f"{lane}:{n}", {"n": n}, 10, 0.0, ordering_key=key)
+
+
+def test_key_slots_of_one_lane_pause_it_with_the_first_waiting_slot_and_resume_with_the_last(
+) -> None:
+    # Given a lane split into key slots, two of them with a closed batch waiting
+    log = PauseLog()
+    buffer = LaneBuffer(log, BatchLimits(1, 0.0), parallelization_factor=10,  # type: ignore[arg-type]
+                        max_in_flight=10, min_records=100, max_bytes=1 << 30)
+    buffer.assigned(["p"])
+    keys = ["k1", "k2"]
+    assert len({buffer._lane(keyed("p", 0, k)).slot for k in keys}) == 2  # distinct slots
+    for n, key in enumerate(keys):
+        buffer.add(keyed("p", n, key), 0.0)
+    slots = list(buffer.dispatchable())
+    assert len(slots) == 2
+    # When the first slot's batch is dispatched, the lane stays paused (the other waits)
+    buffer.take(slots[0])
+    assert log.paused == {"p"}
+    # Then it resumes once the last waiting slot is dispatched, paused and resumed once
+    buffer.take(slots[1])
+    assert log.paused == set()
+    assert log.calls == [("pause", ("p",)), ("resume", ("p",))]
+
+
+def test_records_without_a_key_share_one_slot_and_keep_lane_order() -> None:
+    # Given keyless records mixed with keyed ones on one lane
+    buffer = LaneBuffer(PauseLog(), BatchLimits(100, 0.0), parallelization_factor=5,  # type: ignore[arg-type]
+                        max_in_flight=10, min_records=100, max_bytes=1 << 30)
+    records = [keyed("p", n, None if n % 2 else f"k{n}") for n in range(20)]
+    buffer.add_all(records, 0.0)
+    # Then every keyless record sits in one slot, in lane order
+    slots = [_buffered(lane) for lane in buffer.lanes.values()]
+    keyless = [s for s in slots if any(r.ordering_key is None for r in s)]
+    assert len(keyless) == 1
+    assert [r.position for r in keyless[0]] == [str(n) for n in range(1, 20, 2)]
+
+
+def _buffered(lane: object) -> list[Record]:
+    batch = lane.batcher.flush()  # type: ignore[attr-defined]
+    return [r for b in [*lane.ready, *([batch] if batch else [])] for r in b.records]  # type: ignore[attr-defined]
