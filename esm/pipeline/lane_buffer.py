@@ -2,9 +2,10 @@
 when parallelization_factor > 1) one open batch and the closed batches ready to send.
 
 It also owns back-pressure (DESIGN §2): a lane with a closed batch waiting is paused at the
-source until that batch is dispatched; when the whole buffer reaches its record or byte
-bound every lane is paused, and lanes resume as it drains. Memory is therefore bounded by
-configuration, never by the backlog. Used only from the reader thread.
+source until that batch is dispatched (with key slots: once its slots hold as many waiting
+batches as there are slots, enough to keep every slot busy); when the whole buffer reaches
+its record or byte bound every lane is paused, and lanes resume as it drains. Memory is
+therefore bounded by configuration, never by the backlog. Used only from the reader thread.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ _lane_of = attrgetter("lane")
 OUTSTANDING_PER_BUFFERED = 4
 
 
+def key_slot(ordering_key: str, factor: int) -> int:
+    """The slot (0 … factor-1) of a lane that runs a key's records: one key, one slot, so
+    its records keep their order. Records without a key run in the lane's own slot."""
+    return zlib.crc32(ordering_key.encode()) % factor
+
+
 @dataclass(eq=False)
 class Lane:
     """Buffer state of one lane (or one ordering-key slot of a lane)."""
@@ -34,7 +41,6 @@ class Lane:
     batcher: LaneBatcher
     ready: list[Batch] = field(default_factory=list)
     busy: bool = False
-    paused: bool = False
 
 
 class LaneBuffer:
@@ -54,6 +60,9 @@ class LaneBuffer:
         self._waiting: dict[str, None] = {}  # slots with a ready batch, insertion-ordered
         self._assigned: set[str] = set()
         self._full_paused: set[str] = set()  # lanes paused because the buffer is full
+        self._paused: set[str] = set()  # lanes paused because enough batches wait
+        self._waiting_batches: dict[str, int] = {}  # per lane, over its slots
+        self._pause_at = parallelization_factor
         self.max_records = self._bound()
 
     def _bound(self) -> int:
@@ -144,7 +153,7 @@ class LaneBuffer:
     def take(self, lane: Lane) -> Batch:
         """The lane's next batch, now in flight."""
         batch = lane.ready.pop(0)
-        self._update_pause(lane)
+        self._count_waiting(lane, -1)
         lane.busy = True
         self.records -= len(batch)
         self.bytes -= batch.size_bytes
@@ -165,7 +174,6 @@ class LaneBuffer:
         after a release, ESM-SPEC §4.2 FIFO)."""
         records = [r for batch in self._drop_batches(lane) for r in batch.records]
         self._waiting.pop(lane.slot, None)
-        self._update_pause(lane)
         return records
 
     def take_all(self) -> list[Record]:
@@ -201,7 +209,7 @@ class LaneBuffer:
         return full
 
     def paused_lanes(self) -> int:
-        return sum(1 for lane in self.lanes.values() if lane.paused)
+        return len(self._paused)
 
     # -- lane ownership ---------------------------------------------------------------------
 
@@ -219,6 +227,7 @@ class LaneBuffer:
         self._assigned -= revoked
         self.max_records = self._bound()
         self._full_paused -= revoked
+        self._paused -= revoked
         lanes = [lane for lane in self.lanes.values() if lane.lane in revoked]
         for lane in lanes:
             self._drop_batches(lane)
@@ -235,7 +244,7 @@ class LaneBuffer:
         slot = record.lane
         factor = self.parallelization_factor
         if factor > 1 and record.ordering_key is not None:
-            slot = f"{record.lane}#{zlib.crc32(record.ordering_key.encode()) % factor}"
+            slot = f"{record.lane}#{key_slot(record.ordering_key, factor)}"
         lane = self.lanes.get(slot)
         if lane is None:
             lane = self.lanes[slot] = Lane(slot, record.lane, LaneBatcher(record.lane, self.limits))
@@ -247,30 +256,32 @@ class LaneBuffer:
         lane.ready.extend(batches)
         if not lane.busy:
             self._waiting[lane.slot] = None
-        self._update_pause(lane)
+        self._count_waiting(lane, len(batches))
 
-    def _update_pause(self, lane: Lane) -> None:
-        """A lane with a closed batch waiting has enough buffered: pause it at the source
-        until the waiting batches are dispatched. Key slots share their lane at the source:
-        it pauses with its first waiting slot and resumes with its last."""
-        if lane.ready and not lane.paused:
-            shared = self.parallelization_factor > 1 and self._lane_paused(lane.lane)
-            lane.paused = True
-            if not shared and lane.lane not in self._full_paused:
-                self.source.pause([lane.lane])
-        elif not lane.ready and lane.paused:
-            lane.paused = False
-            shared = self.parallelization_factor > 1 and self._lane_paused(lane.lane)
-            if not shared and lane.lane not in self._full_paused:
-                self.source.resume([lane.lane])
+    def _count_waiting(self, lane: Lane, change: int) -> None:
+        """Closed batches waiting on the lane (over its key slots) changed by `change`: a
+        lane with enough of them (one, or one per slot) is paused at the source until they
+        are dispatched. With key slots that keeps every slot fed while the others run."""
+        waiting = self._waiting_batches.get(lane.lane, 0) + change
+        self._waiting_batches[lane.lane] = waiting
+        name = lane.lane
+        if waiting >= self._pause_at and name not in self._paused:
+            self._paused.add(name)
+            if name not in self._full_paused:
+                self.source.pause([name])
+        elif waiting < self._pause_at and name in self._paused:
+            self._paused.discard(name)
+            if name not in self._full_paused:
+                self.source.resume([name])
 
     def _drop_batches(self, lane: Lane) -> list[Batch]:
         open_batch = lane.batcher.flush()
         dropped = [*lane.ready, *([open_batch] if open_batch is not None else [])]
+        self._count_waiting(lane, -len(lane.ready))
         lane.ready.clear()
         self.records -= sum(len(b) for b in dropped)
         self.bytes -= sum(b.size_bytes for b in dropped)
         return dropped
 
     def _lane_paused(self, name: str) -> bool:
-        return any(lane.paused for lane in self.lanes.values() if lane.lane == name)
+        return name in self._paused

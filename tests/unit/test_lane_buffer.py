@@ -97,26 +97,27 @@ def keyed(lane: str, n: int, key: str | None) -> Record:
     return Record(lane, str(n), f"{lane}:{n}", {"n": n}, 10, 0.0, ordering_key=key)
 
 
-def test_key_slots_of_one_lane_pause_it_with_the_first_waiting_slot_and_resume_with_the_last(
-) -> None:
-    # Given a lane split into key slots, two of them with a closed batch waiting
+def test_a_lane_with_key_slots_pauses_once_as_many_batches_wait_as_it_has_slots() -> None:
+    # Given a lane split into 3 key slots, and keys of 3 different slots
     log = PauseLog()
-    buffer = LaneBuffer(log, BatchLimits(1, 0.0), parallelization_factor=10,  # type: ignore[arg-type]
+    buffer = LaneBuffer(log, BatchLimits(1, 0.0), parallelization_factor=3,  # type: ignore[arg-type]
                         max_in_flight=10, min_records=100, max_bytes=1 << 30)
     buffer.assigned(["p"])
-    keys = ["k1", "k2"]
-    assert len({buffer._lane(keyed("p", 0, k)).slot for k in keys}) == 2  # distinct slots
-    for n, key in enumerate(keys):
+    keys: dict[str, str] = {}
+    for n in range(100):
+        keys.setdefault(buffer._lane(keyed("p", 0, f"k{n}")).slot, f"k{n}")
+    assert len(keys) == 3
+    # When two slots have a batch waiting, the lane still reads (the third slot is idle)
+    for n, key in enumerate(list(keys.values())[:2]):
         buffer.add(keyed("p", n, key), 0.0)
-    slots = list(buffer.dispatchable())
-    assert len(slots) == 2
-    # When the first slot's batch is dispatched, the lane stays paused (the other waits)
-    buffer.take(slots[0])
+    assert log.paused == set()
+    # Then a waiting batch in every slot pauses it, and one dispatch resumes it
+    buffer.add(keyed("p", 2, list(keys.values())[2]), 0.0)
     assert log.paused == {"p"}
-    # Then it resumes once the last waiting slot is dispatched, paused and resumed once
-    buffer.take(slots[1])
+    buffer.take(next(buffer.dispatchable()))
     assert log.paused == set()
     assert log.calls == [("pause", ("p",)), ("resume", ("p",))]
+    assert buffer.paused_lanes() == 0
 
 
 def test_records_without_a_key_share_one_slot_and_keep_lane_order() -> None:

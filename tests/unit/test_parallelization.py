@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import zlib
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from connectors.memory.source import MemorySettings
 from esm.config.types import ConnectorSpec
+from esm.pipeline.lane_buffer import key_slot
 from esm.records import Batch
 from tests.unit.runtime_fakes import ListDestination, Rig, ScriptedTarget, mapping_config
 
@@ -24,10 +24,6 @@ def keyed_mapping(factor: int, **overrides: Any) -> Any:
     base = mapping_config(parallelization_factor=factor, **overrides)
     settings = MemorySettings(ordering_key_field="key")
     return replace(base, source=ConnectorSpec("memory", base.source.cls, settings))
-
-
-def slot_of(key: str, factor: int) -> int:
-    return zlib.crc32(key.encode()) % factor
 
 
 def put_keyed(rig: Rig, count: int, rng: random.Random) -> None:
@@ -183,7 +179,7 @@ def test_a_stuck_slot_stops_reading_once_uncommitted_records_reach_the_bound() -
     # Given a first record whose key never finishes, and a long backlog of other keys
     rig = Rig(keyed_mapping(4, batch_size=5), ScriptedTarget(), max_in_flight=10)
     rig.put({"key": "stuck", "n": 0}, lane="lane-0")
-    others = [k for k in KEYS if slot_of(k, 4) != slot_of("stuck", 4)]  # never behind it
+    others = [k for k in KEYS if key_slot(k, 4) != key_slot("stuck", 4)]  # never behind it
     for n in range(1, 1000):
         rig.put({"key": others[n % len(others)], "n": n}, lane="lane-0")
     def is_stuck(batch: Batch) -> bool:
