@@ -165,6 +165,16 @@ def test_parallelization_factor_is_rejected_on_a_queue_source(tmp_path: Path) ->
     assert _one_problem_mentions(problems, "parallelization_factor", "applies only to stream")
 
 
+def test_parallelization_factor_on_redis_streams_takes_an_ordering_key_field(
+        tmp_path: Path) -> None:
+    """Beyond AWS: Redis Streams, a queue source, keeps order per stream and so per key."""
+    source = 'source: {type: redis_streams, streams: [orders]%s}'
+    problems = problems_of(tmp_path, source % "", "parallelization_factor: 3")
+    assert _one_problem_mentions(problems, "source.ordering_key_field")
+    assert problems_of(tmp_path, source % ", ordering_key_field: user",
+                       "parallelization_factor: 3") == []
+
+
 @pytest.mark.parametrize("factor, ok", [(0, False), (1, True), (10, True), (11, False)])
 def test_parallelization_factor_is_1_to_10_on_a_kafka_source(tmp_path: Path, factor: int,
                                                              ok: bool) -> None:
