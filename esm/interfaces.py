@@ -70,6 +70,8 @@ class SourceTraits:
         DynamoDB item key, Kafka record key, a Redis entry field), so
         parallelization_factor > 1 can keep order per key (ESM-SPEC §1.2; beyond AWS for
         Kafka and Redis Streams).
+    supports_tumbling_windows: tumbling_window_in_seconds > 0 is accepted (Kinesis, DynamoDB
+        Streams; ESM-SPEC §2.5); the source should also implement `KeepsWindows`.
     """
 
     family: Family
@@ -82,6 +84,7 @@ class SourceTraits:
     batch_info_key: str = "BatchInfo"
     lenient_filter_key: str | None = None
     supports_parallelization_factor: bool = False
+    supports_tumbling_windows: bool = False
 
 
 class LaneListener(Protocol):
@@ -93,6 +96,17 @@ class LaneListener(Protocol):
     def lanes_revoked(self, lanes: Collection[str]) -> None:
         """Blocks until in-flight batches of `lanes` are settled (or the drain budget runs
         out); afterwards the reader forgets those lanes and never acks for them again."""
+
+
+class KeepsWindows(Protocol):
+    """Optional on a source with tumbling windows (reader thread only): a lane's window
+    document (JSON-able mapping, esm.pipeline.windows) is kept with its checkpoint, so a
+    restart or the next owner of the lane resumes the window with its state."""
+
+    def load_window(self, lane: str) -> Mapping[str, Any] | None: ...
+
+    def save_window(self, lane: str, document: Mapping[str, Any]) -> None:
+        """Durable before it returns; ignored (not raised) for a lane no longer owned."""
 
 
 @runtime_checkable

@@ -53,6 +53,7 @@ class MemoryBroker:
         self._queue: dict[tuple[str, int], _Message] = {}
         self._next = 0
         self.acked: list[str] = []  # messageIds in ack order, for tests
+        self.windows: dict[str, str] = {}  # lane → saved tumbling-window document (JSON)
 
     def put(self, body: str | Mapping[str, Any], lane: str | None = None) -> str:
         """Append a record; returns its messageId. Lanes round-robin when not given."""
@@ -146,7 +147,7 @@ class MemorySource:
     Settings: ClassVar[type] = MemorySettings
     traits: ClassVar[SourceTraits] = SourceTraits(
         family="stream", window_required_above_10=False, batch_info_key="MemoryBatchInfo",
-        supports_parallelization_factor=True)
+        supports_parallelization_factor=True, supports_tumbling_windows=True)
 
     def __init__(self, settings: MemorySettings, context: ConnectorContext,
                  broker: MemoryBroker | None = None) -> None:
@@ -206,6 +207,14 @@ class MemorySource:
             self.broker.commit(lane, seq + 1)
             if store is not None:
                 store.save(self.context.mapping, lane, str(seq + 1))
+
+    def load_window(self, lane: str) -> Mapping[str, Any] | None:
+        """esm.interfaces.KeepsWindows: kept in the broker, like its committed positions."""
+        saved = self.broker.windows.get(lane)
+        return None if saved is None else dict(orjson.loads(saved))
+
+    def save_window(self, lane: str, document: Mapping[str, Any]) -> None:
+        self.broker.windows[lane] = orjson.dumps(document).decode()
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         at = self.context.clock.now() + delay_seconds

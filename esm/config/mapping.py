@@ -110,6 +110,7 @@ def build_mapping(raw: object, path: str, file: str) -> tuple[MappingConfig | No
         bisect_batch_on_function_error=keys.bisect_batch_on_function_error,
         maximum_record_age_in_seconds=keys.maximum_record_age_in_seconds,
         parallelization_factor=keys.parallelization_factor or 1,
+        tumbling_window_in_seconds=keys.tumbling_window_in_seconds,
         maximum_concurrency=keys.scaling_config.maximum_concurrency
         if keys.scaling_config else None,
         max_deliveries=getattr(source.settings, "max_deliveries", None),
@@ -218,9 +219,7 @@ def _source_rules(keys: _Mapping, raw: dict[str, Any], source: ConnectorSpec, pa
     # Only an explicit batch size triggers it: the defaults of every source are valid.
     if traits.window_required_above_10 and keys.batch_size and batch_size > 10 and window == 0:
         problems.append(f"{path}.maximum_batching_window_in_seconds: {WINDOW_NEEDED}")
-    if keys.tumbling_window_in_seconds:
-        problems.append(f"{path}.tumbling_window_in_seconds: tumbling windows are not "
-                        f"supported yet; only 0 is accepted, got {keys.tumbling_window_in_seconds}")
+    problems += _window_problems(keys, traits, source.type, path)
     problems += _family_problems(traits, raw, source.type, path)
     if has_on_failure and not traits.supports_on_failure_destination:
         problems.append(f"{path}.destination_config.on_failure: {UNSUPPORTED_DESTINATION} "
@@ -230,6 +229,22 @@ def _source_rules(keys: _Mapping, raw: dict[str, Any], source: ConnectorSpec, pa
     problems += _hook_problems(source, raw, batch_size, window, path)
     return {"batch_size": batch_size, "maximum_batching_window_in_seconds": window,
             "maximum_retry_attempts": retries}
+
+
+def _window_problems(keys: _Mapping, traits: SourceTraits, source_type: str,
+                     path: str) -> list[str]:
+    """ESM-SPEC §1.2, §2.5: tumbling windows on Kinesis and DynamoDB Streams; esm runs one
+    batch per shard with them (a window's state is one sequence of invocations)."""
+    if not keys.tumbling_window_in_seconds:
+        return []
+    if not traits.supports_tumbling_windows:
+        return [f"{path}.tumbling_window_in_seconds: applies only to Kinesis and DynamoDB "
+                f"Streams sources (ESM-SPEC §1.2), not {source_type!r}"]
+    if (keys.parallelization_factor or 1) > 1:
+        return [f"{path}.tumbling_window_in_seconds: cannot be combined with "
+                "parallelization_factor > 1 in esm (a window's state is passed from one "
+                "invocation of the shard to the next)"]
+    return []
 
 
 def _family_problems(traits: SourceTraits, raw: dict[str, Any], source_type: str,

@@ -89,6 +89,10 @@ class LaneBatcher:
                 closed.append(self._close())
         return closed
 
+    def first(self) -> Record | None:
+        """The open batch's first record, if one is open."""
+        return self._records[0] if self._records else None
+
     def due(self, now: float) -> bool:
         """True when the open batch's window has elapsed (window 0: at once)."""
         return bool(self._records) and now - self._opened_at >= self.limits.window_seconds

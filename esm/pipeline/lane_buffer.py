@@ -47,13 +47,15 @@ class LaneBuffer:
     """Open and ready batches of every lane, with the buffer's bounds."""
 
     def __init__(self, source: Source, limits: BatchLimits, *, parallelization_factor: int,
-                 max_in_flight: int, min_records: int, max_bytes: int) -> None:
+                 max_in_flight: int, min_records: int, max_bytes: int,
+                 window_seconds: int = 0) -> None:
         self.source = source
         self.limits = limits
         self.parallelization_factor = parallelization_factor
         self.max_in_flight = max_in_flight
         self.min_records = min_records
         self.max_bytes = max_bytes
+        self.window_seconds = window_seconds  # tumbling windows: batches never straddle one
         self.lanes: dict[str, Lane] = {}
         self.records = 0  # buffered, not yet dispatched
         self.bytes = 0
@@ -93,6 +95,8 @@ class LaneBuffer:
             self._queue(lane, [b for b in (lane.batcher.flush(),) if b is not None])
             self._queue(lane, [Batch(lane.lane, (record,))])
             return
+        if self.window_seconds and self._new_window(lane, record):
+            self._queue(lane, [b for b in (lane.batcher.flush(),) if b is not None])
         closed = lane.batcher.add(record, now)
         if closed:
             self._queue(lane, closed)
@@ -100,7 +104,7 @@ class LaneBuffer:
     def add_all(self, records: Sequence[Record], now: float) -> None:
         """`add` for a poll's matched records, a lane run at a time: when every record of a
         run fits an event on its own, the run goes to the batcher in slices."""
-        if self.parallelization_factor != 1:
+        if self.parallelization_factor != 1 or self.window_seconds:
             for record in records:
                 self.add(record, now)
             return
@@ -118,6 +122,14 @@ class LaneBuffer:
             closed = lane.batcher.extend(run, sizes, now)
             if closed:
                 self._queue(lane, closed)
+
+    def queue_final(self, name: str) -> None:
+        """Tumbling windows: an empty batch (the window's final invoke) after everything
+        buffered on the lane, so the final comes after the window's last records."""
+        lane = self.lanes.get(name)
+        if lane is None:
+            lane = self.lanes[name] = Lane(name, name, LaneBatcher(name, self.limits))
+        self._queue(lane, [b for b in (lane.batcher.flush(), Batch(name, ())) if b is not None])
 
     def close_due(self, now: float) -> None:
         """Close open batches whose window elapsed, on lanes free to take them. A busy lane
@@ -249,6 +261,11 @@ class LaneBuffer:
         if lane is None:
             lane = self.lanes[slot] = Lane(slot, record.lane, LaneBatcher(record.lane, self.limits))
         return lane
+
+    def _new_window(self, lane: Lane, record: Record) -> bool:
+        first = lane.batcher.first()
+        seconds = self.window_seconds
+        return first is not None and first.timestamp // seconds != record.timestamp // seconds
 
     def _queue(self, lane: Lane, batches: list[Batch]) -> None:
         if not batches:

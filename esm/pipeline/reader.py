@@ -8,6 +8,10 @@ the settlements they send back (only this thread touches the source). DESIGN §2
   never by backlog);
 - acks go through an `AckBook`: stream lanes commit only a finished, contiguous prefix
   (filtered records included, checklist 32); queue acks of a turn go in one call;
+- tumbling windows (`WindowBook`, shared with the lane workers' `WindowInvoker`): a lane's
+  saved window is restored when the lane is assigned, an ended window gets its final
+  invoke queued behind the lane's buffered records, and each window document is saved
+  before the checkpoint of the records it covers moves (windows.py);
 - on stop it polls no more, waits for in-flight batches within the drain budget, applies
   their settlements, and returns; undispatched records stay unacked (redelivered later).
 """
@@ -32,6 +36,7 @@ from esm.pipeline.batching import BatchLimits
 from esm.pipeline.lane_buffer import Lane, LaneBuffer
 from esm.pipeline.lane_worker import LaneWorker
 from esm.pipeline.reader_checks import total_lag, warn_if_visibility_below_timeout
+from esm.pipeline.windows import WindowBook
 from esm.records import Batch, Record, Settlement
 
 log = logging.getLogger(__name__)
@@ -68,11 +73,14 @@ class Reader:
         self.stream = source.traits.family == "stream"
         self.limits = BatchLimits(mapping.batch_size, mapping.maximum_batching_window_in_seconds,
                                   source.event_overhead_bytes())
+        # A windowed mapping's workers invoke through a WindowInvoker, whose book this shares.
+        self.windows: WindowBook | None = getattr(worker.invoker, "book", None)
         self.buffer = LaneBuffer(source, self.limits,
                                  parallelization_factor=mapping.parallelization_factor,
                                  max_in_flight=max_in_flight,
                                  min_records=int(min_buffered_records),
-                                 max_bytes=MAX_BUFFERED_BYTES)
+                                 max_bytes=MAX_BUFFERED_BYTES,
+                                 window_seconds=mapping.tumbling_window_in_seconds)
         self.acks = AckBook(source, metrics, stream=self.stream)
         self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
         self._in_flight = 0
@@ -103,6 +111,9 @@ class Reader:
     def step(self) -> None:
         """One turn: settle, close due batches, dispatch, then poll (or wait)."""
         self.apply_settlements(0)
+        if self.windows is not None:
+            for lane in self.windows.due(self.clock.now()):
+                self.buffer.queue_final(lane)
         self.buffer.close_due(self.clock.monotonic())
         self._dispatch()
         self._report()
@@ -193,7 +204,9 @@ class Reader:
                 return
             batch = self.buffer.take(lane)
             self._in_flight += 1
-            self.metrics.iterator_age.set(max(0.0, self.clock.now() - batch.records[-1].timestamp))
+            if batch.records:  # a window's final invoke has none
+                self.metrics.iterator_age.set(
+                    max(0.0, self.clock.now() - batch.records[-1].timestamp))
             self.pool.submit(self._run_batch, lane, batch)
 
     def _run_batch(self, lane: Lane, batch: Batch) -> None:
@@ -239,6 +252,8 @@ class Reader:
             self.buffer.finished(lane)
         if not self.buffer.is_current(lane):
             return  # the lane was revoked: never ack for it again
+        if self.windows is not None:
+            self._save_windows()
         if s.ack:
             self.acks.settled(lane.lane, s.ack)
         if s.release:
@@ -250,6 +265,14 @@ class Reader:
             self.metrics.count("released", len(s.release))
             if getattr(self.source, "ordered_lanes", False):
                 self._release_buffered(lane)
+
+    def _save_windows(self) -> None:
+        """Window documents noted by lane workers, saved before any checkpoint they cover
+        (the settlement that acks those records is applied after this)."""
+        save = getattr(self.source, "save_window", None)
+        for name, document in (self.windows.take_unsaved() if self.windows else {}).items():
+            if save is not None:
+                save(name, document)
 
     def _release_buffered(self, lane: Lane) -> None:
         """Ordered queue lanes (SQS FIFO message groups): once a record of the lane is
@@ -264,6 +287,10 @@ class Reader:
 
     def lanes_assigned(self, lanes: Collection[str]) -> None:
         self.buffer.assigned(lanes)
+        load = getattr(self.source, "load_window", None)
+        if self.windows is not None and load is not None:
+            for lane in lanes:
+                self.windows.restore(lane, load(lane))
         log.info("mapping %s: lanes assigned: %s", self.mapping.name, ", ".join(sorted(lanes)))
 
     def lanes_revoked(self, lanes: Collection[str]) -> None:
@@ -274,6 +301,8 @@ class Reader:
             self.apply_settlements(0.05)
         self.buffer.forget(revoked)
         self.acks.forget(lanes)
+        if self.windows is not None:
+            self.windows.forget(list(lanes))
         log.info("mapping %s: lanes revoked: %s", self.mapping.name, ", ".join(sorted(lanes)))
 
     # -- stop and report ------------------------------------------------------------------

@@ -28,6 +28,8 @@ from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
 from esm.pipeline.invoker import Invoker
 from esm.pipeline.lane_worker import LaneWorker
+from esm.pipeline.window_invoker import WindowInvoker
+from esm.pipeline.windows import WindowBook
 from esm.runtime.supervisor import MappingRunner
 
 # Lane workers per mapping when scaling_config.maximum_concurrency is not set.
@@ -63,6 +65,20 @@ class MappingParts:
                 part.close()
 
 
+def build_invoker(mapping: MappingConfig, source: Source, target: Target,
+                  metrics: MappingMetrics, status: MappingStatus, clock: Clock) -> Invoker:
+    """The mapping's invoker: with tumbling windows, one that keeps each shard's window
+    (a new book per source: the reader restores it from the source's saved windows)."""
+    options: dict[str, Any] = {
+        "source": source, "target": target, "timeout_seconds": mapping.target_timeout_seconds,
+        "report_batch_item_failures": mapping.report_batch_item_failures,
+        "metrics": metrics, "status": status}
+    if not mapping.tumbling_window_in_seconds:
+        return Invoker(**options)
+    return WindowInvoker(book=WindowBook(mapping.tumbling_window_in_seconds),
+                         max_retries=mapping.maximum_retry_attempts, clock=clock, **options)
+
+
 def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
              metrics: MappingMetrics, status: MappingStatus, drain_seconds: float,
              source_override: Any = None, reader_options: dict[str, float] | None = None,
@@ -85,10 +101,7 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
         return build_connector(mapping.source, context)  # type: ignore[no-any-return]
 
     def build_worker(source: Source, run_stop: threading.Event) -> LaneWorker:
-        invoker = Invoker(source=source, target=target,
-                          timeout_seconds=mapping.target_timeout_seconds,
-                          report_batch_item_failures=mapping.report_batch_item_failures,
-                          metrics=metrics, status=status)
+        invoker = build_invoker(mapping, source, target, metrics, status, clock)
         letterer = DeadLetterer(mapping=mapping, source=source, destination=destination,
                                 function_arn=function_arn, metrics=metrics, status=status,
                                 clock=clock, stop=run_stop, rng=rng)

@@ -159,6 +159,19 @@ def test_tumbling_window_above_900_is_rejected(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 0") == []
 
 
+def test_tumbling_windows_are_for_kinesis_and_dynamodb_streams_at_factor_1(
+        tmp_path: Path) -> None:
+    """Checklist 5 and 63: TumblingWindowInSeconds on Kinesis/DDB; esm keeps one batch per
+    shard with windows (the state passes from one invoke of the shard to the next)."""
+    assert problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 900") == []
+    for source in ("kafka", "sqs"):
+        problems = problems_of(tmp_path, source, "tumbling_window_in_seconds: 60")
+        assert _one_problem_mentions(problems, "tumbling_window_in_seconds", "applies only")
+    problems = problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 60",
+                           "parallelization_factor: 2")
+    assert _one_problem_mentions(problems, "tumbling_window_in_seconds", "parallelization")
+
+
 def test_parallelization_factor_is_rejected_on_a_queue_source(tmp_path: Path) -> None:
     """Checklist 5: "... ParallelizationFactor ... only for Kinesis/DDB." — SQS."""
     problems = problems_of(tmp_path, "sqs", "parallelization_factor: 2")
@@ -324,11 +337,9 @@ def test_on_failure_destination_is_rejected_for_plain_sqs(tmp_path: Path) -> Non
 # ---- 63 ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source", ["kinesis", "dynamodb_streams"])
-def test_tumbling_windows_are_rejected_as_not_supported(tmp_path: Path, source: str) -> None:
+def test_tumbling_windows_are_accepted_on_kinesis_and_dynamodb_streams(tmp_path: Path,
+                                                                      source: str) -> None:
     """Checklist 63: "Tumbling window: pass state/window/isFinalInvokeForWindow; a response
-    without `state` = failure; state >1 MB terminates the window early." — esm does not
-    implement tumbling windows; a non-zero window is refused at startup, saying so."""
-    problems = problems_of(tmp_path, source, "tumbling_window_in_seconds: 60")
-    assert _one_problem_mentions(
-        problems, "mappings[0].tumbling_window_in_seconds",
-        "tumbling windows are not supported yet; only 0 is accepted, got 60")
+    without `state` = failure; state >1 MB terminates the window early." — the behaviour
+    is proven in tests/unit/test_windows.py; here the key is accepted on both sources."""
+    assert problems_of(tmp_path, source, "tumbling_window_in_seconds: 60") == []

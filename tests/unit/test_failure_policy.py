@@ -586,8 +586,8 @@ def test_unknown_family_is_rejected() -> None:
         FailurePolicy("pipe")  # type: ignore[arg-type]
 
 
-def test_decide_rejects_an_empty_batch_and_negative_counts() -> None:
+def test_decide_rejects_an_empty_queue_batch_and_negative_counts() -> None:
     with pytest.raises(ValueError, match="lane 'x' has no records"):
-        stream().decide(Batch("x", ()), BOOM, attempt=0, invoke_count=1, now=NOW)
+        FailurePolicy("queue").decide(Batch("x", ()), BOOM, attempt=0, invoke_count=1, now=NOW)
     with pytest.raises(ValueError, match="attempt=-1"):
         stream().decide(make_batch(1), BOOM, attempt=-1, invoke_count=1, now=NOW)
