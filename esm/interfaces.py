@@ -97,6 +97,11 @@ class LaneListener(Protocol):
         """Blocks until in-flight batches of `lanes` are settled (or the drain budget runs
         out); afterwards the reader forgets those lanes and never acks for them again."""
 
+    def lane_ending(self, lane: str) -> None:
+        """The lane was read to its end and every record acked (a closed shard), and is
+        about to be finished for good: blocks while the reader closes the lane's tumbling
+        window with its final invoke (within the drain budget)."""
+
 
 class KeepsWindows(Protocol):
     """Optional on a source with tumbling windows (reader thread only): a lane's window

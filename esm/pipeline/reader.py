@@ -111,9 +111,7 @@ class Reader:
     def step(self) -> None:
         """One turn: settle, close due batches, dispatch, then poll (or wait)."""
         self.apply_settlements(0)
-        if self.windows is not None:
-            for lane in self.windows.due(self.clock.now()):
-                self.buffer.queue_final(lane)
+        self._queue_due_finals()
         self.buffer.close_due(self.clock.monotonic())
         self._dispatch()
         self._report()
@@ -292,6 +290,29 @@ class Reader:
             for lane in lanes:
                 self.windows.restore(lane, load(lane))
         log.info("mapping %s: lanes assigned: %s", self.mapping.name, ", ".join(sorted(lanes)))
+
+    def lane_ending(self, lane: str) -> None:
+        """Resharding closes a tumbling window (ESM-SPEC §2.5): run the lane's final
+        invoke now, while the lane is still owned (its closed window is saved), within the
+        drain budget."""
+        if self.windows is None or not self.windows.end_lane(lane):
+            return
+        deadline = time.monotonic() + self.drain_seconds
+        while self.windows.window(lane) is not None and time.monotonic() < deadline \
+                and not self.stop.is_set():
+            self.step_settle_only()
+
+    def step_settle_only(self) -> None:
+        """Queue due finals, dispatch and apply settlements, without polling the source."""
+        self.apply_settlements(0)
+        self._queue_due_finals()
+        self._dispatch()
+        self.apply_settlements(0.05)
+
+    def _queue_due_finals(self) -> None:
+        if self.windows is not None:
+            for name in self.windows.due(self.clock.now()):
+                self.buffer.queue_final(name)
 
     def lanes_revoked(self, lanes: Collection[str]) -> None:
         """Settle in-flight batches of `lanes` (within the drain budget), then forget them."""

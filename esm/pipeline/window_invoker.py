@@ -71,7 +71,7 @@ class WindowInvoker(Invoker):
         lane = batch.lane
         window = self.book.window(lane)
         if not batch.records:  # queued when the window looked ended; records may have
-            if window is not None and not window.terminated_early \
+            if window is not None and not (window.terminated_early or window.lane_ended) \
                     and window.end > self.clock.now():  # opened a newer one since
                 window = None
             return self._final(lane, window)

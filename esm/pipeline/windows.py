@@ -51,6 +51,7 @@ class LaneWindow:
     state: Any = field(default_factory=dict)
     last_position: str | None = None
     terminated_early: bool = False  # state grew over 1 MB: the final invoke is owed now
+    lane_ended: bool = False  # resharding closed the lane: the final invoke is owed now
     final_failures: int = 0
 
     def document(self) -> dict[str, Any]:
@@ -126,12 +127,21 @@ class WindowBook:
             unsaved, self._unsaved = self._unsaved, {}
             return unsaved
 
+    def end_lane(self, lane: str) -> bool:
+        """Resharding closes the lane's window: True if one is open (its final is owed)."""
+        with self._lock:
+            window = self._open.get(lane)
+            if window is None:
+                return False
+            window.lane_ended = True
+            return True
+
     def due(self, now: float) -> list[str]:
         """Lanes whose window needs its final invoke (ended, or terminated early) and has
         none queued yet; each is reported once until `close` or `restore`."""
         with self._lock:
             lanes = [lane for lane, w in self._open.items() if lane not in self._final_queued
-                     and (w.terminated_early or w.end <= now)]
+                     and (w.terminated_early or w.lane_ended or w.end <= now)]
             self._final_queued.update(lanes)
             return lanes
 

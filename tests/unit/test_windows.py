@@ -182,3 +182,20 @@ def test_records_already_in_a_saved_state_are_not_folded_in_twice_after_a_crash(
     assert target.finals()[0]["state"] == {"sum": 10, "count": 4}
     assert again.broker.committed("lane-0") == 4
 
+
+
+def test_resharding_closes_the_window_with_its_final_invoke_before_the_shard_is_finished(
+) -> None:
+    # Given an open window on a lane that was read to its end (a closed shard)
+    target = WindowTarget()
+    rig = Rig(windowed(), target)
+    put(rig, 1, 2, 3)
+    rig.run_until_quiet()
+    rig.executor.submit = lambda fn, *args: fn(*args)  # type: ignore[method-assign]
+    # When the source says the lane is ending, long before the window's end
+    rig.reader.lane_ending("lane-0")
+    # Then the final invoke ran at once, with the window's whole state, and the window is
+    # saved as closed before the source finishes the shard
+    [final] = target.finals()
+    assert final["state"] == {"sum": 6, "count": 3} and final["Records"] == []
+    assert json.loads(rig.broker.windows["lane-0"])["closed"] is True
