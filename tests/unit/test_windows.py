@@ -199,3 +199,24 @@ def test_resharding_closes_the_window_with_its_final_invoke_before_the_shard_is_
     [final] = target.finals()
     assert final["state"] == {"sum": 6, "count": 3} and final["Records"] == []
     assert json.loads(rig.broker.windows["lane-0"])["closed"] is True
+
+
+def test_a_final_invoke_that_keeps_failing_is_given_up_after_the_retry_attempts() -> None:
+    # Given a handler whose final invokes always fail, and 2 retry attempts
+    def respond(event: dict[str, Any]) -> dict[str, Any]:
+        if event["isFinalInvokeForWindow"]:
+            raise RuntimeError("final failed")
+        return sum_state(event)
+    target = WindowTarget(respond)
+    rig = Rig(windowed(maximum_retry_attempts=2), target)
+    put(rig, 1, 2)
+    rig.run_until_quiet()
+    # When the window ends and the next window's records arrive
+    rig.clock.advance(WINDOW)
+    put(rig, 3)
+    rig.run_until_quiet()
+    # Then the final was tried 1 + 2 times, then the window dropped and the lane moved on
+    assert len(target.finals()) == 3
+    assert target.events[-1]["Records"][0]["body"] == '{"n": 3}'
+    assert target.events[-1]["state"] == {}
+    assert rig.broker.committed("lane-0") == 3
