@@ -250,8 +250,8 @@ class Reader:
             self.buffer.finished(lane)
         if not self.buffer.is_current(lane):
             return  # the lane was revoked: never ack for it again
-        if self.windows is not None:
-            self._save_windows()
+        if self.windows is not None:  # before the acks below move a checkpoint
+            self.windows.save_unsaved(self.source)
         if s.ack:
             self.acks.settled(lane.lane, s.ack)
         if s.release:
@@ -263,14 +263,6 @@ class Reader:
             self.metrics.count("released", len(s.release))
             if getattr(self.source, "ordered_lanes", False):
                 self._release_buffered(lane)
-
-    def _save_windows(self) -> None:
-        """Window documents noted by lane workers, saved before any checkpoint they cover
-        (the settlement that acks those records is applied after this)."""
-        save = getattr(self.source, "save_window", None)
-        for name, document in (self.windows.take_unsaved() if self.windows else {}).items():
-            if save is not None:
-                save(name, document)
 
     def _release_buffered(self, lane: Lane) -> None:
         """Ordered queue lanes (SQS FIFO message groups): once a record of the lane is
@@ -285,10 +277,8 @@ class Reader:
 
     def lanes_assigned(self, lanes: Collection[str]) -> None:
         self.buffer.assigned(lanes)
-        load = getattr(self.source, "load_window", None)
-        if self.windows is not None and load is not None:
-            for lane in lanes:
-                self.windows.restore(lane, load(lane))
+        if self.windows is not None:
+            self.windows.restore_from(self.source, lanes)
         log.info("mapping %s: lanes assigned: %s", self.mapping.name, ", ".join(sorted(lanes)))
 
     def lane_ending(self, lane: str) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +97,22 @@ class WindowBook:
             window = window_from(document)
             if window is not None:
                 self._open[lane] = window
+
+    def restore_from(self, source: object, lanes: Iterable[str]) -> None:
+        """`restore` each lane from the source's saved windows (esm.interfaces.KeepsWindows;
+        a source without them starts every lane afresh)."""
+        load = getattr(source, "load_window", None)
+        for lane in lanes:
+            self.restore(lane, load(lane) if load is not None else None)
+
+    def save_unsaved(self, source: object) -> None:
+        """Save the documents lane workers noted (KeepsWindows.save_window); the reader
+        calls this before applying a settlement's acks, so a window is always saved before
+        the checkpoint of the records it covers."""
+        save = getattr(source, "save_window", None)
+        for lane, document in self.take_unsaved().items():
+            if save is not None:
+                save(lane, document)
 
     def window(self, lane: str) -> LaneWindow | None:
         with self._lock:

@@ -114,7 +114,9 @@ class Rig:
 
     def __init__(self, mapping: MappingConfig, target: Any,
                  destination: ListDestination | None = None, lanes: int = 1,
-                 max_in_flight: int = 4, broker: MemoryBroker | None = None) -> None:
+                 max_in_flight: int = 4, broker: MemoryBroker | None = None,
+                 source_factory: Callable[[ConnectorContext], Any] | None = None,
+                 pool: Any = None) -> None:
         # A restart over the same broker keeps its clock (record arrival times stay in order).
         self.clock = broker.clock if broker is not None else FakeClock()  # type: ignore[assignment]
         self.stop = threading.Event()
@@ -130,7 +132,8 @@ class Rig:
         settings = mapping.source.settings
         settings = replace(settings if isinstance(settings, MemorySettings) else MemorySettings(),
                            lanes=lanes)
-        self.source = mapping.source.cls(settings, self.context, self.broker)
+        self.source = (source_factory(self.context) if source_factory is not None
+                       else mapping.source.cls(settings, self.context, self.broker))
         run_stop = threading.Event()
         invoker = build_invoker(mapping, self.source, target, self.metrics, self.status,
                                 self.clock)
@@ -145,7 +148,7 @@ class Rig:
         self.reader = Reader(
             mapping=mapping, source=self.source,
             matcher=compile_filters(list(mapping.filter_patterns)), worker=self.worker,
-            pool=self.executor, max_in_flight=max_in_flight, metrics=self.metrics,
+            pool=pool or self.executor, max_in_flight=max_in_flight, metrics=self.metrics,
             status=self.status, clock=self.clock, stop=self.stop, drain_seconds=1.0,
             idle_poll_seconds=0.0, min_buffered_records=0,
         )
