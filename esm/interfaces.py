@@ -71,7 +71,9 @@ class SourceTraits:
         parallelization_factor > 1 can keep order per key (ESM-SPEC §1.2; beyond AWS for
         Kafka and Redis Streams).
     supports_tumbling_windows: tumbling_window_in_seconds > 0 is accepted (Kinesis, DynamoDB
-        Streams; ESM-SPEC §2.5); the source should also implement `KeepsWindows`.
+        Streams; ESM-SPEC §2.5; Kafka beyond AWS).
+    keeps_windows: the source implements `KeepsWindows` (window state with its
+        checkpoints); otherwise the mapping names a `window_state` store.
     """
 
     family: Family
@@ -85,6 +87,7 @@ class SourceTraits:
     lenient_filter_key: str | None = None
     supports_parallelization_factor: bool = False
     supports_tumbling_windows: bool = False
+    keeps_windows: bool = False
 
 
 class LaneListener(Protocol):

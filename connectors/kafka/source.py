@@ -88,6 +88,7 @@ class KafkaSource:
         default_batching_window_seconds=0.5, window_required_above_10=False,
         caps_infinite_retries_with_destination=True, batch_info_key="KafkaBatchInfo",
         lenient_filter_key="value", supports_parallelization_factor=True,
+        supports_tumbling_windows=True,
     )
 
     def __init__(self, settings: KafkaSourceSettings, context: ConnectorContext, *,

@@ -147,7 +147,8 @@ class MemorySource:
     Settings: ClassVar[type] = MemorySettings
     traits: ClassVar[SourceTraits] = SourceTraits(
         family="stream", window_required_above_10=False, batch_info_key="MemoryBatchInfo",
-        supports_parallelization_factor=True, supports_tumbling_windows=True)
+        supports_parallelization_factor=True, supports_tumbling_windows=True,
+        keeps_windows=True)
 
     def __init__(self, settings: MemorySettings, context: ConnectorContext,
                  broker: MemoryBroker | None = None) -> None:

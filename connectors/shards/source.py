@@ -35,7 +35,7 @@ def shard_traits(batch_info_key: str) -> SourceTraits:
     return SourceTraits(
         family="stream", default_batch_size=100, max_batch_size=10000,
         window_required_above_10=True, supports_on_failure_destination=True,
-        supports_parallelization_factor=True, supports_tumbling_windows=True,
+        supports_parallelization_factor=True, supports_tumbling_windows=True, keeps_windows=True,
         batch_info_key=batch_info_key)
 
 

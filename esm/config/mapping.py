@@ -81,6 +81,7 @@ class _Mapping:
         default=-1, metadata={"min": 60, "max": 604800, "allow": (-1,)})
     parallelization_factor: int | None = field(default=None, metadata={"min": 1, "max": 10})
     tumbling_window_in_seconds: int = field(default=0, metadata={"min": 0, "max": 900})
+    window_state: dict[str, Any] | None = None  # {type: sqlite|redis|dynamodb, ...}
     scaling_config: _Scaling | None = None
     destination_config: _Destinations | None = None
     retry_backoff: _Backoff = field(default_factory=_Backoff)
@@ -96,6 +97,8 @@ def build_mapping(raw: object, path: str, file: str) -> tuple[MappingConfig | No
     problems += key_problems
     source = _connector("sources", raw.get("source"), join(path, "source"), problems)
     target = _connector("targets", raw.get("target"), join(path, "target"), problems)
+    window_state = _connector("window_stores", raw.get("window_state"),
+                              join(path, "window_state"), problems)
     on_failure, include_payload = _on_failure(raw, path, problems)
     patterns = _patterns(raw.get("filter_criteria"), path, problems)
     if keys is None:
@@ -111,6 +114,7 @@ def build_mapping(raw: object, path: str, file: str) -> tuple[MappingConfig | No
         maximum_record_age_in_seconds=keys.maximum_record_age_in_seconds,
         parallelization_factor=keys.parallelization_factor or 1,
         tumbling_window_in_seconds=keys.tumbling_window_in_seconds,
+        window_state=window_state,
         maximum_concurrency=keys.scaling_config.maximum_concurrency
         if keys.scaling_config else None,
         max_deliveries=getattr(source.settings, "max_deliveries", None),
@@ -233,13 +237,21 @@ def _source_rules(keys: _Mapping, raw: dict[str, Any], source: ConnectorSpec, pa
 
 def _window_problems(keys: _Mapping, traits: SourceTraits, source_type: str,
                      path: str) -> list[str]:
-    """ESM-SPEC §1.2, §2.5: tumbling windows on Kinesis and DynamoDB Streams; esm runs one
-    batch per shard with them (a window's state is one sequence of invocations)."""
+    """ESM-SPEC §1.2, §2.5: tumbling windows on Kinesis and DynamoDB Streams (state kept on
+    the lease rows), and beyond AWS on Kafka (state in a `window_state` store); one batch
+    per lane with them (a window's state is one sequence of invocations)."""
     if not keys.tumbling_window_in_seconds:
-        return []
+        return [f"{path}.window_state: only used with tumbling_window_in_seconds"
+                ] if keys.window_state is not None else []
     if not traits.supports_tumbling_windows:
-        return [f"{path}.tumbling_window_in_seconds: applies only to Kinesis and DynamoDB "
-                f"Streams sources (ESM-SPEC §1.2), not {source_type!r}"]
+        return [f"{path}.tumbling_window_in_seconds: applies only to Kinesis, DynamoDB "
+                f"Streams and Kafka sources (ESM-SPEC §1.2), not {source_type!r}"]
+    if not traits.keeps_windows and keys.window_state is None:
+        return [f"{path}.window_state: required with tumbling windows on {source_type!r} "
+                "(where each lane's window state is kept: {type: sqlite|redis|dynamodb, …})"]
+    if traits.keeps_windows and keys.window_state is not None:
+        return [f"{path}.window_state: {source_type!r} keeps window state with its "
+                "checkpoints; remove this key"]
     if (keys.parallelization_factor or 1) > 1:
         return [f"{path}.tumbling_window_in_seconds: cannot be combined with "
                 "parallelization_factor > 1 in esm (a window's state is passed from one "

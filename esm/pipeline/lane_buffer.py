@@ -265,7 +265,9 @@ class LaneBuffer:
     def _new_window(self, lane: Lane, record: Record) -> bool:
         first = lane.batcher.first()
         seconds = self.window_seconds
-        return first is not None and first.timestamp // seconds != record.timestamp // seconds
+        # Only a later window starts a batch: a late record (Kafka producer timestamps)
+        # joins the open one.
+        return first is not None and record.timestamp // seconds > first.timestamp // seconds
 
     def _queue(self, lane: Lane, batches: list[Batch]) -> None:
         if not batches:

@@ -79,6 +79,8 @@ class WindowInvoker(Invoker):
         if not records:
             return Success()  # folded into a saved state before a crash: never twice
         start, end = window_bounds(records[0].timestamp, self.book.seconds)
+        if window is not None and start < window.start and not window.terminated_early:
+            start, end = window.start, window.end  # a late record joins the open window
         if window is not None and (window.terminated_early or window.start != start):
             outcome = self._final(lane, window)
             if not isinstance(outcome, Success):

@@ -3,7 +3,9 @@ belongs to, each lane's open window and its state, and the documents that carry 
 across a restart or a lease handover.
 
 Rules kept here:
-- windows come from record arrival times: [floor(t / W) * W, + W), aligned like AWS's;
+- windows come from record arrival times: [floor(t / W) * W, + W), aligned like AWS's
+  (Kafka: record timestamps; a record older than the open window, possible with producer
+  timestamps, is folded into the open window rather than reopening a finished one);
 - a lane has at most one open window; its state is what the function last returned;
 - a window ends with one final invoke (`isFinalInvokeForWindow`, no records) once the clock
   passes its end, or as soon as a record of a later window is due on the lane;
@@ -76,8 +78,11 @@ def closed_document(window: LaneWindow) -> dict[str, Any]:
 class WindowBook:
     """Open windows per lane, documents waiting to be saved, and what is folded in."""
 
-    def __init__(self, seconds: int) -> None:
+    def __init__(self, seconds: int, store: object = None) -> None:
         self.seconds = seconds
+        # A `window_state` store (KeepsWindows) for sources that keep no windows (Kafka);
+        # otherwise the source itself keeps them with its checkpoints.
+        self.store = store
         self._lock = threading.Lock()
         self._open: dict[str, LaneWindow] = {}
         self._folded_up_to: dict[str, str] = {}  # lane → last position already in a state
@@ -101,7 +106,7 @@ class WindowBook:
     def restore_from(self, source: object, lanes: Iterable[str]) -> None:
         """`restore` each lane from the source's saved windows (esm.interfaces.KeepsWindows;
         a source without them starts every lane afresh)."""
-        load = getattr(source, "load_window", None)
+        load = getattr(self.store or source, "load_window", None)
         for lane in lanes:
             self.restore(lane, load(lane) if load is not None else None)
 
@@ -109,7 +114,7 @@ class WindowBook:
         """Save the documents lane workers noted (KeepsWindows.save_window); the reader
         calls this before applying a settlement's acks, so a window is always saved before
         the checkpoint of the records it covers."""
-        save = getattr(source, "save_window", None)
+        save = getattr(self.store or source, "save_window", None)
         for lane, document in self.take_unsaved().items():
             if save is not None:
                 save(lane, document)

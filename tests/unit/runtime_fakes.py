@@ -23,7 +23,7 @@ from esm.ops.status import MappingStatus
 from esm.pipeline.lane_worker import LaneWorker
 from esm.pipeline.reader import Reader
 from esm.records import Event, FunctionFailed, InvokeResult, Record, Returned
-from esm.runtime.assembly import build_invoker
+from esm.runtime.assembly import build_connector, build_invoker
 
 
 class ManualExecutor:
@@ -135,8 +135,10 @@ class Rig:
         self.source = (source_factory(self.context) if source_factory is not None
                        else mapping.source.cls(settings, self.context, self.broker))
         run_stop = threading.Event()
+        store = build_connector(mapping.window_state, self.context) \
+            if mapping.window_state else None
         invoker = build_invoker(mapping, self.source, target, self.metrics, self.status,
-                                self.clock)
+                                self.clock, store)
         letterer = DeadLetterer(mapping=mapping, source=self.source, destination=destination,
                                 function_arn="arn:aws:lambda:local:000000000000:function:test",
                                 metrics=self.metrics, status=self.status, clock=self.clock,

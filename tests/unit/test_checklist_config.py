@@ -164,12 +164,27 @@ def test_tumbling_windows_are_for_kinesis_and_dynamodb_streams_at_factor_1(
     """Checklist 5 and 63: TumblingWindowInSeconds on Kinesis/DDB; esm keeps one batch per
     shard with windows (the state passes from one invoke of the shard to the next)."""
     assert problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 900") == []
-    for source in ("kafka", "sqs"):
-        problems = problems_of(tmp_path, source, "tumbling_window_in_seconds: 60")
-        assert _one_problem_mentions(problems, "tumbling_window_in_seconds", "applies only")
+    problems = problems_of(tmp_path, "sqs", "tumbling_window_in_seconds: 60")
+    assert _one_problem_mentions(problems, "tumbling_window_in_seconds", "applies only")
     problems = problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 60",
                            "parallelization_factor: 2")
     assert _one_problem_mentions(problems, "tumbling_window_in_seconds", "parallelization")
+
+
+def test_kafka_windows_need_a_window_state_store_and_shards_refuse_one(tmp_path: Path) -> None:
+    """Beyond AWS: Kafka keeps no window state with its offsets, so the mapping names a
+    store; Kinesis and DynamoDB Streams keep it on their lease rows."""
+    store = "window_state: {type: sqlite, path: w.sqlite}"
+    problems = problems_of(tmp_path, "kafka", "tumbling_window_in_seconds: 60")
+    assert _one_problem_mentions(problems, "window_state", "required")
+    assert problems_of(tmp_path, "kafka", "tumbling_window_in_seconds: 60", store) == []
+    assert _one_problem_mentions(problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 60",
+                                             store), "window_state", "remove")
+    assert _one_problem_mentions(problems_of(tmp_path, "kafka", store), "window_state",
+                                 "only used with")
+    problems = problems_of(tmp_path, "kafka", "tumbling_window_in_seconds: 60",
+                           "window_state: {type: memcache}")
+    assert _one_problem_mentions(problems, "window_state.type", "memcache")
 
 
 def test_parallelization_factor_is_rejected_on_a_queue_source(tmp_path: Path) -> None:

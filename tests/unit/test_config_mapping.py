@@ -249,7 +249,7 @@ def test_tumbling_windows_need_a_source_that_supports_them(tmp_path: Path) -> No
     assert load_one(tmp_path, "tumbling_window_in_seconds: 0").tumbling_window_in_seconds == 0
     [problem] = problems_for(tmp_path, "tumbling_window_in_seconds: 60")
     assert problem.startswith("mappings[0].tumbling_window_in_seconds: applies only to "
-                              "Kinesis and DynamoDB Streams sources")
+                              "Kinesis, DynamoDB Streams and Kafka sources")
 
 
 def test_on_success_destination_is_rejected_with_aws_text(tmp_path: Path) -> None:
