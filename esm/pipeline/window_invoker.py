@@ -22,6 +22,7 @@ updated from two threads at once (parallelization_factor is 1 with windows).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -138,6 +139,7 @@ class WindowInvoker(Invoker):
         if len(body) > self.max_payload_bytes:
             return Oversized(len(body))
         event = Event(document, body, self._request_ids.next())
+        started = time.perf_counter()
         try:
             return self.target.invoke(event, self.timeout_seconds)
         except InvokeError as exc:
@@ -145,6 +147,8 @@ class WindowInvoker(Invoker):
         except Exception as exc:  # a connector bug must not lose records: retry them
             log.exception("target raised %s; treating it as an invoke error", type(exc).__name__)
             return InvokeFailure(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.metrics.duration.observe(time.perf_counter() - started)
 
     def _window_fields(self, lane: str, window: LaneWindow, final: bool) -> dict[str, Any]:
         return {"window": {"start": iso_second(window.start), "end": iso_second(window.end)},
