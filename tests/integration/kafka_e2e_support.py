@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.contract.test_kafka_source import make_topic
 from tests.integration.e2e_support import DaemonProcess, daemon_env, wait_until, write_config
 from tests.integration.handlers import read_journal
-from tests.servers.kafka_server import KafkaServer
+from tests.servers.kafka_server import KafkaServer, kafka_server  # noqa: F401
 
 HANDLER = "tests.integration.kafka_handlers:record"
 
@@ -37,6 +39,23 @@ def kafka_mapping(server: KafkaServer, topic: str, group: str, **keys: Any) -> d
     }
     mapping.update(keys)
     return mapping
+
+
+def send_all(case: Case, messages: Iterable[dict[str, Any]]) -> None:
+    """KafkaProducer.send(case.topic, **message) for each message, then flush."""
+    producer = KafkaProducer(bootstrap_servers=case.server.bootstrap, linger_ms=5)
+    try:
+        for message in messages:
+            producer.send(case.topic, **message)
+        producer.flush(60)
+    finally:
+        producer.close()
+
+
+@pytest.fixture
+def one_partition(kafka_server: KafkaServer, tmp_path: Path) -> Iterator[Case]:  # noqa: F811
+    """A Case over a fresh one-partition topic."""
+    yield Case(kafka_server, tmp_path, 1)
 
 
 def produce(server: KafkaServer, topic: str, partitions: int, count: int, start: int = 0,

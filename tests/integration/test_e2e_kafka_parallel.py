@@ -12,16 +12,19 @@ had not finished, or the restart would have skipped it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from tests.integration.e2e_support import wait_until
-from tests.integration.kafka_e2e_support import Case, journal_lines, stop_cleanly
-from tests.servers.kafka_server import KafkaServer, kafka_server  # noqa: F401
+from tests.integration.kafka_e2e_support import (  # noqa: F401
+    Case,
+    journal_lines,
+    one_partition,
+    send_all,
+    stop_cleanly,
+)
+from tests.servers.kafka_server import kafka_server  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -29,21 +32,10 @@ RECORDS = 3000
 KEYS = 13
 
 
-@pytest.fixture
-def case(kafka_server: KafkaServer, tmp_path: Path) -> Iterator[Case]:
-    yield Case(kafka_server, tmp_path, 1)
-
-
 def produce_keyed(case: Case) -> None:
     """Record n has key `key<n mod 13>`, except every tenth record, which has no key."""
-    producer = KafkaProducer(bootstrap_servers=case.server.bootstrap, linger_ms=5)
-    try:
-        for n in range(RECORDS):
-            key = None if n % 10 == 0 else f"key{n % KEYS}".encode()
-            producer.send(case.topic, key=key, value=b'{"n": %d}' % n, partition=0)
-        producer.flush(60)
-    finally:
-        producer.close()
+    send_all(case, ({"key": None if n % 10 == 0 else f"key{n % KEYS}".encode(),
+                     "value": b'{"n": %d}' % n, "partition": 0} for n in range(RECORDS)))
 
 
 def first_deliveries(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,7 +49,9 @@ def first_deliveries(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return first
 
 
-def test_kill_9_with_key_slots_keeps_order_per_key_and_loses_nothing(case: Case) -> None:
+def test_kill_9_with_key_slots_keeps_order_per_key_and_loses_nothing(
+        one_partition: Case) -> None:
+    case = one_partition
     # Given one partition of 3,000 records over 13 keys and null keys, factor 5, a handler
     # taking 50 ms a batch and failing some batches twice before they succeed
     produce_keyed(case)

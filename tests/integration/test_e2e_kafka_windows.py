@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from tests.integration.e2e_support import wait_until
 from tests.integration.handlers import read_journal
-from tests.integration.kafka_e2e_support import Case, stop_cleanly
-from tests.servers.kafka_server import KafkaServer, kafka_server  # noqa: F401
+from tests.integration.kafka_e2e_support import (  # noqa: F401
+    Case,
+    one_partition,
+    send_all,
+    stop_cleanly,
+)
+from tests.servers.kafka_server import kafka_server  # noqa: F401
 from tests.servers.redis_server import RedisServer, redis_server  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -29,22 +32,12 @@ RECORDS = 400
 PER_WINDOW = 50
 
 
-@pytest.fixture
-def case(kafka_server: KafkaServer, tmp_path: Path) -> Iterator[Case]:
-    yield Case(kafka_server, tmp_path, 1)
-
-
 def produce(case: Case) -> None:
     """Offsets 0…399, 50 per 2 s window, stamped an hour ago."""
     start_ms = (int(time.time()) - 3600) // 2 * 2000
-    producer = KafkaProducer(bootstrap_servers=case.server.bootstrap, linger_ms=5)
-    try:
-        for n in range(RECORDS):
-            producer.send(case.topic, value=b'{"n": %d}' % n, partition=0,
-                          timestamp_ms=start_ms + (n // PER_WINDOW) * 2000 + n % PER_WINDOW)
-        producer.flush(60)
-    finally:
-        producer.close()
+    send_all(case, ({"value": b'{"n": %d}' % n, "partition": 0,
+                     "timestamp_ms": start_ms + (n // PER_WINDOW) * 2000 + n % PER_WINDOW}
+                    for n in range(RECORDS)))
 
 
 def finals(journal: Path) -> list[dict[str, Any]]:
@@ -63,8 +56,9 @@ def folded(journal: Path) -> set[int]:
     return {offset for line in finals(journal) for offset in line["state"].get("offsets", [])}
 
 
-def test_kill_9_mid_run_keeps_every_kafka_window_once(case: Case,
+def test_kill_9_mid_run_keeps_every_kafka_window_once(one_partition: Case,
                                                       redis_server: RedisServer) -> None:
+    case = one_partition
     # Given 8 windows of 50 records and a daemon folding them, slowly, into window states
     produce(case)
     keys = {"batch_size": 10, "tumbling_window_in_seconds": 2,
