@@ -290,9 +290,9 @@ class Reader:
         deadline = time.monotonic() + self.drain_seconds
         while self.windows.window(lane) is not None and time.monotonic() < deadline \
                 and not self.stop.is_set():
-            self.step_settle_only()
+            self._settle_step()
 
-    def step_settle_only(self) -> None:
+    def _settle_step(self) -> None:
         """Queue due finals, dispatch and apply settlements, without polling the source."""
         self.apply_settlements(0)
         self._queue_due_finals()
