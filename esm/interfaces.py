@@ -74,7 +74,13 @@ class SourceTraits:
     lenient_filter_key: the data key whose filter clause is ignored, not a reason to drop,
         when its format does not match the record's (Kafka `value`, ESM-SPEC §3.4).
     supports_parallelization_factor: records carry an `ordering_key` (Kinesis partition key,
-        DynamoDB item key), so parallelization_factor > 1 can keep order per key (§5).
+        DynamoDB item key, Kafka record key, a Redis entry field), so
+        parallelization_factor > 1 can keep order per key (ESM-SPEC §1.2; beyond AWS for
+        Kafka and Redis Streams).
+    supports_tumbling_windows: tumbling_window_in_seconds > 0 is accepted (Kinesis, DynamoDB
+        Streams; ESM-SPEC §2.5; Kafka beyond AWS).
+    keeps_windows: the source implements `KeepsWindows` (window state with its
+        checkpoints); otherwise the mapping names a `window_state` store.
     """
 
     family: Family
@@ -87,6 +93,8 @@ class SourceTraits:
     batch_info_key: str = "BatchInfo"
     lenient_filter_key: str | None = None
     supports_parallelization_factor: bool = False
+    supports_tumbling_windows: bool = False
+    keeps_windows: bool = False
 
 
 class LaneListener(Protocol):
@@ -98,6 +106,22 @@ class LaneListener(Protocol):
     def lanes_revoked(self, lanes: Collection[str]) -> None:
         """Blocks until in-flight batches of `lanes` are settled (or the drain budget runs
         out); afterwards the reader forgets those lanes and never acks for them again."""
+
+    def lane_ending(self, lane: str) -> None:
+        """The lane was read to its end and every record acked (a closed shard), and is
+        about to be finished for good: blocks while the reader closes the lane's tumbling
+        window with its final invoke (within the drain budget)."""
+
+
+class KeepsWindows(Protocol):
+    """Optional on a source with tumbling windows (reader thread only): a lane's window
+    document (JSON-able mapping, esm.pipeline.windows) is kept with its checkpoint, so a
+    restart or the next owner of the lane resumes the window with its state."""
+
+    def load_window(self, lane: str) -> Mapping[str, Any] | None: ...
+
+    def save_window(self, lane: str, document: Mapping[str, Any]) -> None:
+        """Durable before it returns; ignored (not raised) for a lane no longer owned."""
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from typing import Literal
 
 from esm.errors import ConfigError
 
-Kind = Literal["sources", "targets", "destinations"]
+Kind = Literal["sources", "targets", "destinations", "window_stores"]
 
 SOURCES: dict[str, str] = {
     "memory": "connectors.memory.source:MemorySource",
@@ -43,10 +43,18 @@ DESTINATIONS: dict[str, str] = {
     "s3": "connectors.aws.s3:S3Destination",
 }
 
+# Where a source that keeps no windows itself (Kafka) keeps its tumbling-window state.
+WINDOW_STORES: dict[str, str] = {
+    "sqlite": "connectors.file.window_store:SqliteWindowStore",
+    "redis": "connectors.redis.window_store:RedisWindowStore",
+    "dynamodb": "connectors.aws.dynamodb_windows:DynamoDBWindowStore",
+}
+
 _TABLES: dict[Kind, dict[str, str]] = {
     "sources": SOURCES,
     "targets": TARGETS,
     "destinations": DESTINATIONS,
+    "window_stores": WINDOW_STORES,
 }
 
 

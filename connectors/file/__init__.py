@@ -1,1 +1,2 @@
-"""The `file` on-failure destination: JSON lines, fsynced before records are acked."""
+"""Local files: the `file` on-failure destination (JSON lines, fsynced before records are
+acked) and the `sqlite` tumbling-window store (`window_store`)."""

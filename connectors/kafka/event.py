@@ -125,7 +125,7 @@ def to_record(msg: Any, now: float) -> Record:
         lane=lane, position=str(msg.offset), item_id=item_id(lane, msg.offset),
         payload=payload, size_bytes=size, timestamp=timestamp,
         filter_view=KafkaFilterView(payload, msg.value),
-        handle=getattr(msg, "leader_epoch", None),
+        ordering_key=payload.get("key"), handle=getattr(msg, "leader_epoch", None),
     )
 
 

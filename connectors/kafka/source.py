@@ -13,7 +13,11 @@ Guarantees (ESM-SPEC §4.4, §8 items 56-61):
   kafka-python pauses them only once the holding area is full (hold.py);
 - acks for partitions this replica no longer owns are ignored (never committed);
 - every assignment reads positions from the group again (positions.py): records dropped
-  when a lane was revoked are read again even when the same consumer gets the lane back.
+  when a lane was revoked are read again even when the same consumer gets the lane back;
+- with parallelization_factor > 1 a partition runs up to that many batches at once, one
+  per key slot (records keep their order per key; null keys share one slot); the core
+  acks only the partition's finished contiguous prefix, so the committed offset never
+  passes a record still in flight in another slot.
 
 Rebalances. kafka-python 3 runs rebalance callbacks on its own IO thread, where blocking
 calls (commit) are forbidden, so the callbacks here only queue what changed. Before each
@@ -83,7 +87,8 @@ class KafkaSource:
         family="stream", default_batch_size=100, max_batch_size=10000,
         default_batching_window_seconds=0.5, window_required_above_10=False,
         caps_infinite_retries_with_destination=True, batch_info_key="KafkaBatchInfo",
-        lenient_filter_key="value",
+        lenient_filter_key="value", supports_parallelization_factor=True,
+        supports_tumbling_windows=True,
     )
 
     def __init__(self, settings: KafkaSourceSettings, context: ConnectorContext, *,

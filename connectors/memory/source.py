@@ -53,6 +53,7 @@ class MemoryBroker:
         self._queue: dict[tuple[str, int], _Message] = {}
         self._next = 0
         self.acked: list[str] = []  # messageIds in ack order, for tests
+        self.windows: dict[str, str] = {}  # lane → saved tumbling-window document (JSON)
 
     def put(self, body: str | Mapping[str, Any], lane: str | None = None) -> str:
         """Append a record; returns its messageId. Lanes round-robin when not given."""
@@ -135,6 +136,8 @@ class MemorySettings:
         "min": 0, "max": 10_000_000, "doc": "extra synthetic records {\"id\": n}"})
     visibility_timeout_seconds: float = field(
         default=30.0, metadata={"min": 0, "max": 43200, "doc": "queue family redelivery delay"})
+    ordering_key_field: str | None = field(default=None, metadata={
+        "doc": "field of a JSON body whose value keeps order with parallelization_factor"})
 
 
 class MemorySource:
@@ -143,7 +146,9 @@ class MemorySource:
 
     Settings: ClassVar[type] = MemorySettings
     traits: ClassVar[SourceTraits] = SourceTraits(
-        family="stream", window_required_above_10=False, batch_info_key="MemoryBatchInfo")
+        family="stream", window_required_above_10=False, batch_info_key="MemoryBatchInfo",
+        supports_parallelization_factor=True, supports_tumbling_windows=True,
+        keeps_windows=True)
 
     def __init__(self, settings: MemorySettings, context: ConnectorContext,
                  broker: MemoryBroker | None = None) -> None:
@@ -203,6 +208,14 @@ class MemorySource:
             self.broker.commit(lane, seq + 1)
             if store is not None:
                 store.save(self.context.mapping, lane, str(seq + 1))
+
+    def load_window(self, lane: str) -> Mapping[str, Any] | None:
+        """esm.interfaces.KeepsWindows: kept in the broker, like its committed positions."""
+        saved = self.broker.windows.get(lane)
+        return None if saved is None else dict(orjson.loads(saved))
+
+    def save_window(self, lane: str, document: Mapping[str, Any]) -> None:
+        self.broker.windows[lane] = orjson.dumps(document).decode()
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         at = self.context.clock.now() + delay_seconds
@@ -268,7 +281,16 @@ class MemorySource:
             lane=message.lane, position=str(message.seq), item_id=payload["messageId"],
             payload=payload, size_bytes=len(orjson.dumps(payload)), timestamp=message.timestamp,
             filter_view=view, delivery_count=max(1, message.receive_count),
+            ordering_key=self._ordering_key(view["body"]),
         )
+
+    def _ordering_key(self, body: Any) -> str | None:
+        """The body's `ordering_key_field` as text; None (the lane's shared slot) when
+        unset, absent, null or the body is not a JSON object."""
+        name = self.settings.ordering_key_field
+        if name is None or not isinstance(body, dict) or body.get(name) is None:
+            return None
+        return str(body[name])
 
 
 class MemoryQueueSource(MemorySource):

@@ -62,12 +62,16 @@ def entry_timestamp_ms(entry_id: str) -> int:
 class EntryDecoder:
     """Builds Records for one source: knows the group, the body field and the ARNs."""
 
-    __slots__ = ("_arns", "_group", "_body_field")
+    __slots__ = ("_arns", "_group", "_body_field", "_key_field")
 
-    def __init__(self, url: str, streams: Sequence[str], group: str, body_field: str) -> None:
+    def __init__(self, url: str, streams: Sequence[str], group: str, body_field: str,
+                 ordering_key_field: str | None = None) -> None:
         self._arns = {stream: event_source_arn(url, stream) for stream in streams}
         self._group = group
         self._body_field = body_field
+        # Its value is the Record's ordering_key (parallelization_factor > 1); entries
+        # without it share the stream's own slot.
+        self._key_field = ordering_key_field
 
     def arn(self, stream: str) -> str:
         return self._arns[stream]
@@ -95,6 +99,7 @@ class EntryDecoder:
         so the common case (decoded UTF-8 fields, first delivery) is one flat loop here,
         with no call per entry beyond the builtins; anything else goes through `record`."""
         arn, group, body_field = self._arns[stream], self._group, self._body_field
+        key_field = self._key_field
         dumps, loads = orjson.dumps, orjson.loads
         json_starts = _JSON_STARTS
         out: list[Record] = []
@@ -136,8 +141,9 @@ class EntryDecoder:
                     view = {**payload, "body": loads(body)}
                 except orjson.JSONDecodeError:
                     pass
+            key = fields.get(key_field) if key_field is not None else None
             append(Record(stream, entry_id, entry_id, payload, len(encoded),
-                          int(millis_text) / 1000.0, view, 1, None, handle, encoded))
+                          int(millis_text) / 1000.0, view, 1, key, handle, encoded))
         return out
 
     def _build(self, stream: str, entry_id: str, fields: dict[str, str], binary: list[str],
@@ -159,8 +165,9 @@ class EntryDecoder:
         if body is not None and self._body_field not in binary:
             view = _json_body_view(payload, body)
         encoded = orjson.dumps(payload)
+        key = fields.get(self._key_field) if self._key_field is not None else None
         return Record(stream, entry_id, entry_id, payload, len(encoded),
-                      millis / 1000.0, view, delivery_count, None, handle, encoded)
+                      millis / 1000.0, view, delivery_count, key, handle, encoded)
 
     def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
         """`RedisStreamBatchInfo` for a notice, shaped like KinesisBatchInfo (ESM-SPEC §4.5).

@@ -39,6 +39,9 @@ class RedisStreamsSettings:
         "doc": "deliveries after which a failing entry goes to the on-failure destination"})
     body_field: str = field(default="body", metadata={
         "doc": "entry field shown as the event's `body` and filtered like an SQS body"})
+    ordering_key_field: str | None = field(default=None, metadata={
+        "doc": "entry field whose value keeps order when parallelization_factor > 1 "
+               "(entries without it share the stream's own slot)"})
     username_env: str | None = field(default=None, metadata={
         "doc": "name of the environment variable holding the Redis ACL username"})
     password_env: str | None = field(default=None, metadata={
@@ -81,10 +84,16 @@ def mapping_problems(settings: RedisStreamsSettings, mapping_data: Mapping[str, 
     """Every rule, as problems relative to the mapping (`source.<key>: problem`), the form
     `check_mapping` hands back to the config loader.
 
+    parallelization_factor > 1 needs `ordering_key_field` (the key to keep order by).
     Like SQS (ESM-SPEC §1.2, checklist 40), a function timeout longer than the visibility
     timeout is refused: another replica would reclaim and deliver entries still in flight.
     """
     problems = [f"source.{problem}" for problem in settings_problems(settings)]
+    factor = mapping_data.get("parallelization_factor", 1)
+    if isinstance(factor, int) and factor > 1 and not settings.ordering_key_field:
+        problems.append("source.ordering_key_field: required with parallelization_factor "
+                        f"{factor}: the entry field whose value keeps order (e.g. the "
+                        "order id); without it a stream has one key and runs one batch")
     target = mapping_data.get("target")
     timeout = target.get("timeout_seconds") if isinstance(target, Mapping) else None
     if isinstance(timeout, int | float) and timeout > settings.visibility_timeout_seconds:

@@ -21,6 +21,9 @@ Guarantees and how they are kept (DESIGN §3):
   once and its reply read by the next poll, lag or close, and while a stream is being read
   fast the next XREADGROUP is sent ahead (no BLOCK), so Redis answers it while the reader
   ingests. An XACK lost with a crash leaves its entries pending: delivered again later.
+- With parallelization_factor > 1 a stream runs up to that many batches at once, one per
+  slot of the `ordering_key_field` value: entries of one key are invoked in stream order,
+  one batch at a time; entries without the field share the stream's own slot.
 - Redis errors become SourceUnavailable; the supervisor closes this source and builds a new
   one with backoff. Unacked entries stay pending and are reclaimed, so nothing is lost.
 """
@@ -79,7 +82,7 @@ class RedisStreamsSource:
     traits: ClassVar[SourceTraits] = SourceTraits(
         family="queue", default_batch_size=10, max_batch_size=10000,
         window_required_above_10=True, supports_on_failure_destination=True,
-        batch_info_key="RedisStreamBatchInfo")
+        batch_info_key="RedisStreamBatchInfo", supports_parallelization_factor=True)
 
     def __init__(self, settings: RedisStreamsSettings, context: ConnectorContext,
                  client: redis.Redis | None = None,
@@ -95,7 +98,7 @@ class RedisStreamsSource:
         self._streams = tuple(settings.streams)
         self._group = settings.consumer_group
         self._decoder = EntryDecoder(settings.url, self._streams, self._group,
-                                     settings.body_field)
+                                     settings.body_field, settings.ordering_key_field)
         self._paused: set[str] = set()
         # Entries this instance has read and not yet seen acked or released, per stream.
         self._held: dict[str, set[str]] = {s: set() for s in self._streams}

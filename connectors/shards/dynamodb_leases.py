@@ -2,8 +2,9 @@
 checkpoints shared by several replicas, with conditional writes (see `leases.py`).
 
 One item per (mapping, shard), keyed `leaseKey = "<mapping>/<shardId>"`, with attributes
-`mapping`, `shardId`, `leaseOwner` (absent when free), `leaseCounter`, `checkpoint` and
-`parentShardIds`. Several mappings may share a table. Reads are strongly consistent.
+`mapping`, `shardId`, `leaseOwner` (absent when free), `leaseCounter`, `checkpoint`,
+`parentShardIds` and `window` (a tumbling-window document, when the mapping has windows).
+Several mappings may share a table. Reads are strongly consistent.
 """
 
 from __future__ import annotations
@@ -113,11 +114,19 @@ class DynamoDBLeaseTable:
                                        ":one": {"N": "1"}})
 
     def checkpoint(self, mapping: str, shard_id: str, owner: str, checkpoint: str) -> bool:
+        return self._set_owned(mapping, shard_id, owner, "checkpoint", checkpoint)
+
+    def save_window(self, mapping: str, shard_id: str, owner: str, window: str) -> bool:
+        return self._set_owned(mapping, shard_id, owner, "window", window)
+
+    def _set_owned(self, mapping: str, shard_id: str, owner: str, attribute: str,
+                   value: str) -> bool:
+        """Set a string attribute on condition that `owner` holds the lease (both names
+        are DynamoDB reserved words, hence the placeholder)."""
         return self._update(
-            mapping, shard_id, UpdateExpression="SET #cp = :cp",
-            ConditionExpression="leaseOwner = :o",
-            ExpressionAttributeNames={"#cp": "checkpoint"},
-            ExpressionAttributeValues={":o": {"S": owner}, ":cp": {"S": checkpoint}})
+            mapping, shard_id, UpdateExpression="SET #a = :v",
+            ConditionExpression="leaseOwner = :o", ExpressionAttributeNames={"#a": attribute},
+            ExpressionAttributeValues={":o": {"S": owner}, ":v": {"S": value}})
 
     def release(self, mapping: str, shard_id: str, owner: str) -> bool:
         return self._update(
@@ -137,4 +146,5 @@ def _lease(item: dict[str, Any]) -> Lease:
         owner=item["leaseOwner"]["S"] if "leaseOwner" in item else None,
         counter=int(item["leaseCounter"]["N"]),
         checkpoint=item["checkpoint"]["S"],
-        parent_ids=tuple(p["S"] for p in item.get("parentShardIds", {}).get("L", [])))
+        parent_ids=tuple(p["S"] for p in item.get("parentShardIds", {}).get("L", [])),
+        window=item["window"]["S"] if "window" in item else None)

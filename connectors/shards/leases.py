@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from connectors.shards.model import SHARD_END
 from esm.interfaces import Clock
@@ -38,6 +38,7 @@ class Lease:
     counter: int
     checkpoint: str
     parent_ids: tuple[str, ...] = ()
+    window: str | None = None  # the shard's tumbling-window document (JSON), if any
 
     @property
     def finished(self) -> bool:
@@ -61,6 +62,9 @@ class LeaseTable(Protocol):
 
     def checkpoint(self, mapping: str, shard_id: str, owner: str, checkpoint: str) -> bool:
         """Set the checkpoint if `owner` still owns the lease."""
+
+    def save_window(self, mapping: str, shard_id: str, owner: str, window: str) -> bool:
+        """Set the tumbling-window document if `owner` still owns the lease."""
 
     def release(self, mapping: str, shard_id: str, owner: str) -> bool:
         """owner := none if `owner` owns it (a clean stop hands shards over at once)."""
@@ -158,13 +162,21 @@ class Leaser:
 
     def checkpoint(self, shard_id: str, checkpoint: str) -> bool:
         """Persist a checkpoint for a held shard; False if the lease was lost meanwhile."""
+        return self._write_held(shard_id, self.table.checkpoint, "checkpoint", checkpoint)
+
+    def save_window(self, shard_id: str, window: str) -> bool:
+        """Persist a held shard's window document; False if the lease was lost meanwhile."""
+        return self._write_held(shard_id, self.table.save_window, "window", window)
+
+    def _write_held(self, shard_id: str, write: Callable[[str, str, str, str], bool],
+                    field_name: str, value: str) -> bool:
         if shard_id not in self.held:
             return False
-        ok = self.table.checkpoint(self.mapping, shard_id, self.worker_id, checkpoint)
+        ok = write(self.mapping, shard_id, self.worker_id, value)
         lease = self.leases.get(shard_id)
         if ok and lease is not None:
-            self.leases[shard_id] = Lease(shard_id, lease.owner, lease.counter, checkpoint,
-                                          lease.parent_ids)
+            changes: dict[str, Any] = {field_name: value}
+            self.leases[shard_id] = replace(lease, **changes)
         return ok
 
     def release(self, shard_id: str) -> None:

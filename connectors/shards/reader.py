@@ -210,6 +210,9 @@ class ShardReader:
 
     def _finish(self, shard: ShardState) -> None:
         log.info("shard %s: read to its end and acked; children may start", shard.shard_id)
+        ending = getattr(self._listener, "lane_ending", None)
+        if ending is not None:  # resharding closes a tumbling window (ESM-SPEC §2.5)
+            ending(shard.shard_id)
         if self.leaser.checkpoint(shard.shard_id, SHARD_END):
             self.leaser.release(shard.shard_id)
         self.shards.pop(shard.shard_id, None)

@@ -35,7 +35,8 @@ def shard_traits(batch_info_key: str) -> SourceTraits:
     return SourceTraits(
         family="stream", default_batch_size=100, max_batch_size=10000,
         window_required_above_10=True, supports_on_failure_destination=True,
-        supports_parallelization_factor=True, batch_info_key=batch_info_key)
+        supports_parallelization_factor=True, supports_tumbling_windows=True, keeps_windows=True,
+        batch_info_key=batch_info_key)
 
 
 class ShardSource:
@@ -107,6 +108,22 @@ class ShardSource:
 
     def ack(self, records: Sequence[Record]) -> None:
         self._reader().ack(records)
+
+    def load_window(self, lane: str) -> Mapping[str, Any] | None:
+        """esm.interfaces.KeepsWindows: the window document saved on the shard's lease row
+        (read with the lease when it was taken), so a lease handover or a restart resumes
+        the window with its state."""
+        lease = self._reader().leaser.leases.get(lane)
+        if lease is None or lease.window is None:
+            return None
+        document: Mapping[str, Any] = orjson.loads(lease.window)
+        return document
+
+    def save_window(self, lane: str, document: Mapping[str, Any]) -> None:
+        """Saved on the lease row on condition that this replica still owns the lease
+        (a replica that lost it never moves another's window)."""
+        if not self._reader().leaser.save_window(lane, orjson.dumps(document).decode()):
+            log.warning("shard %s: window not saved: lease lost", lane)
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Stream sources never get release (the core retries the batch itself)."""

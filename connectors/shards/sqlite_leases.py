@@ -19,9 +19,11 @@ from esm.errors import SourceUnavailable
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
     mapping TEXT NOT NULL, shard_id TEXT NOT NULL, owner TEXT, counter INTEGER NOT NULL,
-    checkpoint TEXT NOT NULL, parents TEXT NOT NULL DEFAULT '[]',
+    checkpoint TEXT NOT NULL, parents TEXT NOT NULL DEFAULT '[]', window TEXT,
     PRIMARY KEY (mapping, shard_id))
 """
+# Files written before tumbling windows lack the column.
+_ADD_WINDOW = "ALTER TABLE leases ADD COLUMN window TEXT"
 
 
 class SqliteLeaseTable:
@@ -42,6 +44,9 @@ class SqliteLeaseTable:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute(_SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(leases)")}
+                if "window" not in columns:
+                    conn.execute(_ADD_WINDOW)
             except (OSError, sqlite3.Error) as exc:
                 raise SourceUnavailable(f"checkpoint file {self.path}: {exc}") from exc
             self._conn = conn
@@ -58,11 +63,11 @@ class SqliteLeaseTable:
         with self._lock:
             try:
                 rows = self._db().execute(
-                    "SELECT shard_id, owner, counter, checkpoint, parents FROM leases"
+                    "SELECT shard_id, owner, counter, checkpoint, parents, window FROM leases"
                     " WHERE mapping = ? ORDER BY shard_id", (mapping,)).fetchall()
             except sqlite3.Error as exc:
                 raise SourceUnavailable(f"checkpoint file {self.path}: {exc}") from exc
-        return [Lease(r[0], r[1], int(r[2]), r[3], tuple(json.loads(r[4]))) for r in rows]
+        return [Lease(r[0], r[1], int(r[2]), r[3], tuple(json.loads(r[4])), r[5]) for r in rows]
 
     def create(self, mapping: str, lease: Lease) -> bool:
         return self._write(
@@ -85,6 +90,11 @@ class SqliteLeaseTable:
         return self._write(
             "UPDATE leases SET checkpoint = ? WHERE mapping = ? AND shard_id = ? AND owner = ?",
             (checkpoint, mapping, shard_id, owner))
+
+    def save_window(self, mapping: str, shard_id: str, owner: str, window: str) -> bool:
+        return self._write(
+            "UPDATE leases SET window = ? WHERE mapping = ? AND shard_id = ? AND owner = ?",
+            (window, mapping, shard_id, owner))
 
     def release(self, mapping: str, shard_id: str, owner: str) -> bool:
         return self._write(

@@ -110,6 +110,7 @@ class _Mapping:
         default=-1, metadata={"min": 60, "max": 604800, "allow": (-1,)})
     parallelization_factor: int | None = field(default=None, metadata={"min": 1, "max": 10})
     tumbling_window_in_seconds: int = field(default=0, metadata={"min": 0, "max": 900})
+    window_state: dict[str, Any] | None = None  # {type: sqlite|redis|dynamodb, ...}
     scaling_config: _Scaling | None = None
     destination_config: _Destinations | None = None
     retry_backoff: _Backoff = field(default_factory=_Backoff)
@@ -130,6 +131,8 @@ def build_mapping(raw: object, path: str, file: str) -> tuple[MappingConfig | No
     problems += key_problems
     source = _connector("sources", raw.get("source"), join(path, "source"), problems)
     target = _connector("targets", raw.get("target"), join(path, "target"), problems)
+    window_state = _connector("window_stores", raw.get("window_state"),
+                              join(path, "window_state"), problems)
     on_failure, include_payload = _on_failure(raw, path, problems)
     patterns = _patterns(raw.get("filter_criteria"), path, problems)
     if keys is None:
@@ -144,6 +147,8 @@ def build_mapping(raw: object, path: str, file: str) -> tuple[MappingConfig | No
         bisect_batch_on_function_error=keys.bisect_batch_on_function_error,
         maximum_record_age_in_seconds=keys.maximum_record_age_in_seconds,
         parallelization_factor=keys.parallelization_factor or 1,
+        tumbling_window_in_seconds=keys.tumbling_window_in_seconds,
+        window_state=window_state,
         maximum_concurrency=keys.scaling_config.maximum_concurrency
         if keys.scaling_config else None,
         max_deliveries=getattr(source.settings, "max_deliveries", None),
@@ -265,17 +270,8 @@ def _source_rules(keys: _Mapping, raw: dict[str, Any], source: ConnectorSpec, pa
     # Only an explicit batch size triggers it: the defaults of every source are valid.
     if traits.window_required_above_10 and keys.batch_size and batch_size > 10 and window == 0:
         problems.append(f"{path}.maximum_batching_window_in_seconds: {WINDOW_NEEDED}")
-    if keys.tumbling_window_in_seconds:
-        problems.append(f"{path}.tumbling_window_in_seconds: tumbling windows are not "
-                        f"supported yet; only 0 is accepted, got {keys.tumbling_window_in_seconds}")
-    if traits.family == "queue":
-        problems += [f"{path}.{key}: applies only to stream sources; {source.type!r} is a "
-                     "queue source, whose broker redelivers failed records"
-                     for key in _STREAM_ONLY if key in raw]
-    elif raw.get("parallelization_factor", 1) != 1 and not traits.supports_parallelization_factor:
-        problems.append(f"{path}.parallelization_factor: applies only to Kinesis and DynamoDB "
-                        f"Streams sources (ESM-SPEC §1.2); {source.type!r} records carry no "
-                        "partition or item key to keep order by")
+    problems += _window_problems(keys, traits, source.type, path)
+    problems += _family_problems(traits, raw, source.type, path)
     if has_on_failure and not traits.supports_on_failure_destination:
         problems.append(f"{path}.destination_config.on_failure: {UNSUPPORTED_DESTINATION} "
                         f"({source.type!r} sources do not support on-failure destinations)")
@@ -284,6 +280,47 @@ def _source_rules(keys: _Mapping, raw: dict[str, Any], source: ConnectorSpec, pa
     problems += _hook_problems(source, raw, batch_size, window, path)
     return {"batch_size": batch_size, "maximum_batching_window_in_seconds": window,
             "maximum_retry_attempts": retries}
+
+
+def _window_problems(keys: _Mapping, traits: SourceTraits, source_type: str,
+                     path: str) -> list[str]:
+    """ESM-SPEC §1.2, §2.5: tumbling windows on Kinesis and DynamoDB Streams (state kept on
+    the lease rows), and beyond AWS on Kafka (state in a `window_state` store); one batch
+    per lane with them (a window's state is one sequence of invocations)."""
+    if not keys.tumbling_window_in_seconds:
+        return [f"{path}.window_state: only used with tumbling_window_in_seconds"
+                ] if keys.window_state is not None else []
+    if not traits.supports_tumbling_windows:
+        return [f"{path}.tumbling_window_in_seconds: applies only to Kinesis, DynamoDB "
+                f"Streams and Kafka sources (ESM-SPEC §1.2), not {source_type!r}"]
+    if not traits.keeps_windows and keys.window_state is None:
+        return [f"{path}.window_state: required with tumbling windows on {source_type!r} "
+                "(where each lane's window state is kept: {type: sqlite|redis|dynamodb, …})"]
+    if traits.keeps_windows and keys.window_state is not None:
+        return [f"{path}.window_state: {source_type!r} keeps window state with its "
+                "checkpoints; remove this key"]
+    if (keys.parallelization_factor or 1) > 1:
+        return [f"{path}.tumbling_window_in_seconds: cannot be combined with "
+                "parallelization_factor > 1 in esm (a window's state is passed from one "
+                "invocation of the shard to the next)"]
+    return []
+
+
+def _family_problems(traits: SourceTraits, raw: dict[str, Any], source_type: str,
+                     path: str) -> list[str]:
+    """Stream-only keys on a queue source, and parallelization_factor on a source whose
+    records carry no key to keep order by (ESM-SPEC §1.2; esm adds Kafka and Redis)."""
+    keyed = traits.supports_parallelization_factor
+    if traits.family == "queue":
+        return [f"{path}.{key}: applies only to stream sources; {source_type!r} is a "
+                "queue source, whose broker redelivers failed records"
+                for key in _STREAM_ONLY if key in raw
+                and not (key == "parallelization_factor" and keyed)]
+    if raw.get("parallelization_factor", 1) != 1 and not keyed:
+        return [f"{path}.parallelization_factor: applies only to Kafka, Kinesis, DynamoDB "
+                f"Streams and Redis Streams sources; {source_type!r} records carry no key "
+                "to keep order by"]
+    return []
 
 
 def _hook_problems(source: ConnectorSpec, raw: dict[str, Any], batch_size: int,

@@ -69,6 +69,8 @@ class MappingConfig:
     maximum_retry_attempts: int = -1
     maximum_record_age_in_seconds: int = -1
     parallelization_factor: int = 1
+    tumbling_window_in_seconds: int = 0  # 0: off (ESM-SPEC §2.5)
+    window_state: ConnectorSpec | None = None  # where windows live when the source keeps none
     maximum_concurrency: int | None = None
     max_deliveries: int | None = None  # queue family: from the source's settings, if any
     target_timeout_seconds: float = 3.0  # from the target's settings.timeout_seconds

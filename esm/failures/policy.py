@@ -158,13 +158,15 @@ class FailurePolicy:
         invoke_count: invocations of these records so far, including this one; reported as
             `approximateInvokeCount` (checklist 43) and carried on Retry / Split / DeadLetter.
         """
-        if not batch.records:
+        if not batch.records and self.family != "stream":
             raise ValueError(f"decide: the batch for lane {batch.lane!r} has no records")
         if attempt < 0 or invoke_count < 0:
             raise ValueError(
                 f"decide: attempt and invoke_count must be 0 or more, "
                 f"got attempt={attempt}, invoke_count={invoke_count}"
             )
+        if not batch.records:
+            return self._decide_window_final(batch, outcome, attempt, invoke_count)
         if self.family == "stream":
             return self._decide_stream(batch, outcome, attempt, invoke_count, now)
         return self._decide_queue(batch, outcome, invoke_count)
@@ -184,6 +186,15 @@ class FailurePolicy:
             case InvokeFailure():
                 return self._stream_invoke_failure(batch, outcome, attempt, invoke_count, now)
         raise TypeError(f"decide: unknown outcome {outcome!r}")
+
+    def _decide_window_final(self, batch: Batch, outcome: Outcome, attempt: int,
+                             invoke_count: int) -> Steps:
+        """A tumbling window's final invoke (no records, ESM-SPEC §2.5): retried with the
+        usual backoff; the window invoker gives it up after maximum_retry_attempts."""
+        if isinstance(outcome, Success):
+            return (Ack(()),)
+        retry = attempt if isinstance(outcome, InvokeFailure) else attempt + 1
+        return (Retry(batch, self._delay(max(1, retry, invoke_count)), retry, invoke_count),)
 
     def _stream_partial(
         self, batch: Batch, outcome: PartialFailure, attempt: int, invoke_count: int,

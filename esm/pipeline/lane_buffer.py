@@ -2,9 +2,10 @@
 when parallelization_factor > 1) one open batch and the closed batches ready to send.
 
 It also owns back-pressure (DESIGN §2): a lane with a closed batch waiting is paused at the
-source until that batch is dispatched; when the whole buffer reaches its record or byte
-bound every lane is paused, and lanes resume as it drains. Memory is therefore bounded by
-configuration, never by the backlog. Used only from the reader thread.
+source until that batch is dispatched (with key slots: once its slots hold as many waiting
+batches as there are slots, enough to keep every slot busy); when the whole buffer reaches
+its record or byte bound every lane is paused, and lanes resume as it drains. Memory is
+therefore bounded by configuration, never by the backlog. Used only from the reader thread.
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ from esm.records import Batch, Record
 
 _lane_of = attrgetter("lane")
 
+# Records polled and not yet committed, as a multiple of the buffer's record bound.
+OUTSTANDING_PER_BUFFERED = 4
+
+
+def key_slot(ordering_key: str, factor: int) -> int:
+    """The slot (0 … factor-1) of a lane that runs a key's records: one key, one slot, so
+    its records keep their order. Records without a key run in the lane's own slot."""
+    return zlib.crc32(ordering_key.encode()) % factor
+
 
 @dataclass(eq=False)
 class Lane:
@@ -31,26 +41,30 @@ class Lane:
     batcher: LaneBatcher
     ready: list[Batch] = field(default_factory=list)
     busy: bool = False
-    paused: bool = False
 
 
 class LaneBuffer:
     """Open and ready batches of every lane, with the buffer's bounds."""
 
     def __init__(self, source: Source, limits: BatchLimits, *, parallelization_factor: int,
-                 max_in_flight: int, min_records: int, max_bytes: int) -> None:
+                 max_in_flight: int, min_records: int, max_bytes: int,
+                 window_seconds: int = 0) -> None:
         self.source = source
         self.limits = limits
         self.parallelization_factor = parallelization_factor
         self.max_in_flight = max_in_flight
         self.min_records = min_records
         self.max_bytes = max_bytes
+        self.window_seconds = window_seconds  # tumbling windows: batches never straddle one
         self.lanes: dict[str, Lane] = {}
         self.records = 0  # buffered, not yet dispatched
         self.bytes = 0
         self._waiting: dict[str, None] = {}  # slots with a ready batch, insertion-ordered
         self._assigned: set[str] = set()
         self._full_paused: set[str] = set()  # lanes paused because the buffer is full
+        self._paused: set[str] = set()  # lanes paused because enough batches wait
+        self._waiting_batches: dict[str, int] = {}  # per lane, over its slots
+        self._pause_at = parallelization_factor
         self.max_records = self._bound()
 
     def _bound(self) -> int:
@@ -81,6 +95,8 @@ class LaneBuffer:
             self._queue(lane, [b for b in (lane.batcher.flush(),) if b is not None])
             self._queue(lane, [Batch(lane.lane, (record,))])
             return
+        if self.window_seconds and self._new_window(lane, record):
+            self._queue(lane, [b for b in (lane.batcher.flush(),) if b is not None])
         closed = lane.batcher.add(record, now)
         if closed:
             self._queue(lane, closed)
@@ -88,7 +104,7 @@ class LaneBuffer:
     def add_all(self, records: Sequence[Record], now: float) -> None:
         """`add` for a poll's matched records, a lane run at a time: when every record of a
         run fits an event on its own, the run goes to the batcher in slices."""
-        if self.parallelization_factor != 1:
+        if self.parallelization_factor != 1 or self.window_seconds:
             for record in records:
                 self.add(record, now)
             return
@@ -106,6 +122,14 @@ class LaneBuffer:
             closed = lane.batcher.extend(run, sizes, now)
             if closed:
                 self._queue(lane, closed)
+
+    def queue_final(self, name: str) -> None:
+        """Tumbling windows: an empty batch (the window's final invoke) after everything
+        buffered on the lane, so the final comes after the window's last records."""
+        lane = self.lanes.get(name)
+        if lane is None:
+            lane = self.lanes[name] = Lane(name, name, LaneBatcher(name, self.limits))
+        self._queue(lane, [b for b in (lane.batcher.flush(), Batch(name, ())) if b is not None])
 
     def close_due(self, now: float) -> None:
         """Close open batches whose window elapsed, on lanes free to take them. A busy lane
@@ -141,7 +165,7 @@ class LaneBuffer:
     def take(self, lane: Lane) -> Batch:
         """The lane's next batch, now in flight."""
         batch = lane.ready.pop(0)
-        self._update_pause(lane)
+        self._count_waiting(lane, -1)
         lane.busy = True
         self.records -= len(batch)
         self.bytes -= batch.size_bytes
@@ -162,7 +186,6 @@ class LaneBuffer:
         after a release, ESM-SPEC §4.2 FIFO)."""
         records = [r for batch in self._drop_batches(lane) for r in batch.records]
         self._waiting.pop(lane.slot, None)
-        self._update_pause(lane)
         return records
 
     def take_all(self) -> list[Record]:
@@ -172,12 +195,19 @@ class LaneBuffer:
 
     # -- back-pressure ----------------------------------------------------------------------
 
-    def apply_limit(self, hold: bool = False) -> bool:
+    def apply_limit(self, outstanding: int = 0, hold: bool = False) -> bool:
         """While the buffer is full (or `hold`: the circuit breaker is open) every lane is
         paused, but the reader keeps polling (paused lanes yield nothing) so group
         membership stays alive (Kafka's max.poll.interval) while the target catches up.
-        True while full or held."""
-        full = hold or self.records >= self.max_records or self.bytes >= self.max_bytes
+        True while full or held.
+
+        `outstanding` (stream records polled and not yet committed) counts too, against
+        `OUTSTANDING_PER_BUFFERED` times the buffer bound: with parallelization_factor > 1
+        a slot stuck in retries holds its lane's checkpoint while the other slots finish
+        record after record behind it, each remembered until the checkpoint can pass it;
+        without this bound that memory would grow with the backlog."""
+        full = (hold or self.records >= self.max_records or self.bytes >= self.max_bytes
+                or outstanding >= self.max_records * OUTSTANDING_PER_BUFFERED)
         if full and not self._full_paused:
             names = self._assigned | {lane.lane for lane in self.lanes.values()}
             self._full_paused = set(names)
@@ -200,7 +230,7 @@ class LaneBuffer:
         return min(firsts, default=None)
 
     def paused_lanes(self) -> int:
-        return sum(1 for lane in self.lanes.values() if lane.paused)
+        return len(self._paused)
 
     # -- lane ownership ---------------------------------------------------------------------
 
@@ -218,6 +248,7 @@ class LaneBuffer:
         self._assigned -= revoked
         self.max_records = self._bound()
         self._full_paused -= revoked
+        self._paused -= revoked
         lanes = [lane for lane in self.lanes.values() if lane.lane in revoked]
         for lane in lanes:
             self._drop_batches(lane)
@@ -234,11 +265,18 @@ class LaneBuffer:
         slot = record.lane
         factor = self.parallelization_factor
         if factor > 1 and record.ordering_key is not None:
-            slot = f"{record.lane}#{zlib.crc32(record.ordering_key.encode()) % factor}"
+            slot = f"{record.lane}#{key_slot(record.ordering_key, factor)}"
         lane = self.lanes.get(slot)
         if lane is None:
             lane = self.lanes[slot] = Lane(slot, record.lane, LaneBatcher(record.lane, self.limits))
         return lane
+
+    def _new_window(self, lane: Lane, record: Record) -> bool:
+        first = lane.batcher.first()
+        seconds = self.window_seconds
+        # Only a later window starts a batch: a late record (Kafka producer timestamps)
+        # joins the open one.
+        return first is not None and record.timestamp // seconds > first.timestamp // seconds
 
     def _queue(self, lane: Lane, batches: list[Batch]) -> None:
         if not batches:
@@ -246,27 +284,32 @@ class LaneBuffer:
         lane.ready.extend(batches)
         if not lane.busy:
             self._waiting[lane.slot] = None
-        self._update_pause(lane)
+        self._count_waiting(lane, len(batches))
 
-    def _update_pause(self, lane: Lane) -> None:
-        """A lane with a closed batch waiting has enough buffered: pause it at the source
-        until the waiting batches are dispatched."""
-        if lane.ready and not lane.paused:
-            lane.paused = True
-            if lane.lane not in self._full_paused:
-                self.source.pause([lane.lane])
-        elif not lane.ready and lane.paused:
-            lane.paused = False
-            if lane.lane not in self._full_paused:
-                self.source.resume([lane.lane])
+    def _count_waiting(self, lane: Lane, change: int) -> None:
+        """Closed batches waiting on the lane (over its key slots) changed by `change`: a
+        lane with enough of them (one, or one per slot) is paused at the source until they
+        are dispatched. With key slots that keeps every slot fed while the others run."""
+        waiting = self._waiting_batches.get(lane.lane, 0) + change
+        self._waiting_batches[lane.lane] = waiting
+        name = lane.lane
+        if waiting >= self._pause_at and name not in self._paused:
+            self._paused.add(name)
+            if name not in self._full_paused:
+                self.source.pause([name])
+        elif waiting < self._pause_at and name in self._paused:
+            self._paused.discard(name)
+            if name not in self._full_paused:
+                self.source.resume([name])
 
     def _drop_batches(self, lane: Lane) -> list[Batch]:
         open_batch = lane.batcher.flush()
         dropped = [*lane.ready, *([open_batch] if open_batch is not None else [])]
+        self._count_waiting(lane, -len(lane.ready))
         lane.ready.clear()
         self.records -= sum(len(b) for b in dropped)
         self.bytes -= sum(b.size_bytes for b in dropped)
         return dropped
 
     def _lane_paused(self, name: str) -> bool:
-        return any(lane.paused for lane in self.lanes.values() if lane.lane == name)
+        return name in self._paused

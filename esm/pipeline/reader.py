@@ -10,6 +10,10 @@ the settlements they send back (only this thread touches the source). DESIGN §2
   (filtered records included, checklist 32); queue acks of a turn go in one call;
 - while the mapping's circuit breaker is open it holds its reads and sends one batch at a
   time to probe with (`TargetGuard`);
+- tumbling windows (`WindowBook`, shared with the lane workers' `WindowInvoker`): a lane's
+  saved window is restored when the lane is assigned, an ended window gets its final
+  invoke queued behind the lane's buffered records, and each window document is saved
+  before the checkpoint of the records it covers moves (windows.py);
 - on stop it polls no more, waits for in-flight batches within the drain budget, applies
   their settlements, and returns; undispatched records stay unacked (redelivered later).
 """
@@ -39,6 +43,7 @@ from esm.pipeline.reader_checks import (
     warn_if_visibility_below_timeout,
 )
 from esm.pipeline.target_guard import HELD_WAIT_SECONDS, TargetGuard
+from esm.pipeline.windows import WindowBook
 from esm.records import Batch, Record, Settlement
 
 log = logging.getLogger(__name__)
@@ -75,11 +80,14 @@ class Reader:
         self.stream = source.traits.family == "stream"
         self.limits = BatchLimits(mapping.batch_size, mapping.maximum_batching_window_in_seconds,
                                   source.event_overhead_bytes())
+        # A windowed mapping's workers invoke through a WindowInvoker, whose book this shares.
+        self.windows: WindowBook | None = getattr(worker.invoker, "book", None)
         self.buffer = LaneBuffer(source, self.limits,
                                  parallelization_factor=mapping.parallelization_factor,
                                  max_in_flight=max_in_flight,
                                  min_records=int(min_buffered_records),
-                                 max_bytes=MAX_BUFFERED_BYTES)
+                                 max_bytes=MAX_BUFFERED_BYTES,
+                                 window_seconds=mapping.tumbling_window_in_seconds)
         self.acks = AckBook(source, metrics, stream=self.stream)
         self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
         self._in_flight = 0
@@ -113,13 +121,16 @@ class Reader:
         """One turn: settle, close due batches, dispatch, then poll (or wait)."""
         self.apply_settlements(0)
         self.guard.follow()
+        self._queue_due_finals()
         self.buffer.close_due(self.clock.monotonic())
         self._dispatch()
         self._report()
         if self.stop.is_set():
             return
         hold = self.guard.holds_reads(self._in_flight, self.buffer.records)
-        if self.buffer.apply_limit(hold) and self.apply_settlements(self._short_wait()):
+        outstanding = self.acks.outstanding() if self.stream else 0
+        full = self.buffer.apply_limit(outstanding, hold)
+        if full and self.apply_settlements(self._short_wait()):
             return  # a lane finished while waiting: dispatch its next batch before polling
         self._poll()
 
@@ -207,8 +218,10 @@ class Reader:
                 return
             batch = self.buffer.take(lane)
             self._in_flight += 1
-            self._flying[lane] = batch.records[0].timestamp
-            self.metrics.iterator_age.set(max(0.0, self.clock.now() - batch.records[-1].timestamp))
+            if batch.records:  # a window's final invoke has none
+                self._flying[lane] = batch.records[0].timestamp
+                self.metrics.iterator_age.set(
+                    max(0.0, self.clock.now() - batch.records[-1].timestamp))
             self.pool.submit(self._run_batch, lane, batch)
 
     def _run_batch(self, lane: Lane, batch: Batch) -> None:
@@ -255,6 +268,8 @@ class Reader:
             self.buffer.finished(lane)
         if not self.buffer.is_current(lane):
             return  # the lane was revoked: never ack for it again
+        if self.windows is not None:  # before the acks below move a checkpoint
+            self.windows.save_unsaved(self.source)
         if s.ack:
             self.acks.settled(lane.lane, s.ack)
         if s.release:
@@ -280,7 +295,32 @@ class Reader:
 
     def lanes_assigned(self, lanes: Collection[str]) -> None:
         self.buffer.assigned(lanes)
+        if self.windows is not None:
+            self.windows.restore_from(self.source, lanes)
         log.info("mapping %s: lanes assigned: %s", self.mapping.name, ", ".join(sorted(lanes)))
+
+    def lane_ending(self, lane: str) -> None:
+        """Resharding closes a tumbling window (ESM-SPEC §2.5): run the lane's final
+        invoke now, while the lane is still owned (its closed window is saved), within the
+        drain budget."""
+        if self.windows is None or not self.windows.end_lane(lane):
+            return
+        deadline = time.monotonic() + self.drain_seconds
+        while self.windows.window(lane) is not None and time.monotonic() < deadline \
+                and not self.stop.is_set():
+            self._settle_step()
+
+    def _settle_step(self) -> None:
+        """Queue due finals, dispatch and apply settlements, without polling the source."""
+        self.apply_settlements(0)
+        self._queue_due_finals()
+        self._dispatch()
+        self.apply_settlements(0.05)
+
+    def _queue_due_finals(self) -> None:
+        if self.windows is not None:
+            for name in self.windows.due(self.clock.now()):
+                self.buffer.queue_final(name)
 
     def lanes_revoked(self, lanes: Collection[str]) -> None:
         """Settle in-flight batches of `lanes` (within the drain budget), then forget them."""
@@ -290,6 +330,8 @@ class Reader:
             self.apply_settlements(0.05)
         self.buffer.forget(revoked)
         self.acks.forget(lanes)
+        if self.windows is not None:
+            self.windows.forget(list(lanes))
         log.info("mapping %s: lanes revoked: %s", self.mapping.name, ", ".join(sorted(lanes)))
 
     # -- stop and report ------------------------------------------------------------------

@@ -28,6 +28,8 @@ from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
 from esm.pipeline.invoker import Invoker
 from esm.pipeline.lane_worker import LaneWorker
+from esm.pipeline.window_invoker import WindowInvoker
+from esm.pipeline.windows import WindowBook
 from esm.protection.breaker import Breaker
 from esm.protection.rate_limit import RateLimiters
 from esm.runtime.supervisor import MappingRunner
@@ -58,11 +60,28 @@ class MappingParts:
     target: Target
     destination: Destination | None
     runner: MappingRunner
+    window_store: Any = None
 
     def close(self) -> None:
-        for part in (self.target, self.destination):
+        for part in (self.target, self.destination, self.window_store):
             if part is not None:
                 part.close()
+
+
+def build_invoker(mapping: MappingConfig, source: Source, target: Target,
+                  metrics: MappingMetrics, status: MappingStatus, clock: Clock,
+                  store: Any = None) -> Invoker:
+    """The mapping's invoker: with tumbling windows, one that keeps each lane's window (a
+    new book per source: the reader restores it from the source's saved windows, or from
+    the mapping's `window_state` store)."""
+    options: dict[str, Any] = {
+        "source": source, "target": target, "timeout_seconds": mapping.target_timeout_seconds,
+        "report_batch_item_failures": mapping.report_batch_item_failures,
+        "metrics": metrics, "status": status, "mapping": mapping.name}
+    if not mapping.tumbling_window_in_seconds:
+        return Invoker(**options)
+    return WindowInvoker(book=WindowBook(mapping.tumbling_window_in_seconds, store),
+                         max_retries=mapping.maximum_retry_attempts, clock=clock, **options)
 
 
 def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
@@ -81,6 +100,7 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
     if callable(load):
         load()  # import the handler now: a bad handler fails at startup, not per batch
     destination = build_connector(mapping.on_failure, context) if mapping.on_failure else None
+    store = build_connector(mapping.window_state, context) if mapping.window_state else None
     function_arn = getattr(target, "function_arn", None) or default_function_arn(mapping.name)
     rng = random.Random()
     limiter = (limiters or RateLimiters(clock)).for_mapping(mapping)
@@ -93,10 +113,7 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
         return build_connector(mapping.source, context)  # type: ignore[no-any-return]
 
     def build_worker(source: Source, run_stop: threading.Event) -> LaneWorker:
-        invoker = Invoker(source=source, target=target,
-                          timeout_seconds=mapping.target_timeout_seconds,
-                          report_batch_item_failures=mapping.report_batch_item_failures,
-                          metrics=metrics, status=status, mapping=mapping.name)
+        invoker = build_invoker(mapping, source, target, metrics, status, clock, store)
         letterer = DeadLetterer(mapping=mapping, source=source, destination=destination,
                                 function_arn=function_arn, metrics=metrics, status=status,
                                 clock=clock, stop=run_stop, rng=rng)
@@ -113,4 +130,4 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
         metrics=metrics, status=status, clock=clock, stop=stop, drain_seconds=drain_seconds,
         reader_options=reader_options,
     )
-    return MappingParts(mapping, context, target, destination, runner)
+    return MappingParts(mapping, context, target, destination, runner, store)

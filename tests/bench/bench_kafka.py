@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -28,11 +30,9 @@ from kafka.structs import OffsetAndMetadata
 
 from connectors.kafka.source import KafkaSource
 from esm.clock import SystemClock
-from esm.config.loading import load_config
 from esm.interfaces import ConnectorContext
 from esm.records import Record
-from esm.runtime.daemon import Daemon
-from tests.bench.progress import wait_for_count
+from tests.bench.progress import timed_daemon
 from tests.contract.test_kafka_source import FakeLanes, make_topic
 from tests.servers.kafka_server import KafkaServer, start_kafka
 
@@ -116,27 +116,27 @@ server: {{enabled: false}}
 def daemon_loop(server: KafkaServer, topic: str, count: int, batch_size: int,
                 window: float) -> float:
     """records/s of the whole daemon, from start until every record is acked."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.yaml"
-        path.write_text(CONFIG.format(bootstrap=server.bootstrap, topic=topic,
-                                      group=f"esm-{uuid.uuid4().hex}", batch_size=batch_size,
-                                      window=window))
-        config = load_config([str(path)], {})
-    daemon = Daemon(config)
-    start = time.perf_counter()
-    daemon.start()
-    done = wait_for_count(daemon, "committed", count, timeout_seconds=600)
-    elapsed = time.perf_counter() - start
-    daemon.shutdown()
-    assert done == count, f"only {done} of {count} records acked"
-    return count / elapsed
+    config = CONFIG.format(bootstrap=server.bootstrap, topic=topic,
+                           group=f"esm-{uuid.uuid4().hex}", batch_size=batch_size,
+                           window=window)
+    return timed_daemon(config, "committed", count)[0]
+
+
+@contextmanager
+def bench_broker() -> Iterator[KafkaServer]:
+    """A broker of its own for one benchmark run, removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="esm-kafka-bench-"))
+    server = start_kafka(workdir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    workdir = Path(tempfile.mkdtemp(prefix="esm-kafka-bench-"))
-    server = start_kafka(workdir)
-    try:
+    with bench_broker() as server:
         topic = fill(server, count)
         raw = raw_loop(server, topic, count)
         print(f"{count} records, {PARTITIONS} partitions, 2xx-byte JSON values")
@@ -150,9 +150,6 @@ def main() -> None:
                 rate = daemon_loop(server, topic, count, batch_size, window)
                 print(f"esm daemon         batch_size={batch_size:<4} window={window:<4}"
                       f" {rate:>9,.0f} records/s  ratio {rate / raw:.0%}")
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -201,3 +201,49 @@ def test_drops_records_older_than_the_maximum_age_with_a_notice(
     assert notice["requestContext"]["condition"] == "RecordAgeExceeded"
     assert "responseContext" not in notice
     assert notice["DDBStreamBatchInfo"]["batchSize"] == 2
+
+
+WINDOW_FINALS: list[dict[str, Any]] = []
+
+
+def window_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A Powertools-style tumbling-window aggregation: items changed per window."""
+    from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
+
+    parsed = DynamoDBStreamEvent(event)
+    state = dict(parsed.state)
+    if parsed.is_final_invoke_for_window:
+        WINDOW_FINALS.append({"state": state, "window": event["window"],
+                              "shardId": parsed.get("shardId"),
+                              "eventSourceARN": parsed.get("eventSourceARN")})
+        return {"state": state}
+    ids = [record.dynamodb.keys["id"] for record in parsed.records if record.dynamodb]
+    state["ids"] = [*state.get("ids", []), *ids]
+    return {"state": state, "batchItemFailures": []}
+
+
+def test_tumbling_windows_pass_state_and_end_with_a_final_invoke(
+        moto_server: MotoServer, table: tuple[str, str], tmp_path: Path):  # noqa: F811
+    # Given 12 item writes and a mapping with 1 s tumbling windows
+    WINDOW_FINALS.clear()
+    name, arn = table
+    ids = [f"w-{i:02d}" for i in range(12)]
+    put(moto_server, name, *ids)
+    config = write_config(tmp_path, moto_server, arn, tumbling_window_in_seconds=1,
+                          batch_size=5, target={"type": "python", "timeout_seconds": 5,
+                                                "handler": f"{__name__}:window_handler"})
+    # When the daemon reads the stream until its windows have ended
+    daemon = Daemon(load_config([str(config)], {}))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sorted(i for f in WINDOW_FINALS for i in f["state"].get("ids", [])) != ids:
+            assert time.monotonic() < deadline, WINDOW_FINALS
+            time.sleep(0.1)
+    finally:
+        assert daemon.shutdown()
+    # Then every change reached exactly one window's final state, with AWS's fields
+    final = WINDOW_FINALS[0]
+    assert final["eventSourceARN"] == arn and final["shardId"].startswith("shardId-")
+    assert set(final["window"]) == {"start", "end"}
+    assert [i for f in WINDOW_FINALS for i in f["state"]["ids"]] == ids

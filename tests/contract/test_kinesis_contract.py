@@ -138,3 +138,56 @@ def test_shard_split_is_read_without_loss_parent_before_children(
     assert [int(r.position) for r in parent] == sorted(int(r.position) for r in parent)
     assert "shardId-000000000000" in listener.revoked  # finished, lease released
     assert {"shardId-000000000001", "shardId-000000000002"} <= set(listener.assigned)
+
+
+WINDOW_EVENTS: list[dict[str, Any]] = []
+
+
+def window_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    WINDOW_EVENTS.append(event)
+    state = dict(event["state"])
+    state["n"] = state.get("n", 0) + len(event["Records"])
+    return {"state": state}
+
+
+def test_resharding_closes_the_parents_tumbling_window(
+        moto_server: MotoServer, tmp_path: Path):  # noqa: F811
+    # Given a one-shard stream read with 15-minute tumbling windows (they never end by time
+    # in this test)
+    WINDOW_EVENTS.clear()
+    name, arn = moto_server.create_kinesis_stream()
+    kinesis = moto_server.client("kinesis")
+    for i in range(4):
+        kinesis.put_record(StreamName=name, Data=f"r{i}".encode(), PartitionKey=f"p{i}")
+    config = tmp_path / "esm.yaml"
+    config.write_text(yaml.safe_dump({"server": {"enabled": False}, "mappings": [{
+        "name": "kin-windows", "tumbling_window_in_seconds": 900,
+        "target": {"type": "python", "handler": f"{__name__}:window_handler"},
+        "source": {"type": "kinesis", "stream_arn": arn, "starting_position": "TRIM_HORIZON",
+                   "endpoint_url": moto_server.endpoint_url, "region": "us-east-1",
+                   "access_key_id": "test", "secret_access_key": "test",
+                   "poll_interval_seconds": 0.2, "shard_discovery_interval_seconds": 0.5,
+                   "checkpoint": {"path": str(tmp_path / "cp.sqlite")}}}]}))
+    daemon = Daemon(load_config([str(config)], {}))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 20
+        while sum(len(e["Records"]) for e in WINDOW_EVENTS) < 4:
+            assert time.monotonic() < deadline, WINDOW_EVENTS
+            time.sleep(0.1)
+        # When the shard is split (the parent is read to its end and finished)
+        shard = kinesis.list_shards(StreamName=name)["Shards"][0]
+        middle = int(shard["HashKeyRange"]["EndingHashKey"]) // 2
+        kinesis.split_shard(StreamName=name, ShardToSplit=shard["ShardId"],
+                            NewStartingHashKey=str(middle))
+        deadline = time.monotonic() + 20
+        while not any(e["isFinalInvokeForWindow"] for e in WINDOW_EVENTS):
+            assert time.monotonic() < deadline, "the parent's window was never closed"
+            time.sleep(0.1)
+    finally:
+        assert daemon.shutdown()
+    # Then the parent's window got its final invoke with the whole state, long before the
+    # window's end
+    [final] = [e for e in WINDOW_EVENTS if e["isFinalInvokeForWindow"]]
+    assert final["shardId"] == "shardId-000000000000" and final["state"] == {"n": 4}
+    assert final["Records"] == [] and final["isWindowTerminatedEarly"] is False

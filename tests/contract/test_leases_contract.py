@@ -72,3 +72,31 @@ def test_two_replicas_split_shards_and_one_takes_over_when_the_other_dies(
     finally:
         b.close()
         a.reader = None  # a "died": its leases stay with it until they expire
+
+
+@pytest.mark.parametrize("kind", ["dynamodb", "sqlite"])
+def test_a_tumbling_window_saved_by_one_replica_is_resumed_by_the_next_owner(
+        kind: str, moto_server: MotoServer, tmp_path: Path):  # noqa: F811
+    # Given a one-shard stream whose owner saved a window document with its state
+    name, _ = moto_server.create_kinesis_stream(shards=1)
+    cp = checkpoint_settings(kind, moto_server, tmp_path)
+    a, _ = open_source(moto_server, name, tmp_path, checkpoint=cp, worker_id="a")
+    b, listener_b = open_source(moto_server, name, tmp_path, checkpoint=cp, worker_id="b")
+    document = {"start": 60.0, "end": 120.0, "state": {"sum": 42}, "lastPosition": "7"}
+    try:
+        turn([a, b], {}, 1)
+        [shard] = held(a) or held(b)
+        owner, other = (a, b) if held(a) else (b, a)
+        owner.save_window(shard, document)
+        # When the non-owner tries to overwrite it, the write is refused (conditional)
+        other.save_window(shard, {"state": "stolen"})
+        # And the owner dies; the other replica takes the lease over
+        owner.reader = None
+        turn([other], {}, 4)
+        # Then the new owner loads the window with its state
+        assert held(other) == {shard}
+        assert other.load_window(shard) == document
+    finally:
+        for source in (a, b):
+            if source.reader is not None:
+                source.close()

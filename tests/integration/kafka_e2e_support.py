@@ -7,14 +7,19 @@ offsets against the log end offsets (the "nothing left behind" check).
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from tests.contract.test_kafka_source import make_topic
+from tests.integration.e2e_support import DaemonProcess, daemon_env, wait_until, write_config
 from tests.integration.handlers import read_journal
-from tests.servers.kafka_server import KafkaServer
+from tests.servers.kafka_server import KafkaServer, kafka_server  # noqa: F401
 
 HANDLER = "tests.integration.kafka_handlers:record"
 
@@ -34,6 +39,23 @@ def kafka_mapping(server: KafkaServer, topic: str, group: str, **keys: Any) -> d
     }
     mapping.update(keys)
     return mapping
+
+
+def send_all(case: Case, messages: Iterable[dict[str, Any]]) -> None:
+    """KafkaProducer.send(case.topic, **message) for each message, then flush."""
+    producer = KafkaProducer(bootstrap_servers=case.server.bootstrap, linger_ms=5)
+    try:
+        for message in messages:
+            producer.send(case.topic, **message)
+        producer.flush(60)
+    finally:
+        producer.close()
+
+
+@pytest.fixture
+def one_partition(kafka_server: KafkaServer, tmp_path: Path) -> Iterator[Case]:  # noqa: F811
+    """A Case over a fresh one-partition topic."""
+    yield Case(kafka_server, tmp_path, 1)
 
 
 def produce(server: KafkaServer, topic: str, partitions: int, count: int, start: int = 0,
@@ -95,3 +117,45 @@ def group_stable_members(server: KafkaServer, group: str) -> int:
     finally:
         admin.close()
     return len(info.get("members") or ()) if info.get("group_state") == "Stable" else 0
+
+
+class Case:
+    """One test's topic, group, journal, config and daemon log under tmp_path."""
+
+    def __init__(self, server: KafkaServer, tmp_path: Path, partitions: int) -> None:
+        self.server = server
+        self.tmp_path = tmp_path
+        self.partitions = partitions
+        self.topic = make_topic(server, partitions)
+        self.group = f"esm-e2e-{uuid.uuid4().hex[:8]}"
+        self.journal = tmp_path / "journal.jsonl"
+        self.log = tmp_path / "daemon.log"
+
+    def daemon(self, name: str = "esm.yaml", knobs: dict[str, str] | None = None,
+               **keys: Any) -> DaemonProcess:
+        mapping = kafka_mapping(self.server, self.topic, self.group, **keys)
+        config = write_config(self.tmp_path, [mapping], name=name)
+        return DaemonProcess(config, daemon_env(self.journal, **(knobs or {})), self.log)
+
+    def wait_delivered(self, per_partition: int | dict[int, int], daemon: DaemonProcess,
+                       timeout_seconds: float = 90) -> None:
+        """Until offsets 0..n-1 of every partition were processed successfully."""
+        want = per_partition if isinstance(per_partition, dict) else {
+            p: per_partition for p in range(self.partitions)}
+        wait_until(lambda: all_delivered(self.journal, want), timeout_seconds,
+                   lambda: f"delivered so far: {self.progress()}\n{daemon.log_tail()}")
+
+    def progress(self) -> dict[int, int]:
+        """Distinct offsets processed per partition."""
+        return {p: len(set(o)) for p, o in ok_offsets(self.journal).items()}
+
+    def wait_committed(self, daemon: DaemonProcess, timeout_seconds: float = 30) -> None:
+        wait_until(lambda: not group_behind(self.server, self.topic, self.group),
+                   timeout_seconds, lambda: f"group behind end offsets: "
+                   f"{group_behind(self.server, self.topic, self.group)}\n{daemon.log_tail()}")
+
+
+def stop_cleanly(daemon: DaemonProcess) -> None:
+    daemon.terminate()
+    code = daemon.wait_exit(30)
+    assert code == 0, f"esm run exited {code} after SIGTERM\n{daemon.log_tail()}"

@@ -16,9 +16,9 @@ append-only journal (JSON lines, one `write` per invocation, O_APPEND), read bac
 Records whose value is JSON with `"poison": true` fail every batch they are in.
 
 A failing batch raises (a function error, ESM-SPEC §4.1). Journal lines, one per record:
-  {"kind": "ok" | "fail", "pid", "inv", "topic", "partition", "offset", "attempt"}
-`inv` identifies the invocation; `attempt` counts this process's invocations holding the
-record (1 = first).
+  {"kind": "ok" | "fail", "pid", "inv", "topic", "partition", "offset", "key", "attempt"}
+`inv` identifies the invocation; `key` is the record key as the event carries it (base64, null when
+absent); `attempt` counts this process's invocations holding the record (1 = first).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def record(event: dict[str, Any], context: Any) -> None:
     inv, pid = uuid.uuid4().hex[:12], os.getpid()
     _append(os.environ["ESM_E2E_JOURNAL"], [
         {"kind": "fail" if failing else "ok", "pid": pid, "inv": inv, "topic": r["topic"],
-         "partition": r["partition"], "offset": r["offset"], "attempt": n}
+         "partition": r["partition"], "offset": r["offset"], "key": r.get("key"),
+         "attempt": n}
         for r, n in zip(records, attempts, strict=True)])
     if failing:
         raise BatchFailed(f"batch of {len(records)} failed on purpose")

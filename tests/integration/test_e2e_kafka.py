@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import signal
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,66 +26,24 @@ import pytest
 from kafka import KafkaConsumer
 
 from tests.contract.test_kafka_source import make_topic
-from tests.integration.e2e_support import DaemonProcess, daemon_env, wait_until, write_config
+from tests.integration.e2e_support import wait_until
 from tests.integration.kafka_e2e_support import (
+    Case,
     all_delivered,
-    group_behind,
     group_stable_members,
     journal_lines,
-    kafka_mapping,
     ok_offsets,
     produce,
+    stop_cleanly,
 )
 from tests.servers.kafka_server import KafkaServer, kafka_server  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 
-class Case:
-    """One test's topic, group, journal, config and daemon log under tmp_path."""
-
-    def __init__(self, server: KafkaServer, tmp_path: Path, partitions: int) -> None:
-        self.server = server
-        self.tmp_path = tmp_path
-        self.partitions = partitions
-        self.topic = make_topic(server, partitions)
-        self.group = f"esm-e2e-{uuid.uuid4().hex[:8]}"
-        self.journal = tmp_path / "journal.jsonl"
-        self.log = tmp_path / "daemon.log"
-
-    def daemon(self, name: str = "esm.yaml", knobs: dict[str, str] | None = None,
-               **keys: Any) -> DaemonProcess:
-        mapping = kafka_mapping(self.server, self.topic, self.group, **keys)
-        config = write_config(self.tmp_path, [mapping], name=name)
-        return DaemonProcess(config, daemon_env(self.journal, **(knobs or {})), self.log)
-
-    def wait_delivered(self, per_partition: int | dict[int, int], daemon: DaemonProcess,
-                       timeout_seconds: float = 90) -> None:
-        """Until offsets 0..n-1 of every partition were processed successfully."""
-        want = per_partition if isinstance(per_partition, dict) else {
-            p: per_partition for p in range(self.partitions)}
-        wait_until(lambda: all_delivered(self.journal, want), timeout_seconds,
-                   lambda: f"delivered so far: {self.progress()}\n{daemon.log_tail()}")
-
-    def progress(self) -> dict[int, int]:
-        """Distinct offsets processed per partition."""
-        return {p: len(set(o)) for p, o in ok_offsets(self.journal).items()}
-
-    def wait_committed(self, daemon: DaemonProcess, timeout_seconds: float = 30) -> None:
-        wait_until(lambda: not group_behind(self.server, self.topic, self.group),
-                   timeout_seconds, lambda: f"group behind end offsets: "
-                   f"{group_behind(self.server, self.topic, self.group)}\n{daemon.log_tail()}")
-
-
 @pytest.fixture
 def case_factory(kafka_server: KafkaServer, tmp_path: Path) -> Iterator[Any]:
     yield lambda partitions: Case(kafka_server, tmp_path, partitions)
-
-
-def stop_cleanly(daemon: DaemonProcess) -> None:
-    daemon.terminate()
-    code = daemon.wait_exit(30)
-    assert code == 0, f"esm run exited {code} after SIGTERM\n{daemon.log_tail()}"
 
 
 def invocations(lines: list[dict[str, Any]]) -> dict[int, list[tuple[str, list[int]]]]:

@@ -20,10 +20,10 @@ from esm.filtering import compile_filters
 from esm.interfaces import ConnectorContext
 from esm.ops.metrics import Metrics
 from esm.ops.status import MappingStatus
-from esm.pipeline.invoker import Invoker
 from esm.pipeline.lane_worker import LaneWorker
 from esm.pipeline.reader import Reader
 from esm.records import Event, FunctionFailed, InvokeResult, Record, Returned
+from esm.runtime.assembly import build_connector, build_invoker
 
 
 class ManualExecutor:
@@ -112,25 +112,33 @@ def mapping_config(family: str = "stream", **overrides: Any) -> MappingConfig:
 class Rig:
     """A reader over a memory broker with a scripted target, stepped by hand."""
 
-    def __init__(self, mapping: MappingConfig, target: ScriptedTarget,
+    def __init__(self, mapping: MappingConfig, target: Any,
                  destination: ListDestination | None = None, lanes: int = 1,
-                 max_in_flight: int = 4, **protection: Any) -> None:
-        self.clock = FakeClock()
+                 max_in_flight: int = 4, broker: MemoryBroker | None = None,
+                 source_factory: Callable[[ConnectorContext], Any] | None = None,
+                 pool: Any = None, **protection: Any) -> None:
+        # A restart over the same broker keeps its clock (record arrival times stay in order).
+        self.clock = broker.clock if broker is not None else FakeClock()  # type: ignore[assignment]
         self.stop = threading.Event()
         self.metrics = Metrics().for_mapping(mapping.name)
         self.status = MappingStatus(mapping.name, "memory", "python")
         family = mapping.source.cls.traits.family
-        self.broker = MemoryBroker(family, self.clock, lanes, visibility_timeout_seconds=30)
+        self.broker = broker or MemoryBroker(family, self.clock, lanes,
+                                             visibility_timeout_seconds=30)
         self.target = target
         self.destination = destination
         self.executor = ManualExecutor()
         self.context = ConnectorContext(mapping.name, self.stop, self.clock)
-        self.source = mapping.source.cls(MemorySettings(lanes=lanes), self.context, self.broker)
+        settings = mapping.source.settings
+        settings = replace(settings if isinstance(settings, MemorySettings) else MemorySettings(),
+                           lanes=lanes)
+        self.source = (source_factory(self.context) if source_factory is not None
+                       else mapping.source.cls(settings, self.context, self.broker))
         run_stop = threading.Event()
-        invoker = Invoker(source=self.source, target=target,
-                          timeout_seconds=mapping.target_timeout_seconds,
-                          report_batch_item_failures=mapping.report_batch_item_failures,
-                          metrics=self.metrics, status=self.status)
+        store = build_connector(mapping.window_state, self.context) \
+            if mapping.window_state else None
+        invoker = build_invoker(mapping, self.source, target, self.metrics, self.status,
+                                self.clock, store)
         letterer = DeadLetterer(mapping=mapping, source=self.source, destination=destination,
                                 function_arn="arn:aws:lambda:local:000000000000:function:test",
                                 metrics=self.metrics, status=self.status, clock=self.clock,
@@ -143,7 +151,7 @@ class Rig:
         self.reader = Reader(
             mapping=mapping, source=self.source,
             matcher=compile_filters(list(mapping.filter_patterns)), worker=self.worker,
-            pool=self.executor, max_in_flight=max_in_flight, metrics=self.metrics,
+            pool=pool or self.executor, max_in_flight=max_in_flight, metrics=self.metrics,
             status=self.status, clock=self.clock, stop=self.stop, drain_seconds=1.0,
             idle_poll_seconds=0.0, min_buffered_records=0,
         )

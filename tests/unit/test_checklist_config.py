@@ -159,17 +159,59 @@ def test_tumbling_window_above_900_is_rejected(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 0") == []
 
 
+def test_tumbling_windows_are_for_kinesis_and_dynamodb_streams_at_factor_1(
+        tmp_path: Path) -> None:
+    """Checklist 5 and 63: TumblingWindowInSeconds on Kinesis/DDB; esm keeps one batch per
+    shard with windows (the state passes from one invoke of the shard to the next)."""
+    assert problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 900") == []
+    problems = problems_of(tmp_path, "sqs", "tumbling_window_in_seconds: 60")
+    assert _one_problem_mentions(problems, "tumbling_window_in_seconds", "applies only")
+    problems = problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 60",
+                           "parallelization_factor: 2")
+    assert _one_problem_mentions(problems, "tumbling_window_in_seconds", "parallelization")
+
+
+def test_kafka_windows_need_a_window_state_store_and_shards_refuse_one(tmp_path: Path) -> None:
+    """Beyond AWS: Kafka keeps no window state with its offsets, so the mapping names a
+    store; Kinesis and DynamoDB Streams keep it on their lease rows."""
+    store = "window_state: {type: sqlite, path: w.sqlite}"
+    problems = problems_of(tmp_path, "kafka", "tumbling_window_in_seconds: 60")
+    assert _one_problem_mentions(problems, "window_state", "required")
+    assert problems_of(tmp_path, "kafka", "tumbling_window_in_seconds: 60", store) == []
+    assert _one_problem_mentions(problems_of(tmp_path, "kinesis", "tumbling_window_in_seconds: 60",
+                                             store), "window_state", "remove")
+    assert _one_problem_mentions(problems_of(tmp_path, "kafka", store), "window_state",
+                                 "only used with")
+    problems = problems_of(tmp_path, "kafka", "tumbling_window_in_seconds: 60",
+                           "window_state: {type: memcache}")
+    assert _one_problem_mentions(problems, "window_state.type", "memcache")
+
+
 def test_parallelization_factor_is_rejected_on_a_queue_source(tmp_path: Path) -> None:
     """Checklist 5: "... ParallelizationFactor ... only for Kinesis/DDB." — SQS."""
     problems = problems_of(tmp_path, "sqs", "parallelization_factor: 2")
     assert _one_problem_mentions(problems, "parallelization_factor", "applies only to stream")
 
 
-def test_parallelization_factor_is_rejected_on_a_kafka_source(tmp_path: Path) -> None:
-    """Checklist 5: "Config: ParallelizationFactor 1–10 and TumblingWindowInSeconds 0–900 only
-    for Kinesis/DDB." — Kafka is a stream source but not Kinesis/DDB."""
-    problems = problems_of(tmp_path, "kafka", "parallelization_factor: 3")
-    assert _one_problem_mentions(problems, "parallelization_factor")
+def test_parallelization_factor_on_redis_streams_takes_an_ordering_key_field(
+        tmp_path: Path) -> None:
+    """Beyond AWS: Redis Streams, a queue source, keeps order per stream and so per key."""
+    source = 'source: {type: redis_streams, streams: [orders]%s}'
+    problems = problems_of(tmp_path, source % "", "parallelization_factor: 3")
+    assert _one_problem_mentions(problems, "source.ordering_key_field")
+    assert problems_of(tmp_path, source % ", ordering_key_field: user",
+                       "parallelization_factor: 3") == []
+
+
+@pytest.mark.parametrize("factor, ok", [(0, False), (1, True), (10, True), (11, False)])
+def test_parallelization_factor_is_1_to_10_on_a_kafka_source(tmp_path: Path, factor: int,
+                                                             ok: bool) -> None:
+    """Checklist 5 says Kinesis/DDB only; esm goes beyond AWS: a Kafka record key keeps
+    order per key, so Kafka takes the same range (issue: per-key parallelism)."""
+    problems = problems_of(tmp_path, "kafka", f"parallelization_factor: {factor}")
+    assert (problems == []) is ok
+    if not ok:
+        assert _one_problem_mentions(problems, "parallelization_factor")
 
 
 # ---- 6 -----------------------------------------------------------------------------------
@@ -310,11 +352,9 @@ def test_on_failure_destination_is_rejected_for_plain_sqs(tmp_path: Path) -> Non
 # ---- 63 ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source", ["kinesis", "dynamodb_streams"])
-def test_tumbling_windows_are_rejected_as_not_supported(tmp_path: Path, source: str) -> None:
+def test_tumbling_windows_are_accepted_on_kinesis_and_dynamodb_streams(tmp_path: Path,
+                                                                      source: str) -> None:
     """Checklist 63: "Tumbling window: pass state/window/isFinalInvokeForWindow; a response
-    without `state` = failure; state >1 MB terminates the window early." — esm does not
-    implement tumbling windows; a non-zero window is refused at startup, saying so."""
-    problems = problems_of(tmp_path, source, "tumbling_window_in_seconds: 60")
-    assert _one_problem_mentions(
-        problems, "mappings[0].tumbling_window_in_seconds",
-        "tumbling windows are not supported yet; only 0 is accepted, got 60")
+    without `state` = failure; state >1 MB terminates the window early." — the behaviour
+    is proven in tests/unit/test_windows.py; here the key is accepted on both sources."""
+    assert problems_of(tmp_path, source, "tumbling_window_in_seconds: 60") == []

@@ -245,11 +245,11 @@ def test_source_check_mapping_hook_sees_effective_batch_size(tmp_path: Path) -> 
     assert mapping.batch_size == 10
 
 
-def test_tumbling_windows_are_not_supported_yet(tmp_path: Path) -> None:
-    assert load_one(tmp_path, "tumbling_window_in_seconds: 0").batch_size == 100
-    assert problems_for(tmp_path, "tumbling_window_in_seconds: 60") == [
-        "mappings[0].tumbling_window_in_seconds: tumbling windows are not supported yet; "
-        "only 0 is accepted, got 60"]
+def test_tumbling_windows_need_a_source_that_supports_them(tmp_path: Path) -> None:
+    assert load_one(tmp_path, "tumbling_window_in_seconds: 0").tumbling_window_in_seconds == 0
+    [problem] = problems_for(tmp_path, "tumbling_window_in_seconds: 60")
+    assert problem.startswith("mappings[0].tumbling_window_in_seconds: applies only to "
+                              "Kinesis, DynamoDB Streams and Kafka sources")
 
 
 def test_on_success_destination_is_rejected_with_aws_text(tmp_path: Path) -> None:

@@ -586,9 +586,9 @@ def test_unknown_family_is_rejected() -> None:
         FailurePolicy("pipe")  # type: ignore[arg-type]
 
 
-def test_decide_rejects_an_empty_batch_and_negative_counts() -> None:
+def test_decide_rejects_an_empty_queue_batch_and_negative_counts() -> None:
     with pytest.raises(ValueError, match="lane 'x' has no records"):
-        stream().decide(Batch("x", ()), BOOM, attempt=0, invoke_count=1, now=NOW)
+        FailurePolicy("queue").decide(Batch("x", ()), BOOM, attempt=0, invoke_count=1, now=NOW)
     with pytest.raises(ValueError, match="attempt=-1"):
         stream().decide(make_batch(1), BOOM, attempt=-1, invoke_count=1, now=NOW)
 
@@ -627,3 +627,16 @@ def test_queue_batch_is_retried_in_place_when_a_breaker_guards_the_target() -> N
     assert len(steps) == 1 and isinstance(steps[0], Retry) and steps[0].batch is batch
     # A function error is still the broker's business: released as before
     assert isinstance(first_try(policy, batch, BOOM)[0], DeadLetter | Release)
+
+
+def test_a_window_final_invoke_without_records_is_acked_or_retried_never_dead_lettered(
+) -> None:
+    # A tumbling window's final invoke is an empty stream batch (ESM-SPEC §2.5)
+    final = Batch("s", ())
+    assert stream().decide(final, Success(), attempt=0, invoke_count=1, now=NOW) == (Ack(()),)
+    [step] = stream(maximum_retry_attempts=0).decide(final, BOOM, attempt=0, invoke_count=1,
+                                                      now=NOW)
+    assert isinstance(step, Retry) and step.attempt == 1 and step.batch is final
+    [again] = stream().decide(final, InvokeFailure("throttled"), attempt=2, invoke_count=3,
+                              now=NOW)
+    assert isinstance(again, Retry) and again.attempt == 2

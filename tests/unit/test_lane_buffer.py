@@ -91,3 +91,48 @@ def test_add_all_buffers_exactly_like_add_one_by_one() -> None:
                         + [[str(len(lane.batcher))]] for slot, lane in buffer.lanes.items()}
             assert shape(many) == shape(one)
             assert (many.records, many.bytes) == (one.records, one.bytes)
+
+
+def keyed(lane: str, n: int, key: str | None) -> Record:
+    return Record(lane, str(n), f"{lane}:{n}", {"n": n}, 10, 0.0, ordering_key=key)
+
+
+def test_a_lane_with_key_slots_pauses_once_as_many_batches_wait_as_it_has_slots() -> None:
+    # Given a lane split into 3 key slots, and keys of 3 different slots
+    log = PauseLog()
+    buffer = LaneBuffer(log, BatchLimits(1, 0.0), parallelization_factor=3,  # type: ignore[arg-type]
+                        max_in_flight=10, min_records=100, max_bytes=1 << 30)
+    buffer.assigned(["p"])
+    keys: dict[str, str] = {}
+    for n in range(100):
+        keys.setdefault(buffer._lane(keyed("p", 0, f"k{n}")).slot, f"k{n}")
+    assert len(keys) == 3
+    # When two slots have a batch waiting, the lane still reads (the third slot is idle)
+    for n, key in enumerate(list(keys.values())[:2]):
+        buffer.add(keyed("p", n, key), 0.0)
+    assert log.paused == set()
+    # Then a waiting batch in every slot pauses it, and one dispatch resumes it
+    buffer.add(keyed("p", 2, list(keys.values())[2]), 0.0)
+    assert log.paused == {"p"}
+    buffer.take(next(buffer.dispatchable()))
+    assert log.paused == set()
+    assert log.calls == [("pause", ("p",)), ("resume", ("p",))]
+    assert buffer.paused_lanes() == 0
+
+
+def test_records_without_a_key_share_one_slot_and_keep_lane_order() -> None:
+    # Given keyless records mixed with keyed ones on one lane
+    buffer = LaneBuffer(PauseLog(), BatchLimits(100, 0.0), parallelization_factor=5,  # type: ignore[arg-type]
+                        max_in_flight=10, min_records=100, max_bytes=1 << 30)
+    records = [keyed("p", n, None if n % 2 else f"k{n}") for n in range(20)]
+    buffer.add_all(records, 0.0)
+    # Then every keyless record sits in one slot, in lane order
+    slots = [_buffered(lane) for lane in buffer.lanes.values()]
+    keyless = [s for s in slots if any(r.ordering_key is None for r in s)]
+    assert len(keyless) == 1
+    assert [r.position for r in keyless[0]] == [str(n) for n in range(1, 20, 2)]
+
+
+def _buffered(lane: object) -> list[Record]:
+    batch = lane.batcher.flush()  # type: ignore[attr-defined]
+    return [r for b in [*lane.ready, *([batch] if batch else [])] for r in b.records]  # type: ignore[attr-defined]

@@ -158,10 +158,21 @@ def _common(t: Translation, mapping: dict[str, Any], kind: str) -> None:
     scaling = t.take("ScalingConfig")
     if isinstance(scaling, dict) and scaling.get("MaximumConcurrency") is not None:
         mapping["scaling_config"] = {"maximum_concurrency": scaling["MaximumConcurrency"]}
+    _tumbling_window(t, mapping, kind)
+
+
+def _tumbling_window(t: Translation, mapping: dict[str, Any], kind: str) -> None:
     window = t.take("TumblingWindowInSeconds")
-    if window not in (None, 0):
-        t.note("TumblingWindowInSeconds", f"{window} not carried over: esm has no tumbling "
-                                          "windows yet")
+    if window in (None, 0):
+        return
+    if kind not in ("kinesis", "dynamodb"):
+        t.note("TumblingWindowInSeconds", f"{window} not carried over: tumbling windows "
+                                          "apply only to Kinesis and DynamoDB Streams")
+    elif mapping.get("parallelization_factor", 1) not in (1, "1"):
+        t.note("TumblingWindowInSeconds", f"{window} not carried over: esm runs tumbling "
+                                          "windows with parallelization_factor 1")
+    else:
+        mapping["tumbling_window_in_seconds"] = window
 
 
 def _leftovers(t: Translation) -> None:

@@ -45,6 +45,15 @@ def test_null_key_is_omitted_and_null_value_is_null() -> None:
     assert record.payload["value"] is None
 
 
+def test_the_record_key_keeps_order_and_null_keys_share_the_partition_slot() -> None:
+    # parallelization_factor > 1 orders by Record.ordering_key: same key, same value;
+    # a null key is None, which the lane buffer maps to the partition's shared slot
+    a, b = to_record(Msg(1, key=b"k1"), now=0.0), to_record(Msg(2, key=b"k1"), now=0.0)
+    assert a.ordering_key == b.ordering_key == base64.b64encode(b"k1").decode()
+    assert to_record(Msg(3, key=b"k2"), now=0.0).ordering_key != a.ordering_key
+    assert to_record(Msg(4, key=None), now=0.0).ordering_key is None
+
+
 def test_size_covers_the_encoded_record_and_its_partition_key_share() -> None:
     record = to_record(Msg(1), now=0.0)
     events = KafkaEvents(["b:9092"])

@@ -213,3 +213,17 @@ def test_the_event_joined_from_record_encodings_is_byte_for_byte_the_encoded_eve
     plain = Record("orders", "1", "1", {"a": 1}, 7, 0.0)
     assert records_event_body([*records, plain]) is None
     assert records_event_body([]) == b'{"Records":[]}' == orjson.dumps({"Records": []})
+
+
+def test_the_ordering_key_field_value_is_the_records_ordering_key_on_every_path() -> None:
+    # Given a decoder keeping order by the `user` field
+    keyed = EntryDecoder(URL, ["orders"], "esm", "body", ordering_key_field="user")
+    # When entries come as new entries off the wire, and as reclaimed entries
+    new = keyed.new_entries("orders", [["1-0", ["user", "u1", "body", "{}"]],
+                                       ["1-1", ["body", "{}"]]], handle=None)
+    reclaimed = keyed.record("orders", "1-2", {b"user": b"u2", b"body": b"x"}, 2)
+    # Then the field's value is the key; an entry without it has none (the stream's slot)
+    assert [r.ordering_key for r in new] == ["u1", None]
+    assert reclaimed.ordering_key == "u2"
+    # And without the setting no entry has a key
+    assert decoder().record("orders", "1-3", {b"user": b"u1"}, 1).ordering_key is None

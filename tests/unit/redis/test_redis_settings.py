@@ -60,6 +60,16 @@ def test_target_timeout_longer_than_visibility_timeout_is_refused() -> None:
     assert RedisStreamsSource.check_mapping(settings(visibility_timeout_seconds=60), mapping) == []
 
 
+def test_parallelization_factor_needs_an_ordering_key_field() -> None:
+    # Given a mapping running 4 batches per stream
+    mapping = {"parallelization_factor": 4}
+    # Then the source must name the field whose value keeps order
+    [problem] = mapping_problems(settings(), mapping)
+    assert problem.startswith("source.ordering_key_field: required with parallelization_factor 4")
+    assert mapping_problems(settings(ordering_key_field="user"), mapping) == []
+    assert mapping_problems(settings(), {"parallelization_factor": 1}) == []
+
+
 def test_mapping_check_names_source_keys_relative_to_the_mapping() -> None:
     assert mapping_problems(settings(streams=("a", "a")), {}) == [
         "source.streams: must not list a stream twice"]

@@ -168,10 +168,15 @@ class Listener:
     def __init__(self) -> None:
         self.assigned: list[str] = []
         self.revoked: list[str] = []
+        self.ending: list[tuple[str, str]] = []  # lane, its checkpoint when told
         self.on_revoke: Any = None
+        self.checkpoint_of: Any = None
 
     def lanes_assigned(self, lanes: Collection[str]) -> None:
         self.assigned.extend(sorted(lanes))
+
+    def lane_ending(self, lane: str) -> None:
+        self.ending.append((lane, self.checkpoint_of(lane) if self.checkpoint_of else ""))
 
     def lanes_revoked(self, lanes: Collection[str]) -> None:
         self.revoked.extend(sorted(lanes))

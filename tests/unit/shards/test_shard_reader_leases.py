@@ -33,6 +33,7 @@ def test_split_children_are_read_only_after_the_parent_is_read_to_its_end_and_ac
     stream.add("c1", 201, parents=("p",))
     stream.add("c2", 301, parents=("p",))
     r = rig(clock, stream)
+    r.listener.checkpoint_of = lambda lane: checkpoint_of(r, lane)
     # When the parent's records are handed out but not yet acked
     in_flight = [x for _ in range(5) for x in r.poll()]
     # Then nothing of the children is read, not even fetched
@@ -43,6 +44,9 @@ def test_split_children_are_read_only_after_the_parent_is_read_to_its_end_and_ac
     assert sorted(seqs(r.drain(5))) == [201, 301]
     assert checkpoint_of(r, "p") == "SHARD_END" and r.table.rows["p"].owner is None
     assert r.listener.revoked == ["p"]
+    # And the core was told the lane was ending while it still held it (resharding closes
+    # a tumbling window, whose closed state is saved on the lease before SHARD_END)
+    assert r.listener.ending == [("p", "103")]
 
 
 def test_merged_child_waits_for_both_parents():
