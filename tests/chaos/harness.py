@@ -25,7 +25,7 @@ from typing import Any
 
 from tests.chaos.kits import Kit
 from tests.chaos.ledger import Ledger, Notices, Result, describe, file_notices
-from tests.integration.e2e_support import DaemonProcess, daemon_env, wait_until, write_config
+from tests.integration.e2e_support import DaemonProcess, daemon_env, write_config
 
 HANDLER = "tests.chaos.damage_handler:handler"
 RESULTS: list[Result] = []  # rows of this session's table (printed by the conftest)
@@ -79,7 +79,9 @@ class ChaosRun:
     destination: dict[str, Any] | None = None
     notices: Notices | None = None
     mapping_keys: dict[str, Any] = field(default_factory=dict)
-    settle_seconds: float = 120
+    settle_seconds: float = 240
+    # give up settling when nothing more was accounted for in this long (a stalled lane)
+    stalled_seconds: float = 40
 
     def __post_init__(self) -> None:
         self.seed = scenario_seed(self.scenario)
@@ -134,6 +136,8 @@ class ChaosRun:
             for daemon in self.daemons:
                 daemon.kill()
         result = self.ledger.result()
+        if result.lost:
+            result.diagnosis = self.kit.diagnose(result.lost)
         RESULTS.append(result)
         print(result.row())
         return result
@@ -145,25 +149,44 @@ class ChaosRun:
         self.ledger.add(records)
 
     def _feed(self) -> None:
+        """Records at `feed_per_second` until the damage is done. A chunk the broker
+        refused (it is being restarted) is not in the ledger; the next chunk has new ids."""
         chunk = max(1, self.feed_per_second // 5)
         while not self._stop_feed.wait(0.2):
-            self.produce(chunk)
+            try:
+                self.produce(chunk)
+            except Exception as exc:  # the broker is down: feed again when it is back
+                print(f"chaos feed: {len(self.ledger.produced)} produced; a chunk failed: "
+                      f"{type(exc).__name__}: {exc}")
 
     def _settle(self) -> None:
         """Every replica up, then until each record is accounted for, then SIGTERM all."""
         for daemon in self.daemons:
             if daemon.proc is None or daemon.proc.poll() is not None:
                 daemon.start()
-        try:
-            wait_until(self.ledger.accounted, self.settle_seconds,
-                       lambda: f"{describe(self.ledger)}\n{self.daemons[0].log_tail()}",
-                       interval_seconds=0.5)
-        except AssertionError:
+        if not self._wait_accounted():
+            print(f"{describe(self.ledger)}\n{self.daemons[0].log_tail()}")
             return  # the result names what was lost
         for daemon in self.daemons:
             daemon.terminate()
         for daemon in self.daemons:
             daemon.wait_exit(30)
+
+    def _wait_accounted(self) -> bool:
+        """Until every record is accounted for (True), or nothing more was for
+        `stalled_seconds`, or `settle_seconds` passed (False)."""
+        deadline = time.monotonic() + self.settle_seconds
+        missing = len(self.ledger.missing())
+        progress_at = time.monotonic()
+        while missing:
+            now = time.monotonic()
+            if now > deadline or now - progress_at > self.stalled_seconds:
+                return False
+            time.sleep(0.5)
+            still = len(self.ledger.missing())
+            if still < missing:
+                missing, progress_at = still, now
+        return True
 
     # -- damage actions ---------------------------------------------------------------------
 

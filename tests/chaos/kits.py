@@ -36,6 +36,10 @@ class Kit:
     mapping_keys: dict[str, Any] = field(default_factory=dict)
     knobs: dict[str, str] = field(default_factory=dict)
     target_timeout_seconds: float = 5
+    # what the broker says about records the ledger misses (e.g. Kafka: committed past?)
+    diagnose: Callable[[list[str]], str] = lambda missing: ""
+    # Kafka: record id → (partition, offset) once produced
+    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
 
     def records(self, start: int, count: int, seed: int, poison_per_mille: int) -> list[Produced]:
@@ -73,12 +77,25 @@ def kafka_kit(server: Any, partitions: int = 4, batch_size: int = 100) -> Kit:
     finally:
         admin.close()
     producer = KafkaProducer(bootstrap_servers=server.bootstrap, linger_ms=5, retries=10)
+    offsets: dict[str, tuple[int, int]] = {}  # record id → (partition, offset)
+    group = f"{topic}-g"
 
     def produce(records: list[Produced]) -> None:
-        for r in records:
-            producer.send(topic, key=r.id.encode(), value=json.dumps(r.doc()).encode(),
-                          partition=r.seq % partitions)
+        sent = [(r.id, producer.send(topic, key=r.id.encode(), value=json.dumps(r.doc()).encode(),
+                                     partition=r.seq % partitions)) for r in records]
         producer.flush(60)
+        for record_id, future in sent:
+            meta = future.get(10)
+            offsets[record_id] = (meta.partition, meta.offset)
+
+    def diagnose(missing: list[str]) -> str:
+        committed = kafka_committed(server, group)
+        past = [i for i in missing if offsets[i][1] < committed.get(offsets[i][0], 0)]
+        where = sorted({f"p{offsets[i][0]}" for i in missing})
+        return (f"kafka: {len(past)} of {len(missing)} missing record(s) are behind the "
+                f"group's committed offset (skipped for good), the rest not committed "
+                f"(stalled); partitions {where}; committed {committed}; first skipped "
+                f"{[(i, offsets[i]) for i in past[:10]]}")
 
     return Kit(
         "kafka",
@@ -89,7 +106,20 @@ def kafka_kit(server: Any, partitions: int = 4, batch_size: int = 100) -> Kit:
         in_flight_bound=2 * batch_size * partitions,
         mapping_keys={**STREAM_KEYS, "batch_size": batch_size,
                       "maximum_batching_window_in_seconds": 0.2},
-        knobs=dict(STREAM_KNOBS), close=lambda: producer.close(5))
+        knobs=dict(STREAM_KNOBS), diagnose=diagnose, offsets=offsets,
+        close=lambda: producer.close(5))
+
+
+def kafka_committed(server: Any, group: str) -> dict[int, int]:
+    """Partition → the group's committed offset."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=server.bootstrap)
+    try:
+        answer = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in answer.items()}
 
 
 def redis_kit(server: Any, streams: int = 3, batch_size: int = 10,

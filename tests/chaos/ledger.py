@@ -64,12 +64,13 @@ class Result:
     order_breaks: list[str] = field(default_factory=list)
     uninvoked_healthy: list[str] = field(default_factory=list)
     notices_without_payload: int = 0
+    diagnosis: str = ""
 
     def problems(self) -> list[str]:
         """What the check refuses: losses, order breaks, notices that lost the payload."""
         out = []
         if self.lost:
-            out.append(f"{len(self.lost)} lost: {self.lost[:20]}")
+            out.append(f"{len(self.lost)} lost: {self.lost[:20]} {self.diagnosis}")
         if self.order_breaks:
             out.append(f"first deliveries out of lane order: {self.order_breaks[:10]}")
         if self.notices_without_payload:
