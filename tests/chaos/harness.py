@@ -62,7 +62,7 @@ class Damage:
     """What to do, in order, each after a random gap in `gap_seconds`."""
 
     actions: list[Action]
-    gap_seconds: tuple[float, float] = (1.5, 3.5)
+    gap_seconds: tuple[float, float] = (1, 2.5)
 
 
 @dataclass

@@ -52,8 +52,8 @@ def test_redis_broker_restart_mid_run_loses_nothing(tmp_path: Path, redis_server
 
 def test_elasticmq_restart_mid_run_loses_nothing(tmp_path: Path, sqs_server: Any) -> None:
     run = ChaosRun(tmp_path, "sqs broker restart", sqs_kit(sqs_server, fifo=False),
-                   initial=600, feed_per_second=100, knobs=FAILING)
-    assert_clean(run.run(Damage([broker_restart(sqs_server)], gap_seconds=(2, 3))))
+                   initial=400, feed_per_second=80, knobs=FAILING)
+    assert_clean(run.run(Damage([broker_restart(sqs_server, (0.5, 1))], gap_seconds=(1, 2))))
 
 
 def test_python_target_hanging_erring_and_malformed_loses_nothing(
@@ -78,8 +78,8 @@ def test_http_target_with_30_percent_invoke_errors_and_garbage_loses_nothing(
     for knob, value in {**kit.knobs, **FAILING, "JOURNAL": str(journal)}.items():
         monkeypatch.setenv(f"ESM_CHAOS_{knob}", value)
     with DamageTargetServer(unavailable_per_mille=300, garbage_per_mille=30) as target:
-        run = ChaosRun(tmp_path, "kafka http target 30% 503 + garbage", kit, initial=2000,
-                       feed_per_second=300,
+        run = ChaosRun(tmp_path, "kafka http target 30% 503 + garbage", kit, initial=1000,
+                       feed_per_second=200,
                        target={"type": "http", "url": target.url, "timeout_seconds": 5})
         try:
             result = run.run(Damage([kill_9]))

@@ -21,9 +21,9 @@ PARTIAL = {"PARTIAL_PER_MILLE": "30", "SLEEP_SECONDS": "0.02"}
 
 def test_kafka_kill_9_under_load_loses_nothing(tmp_path: Path, kafka_server: Any) -> None:
     kit = kafka_kit(kafka_server)
-    run = ChaosRun(tmp_path, "kafka kill -9", kit, initial=2000, feed_per_second=400,
+    run = ChaosRun(tmp_path, "kafka kill -9", kit, initial=1500, feed_per_second=300,
                    knobs=PARTIAL)
-    assert_clean(run.run(Damage([kill_9] * kills(3), gap_seconds=(3, 6))))
+    assert_clean(run.run(Damage([kill_9] * kills(3), gap_seconds=(2, 4))))
     kit.close()
 
 
@@ -55,11 +55,11 @@ def test_sqs_fifo_kill_9_under_load_loses_nothing_and_keeps_group_order(
 def test_dynamodb_streams_kill_9_under_load_loses_nothing(tmp_path: Path,
                                                          moto_server: Any) -> None:
     run = ChaosRun(tmp_path, "dynamodb kill -9", dynamodb_kit(moto_server, tmp_path),
-                   initial=300, feed_per_second=60, knobs=PARTIAL)
+                   initial=200, feed_per_second=50, knobs=PARTIAL)
     assert_clean(run.run(Damage([kill_9] * kills(3))))
 
 
 def test_kinesis_kill_9_under_load_loses_nothing(tmp_path: Path, moto_server: Any) -> None:
     run = ChaosRun(tmp_path, "kinesis kill -9", kinesis_kit(moto_server, tmp_path),
-                   initial=1000, feed_per_second=200, knobs=PARTIAL)
+                   initial=600, feed_per_second=150, knobs=PARTIAL)
     assert_clean(run.run(Damage([kill_9] * kills(3))))
