@@ -123,7 +123,7 @@ def kafka_committed(server: Any, group: str) -> dict[int, int]:
 
 
 def redis_kit(server: Any, streams: int = 3, batch_size: int = 10,
-              visibility_timeout_seconds: int = 2) -> Kit:
+              visibility_timeout_seconds: int = 2, max_deliveries: int = 3) -> Kit:
     import redis
 
     prefix = f"chaos-{uuid.uuid4().hex[:8]}"
@@ -141,7 +141,8 @@ def redis_kit(server: Any, streams: int = 3, batch_size: int = 10,
     return Kit(
         "redis",
         {"type": "redis_streams", "url": server.url, "streams": names,
-         "consumer_group": f"{prefix}-g", "max_deliveries": 3, "block_milliseconds": 200,
+         "consumer_group": f"{prefix}-g", "max_deliveries": max_deliveries,
+         "block_milliseconds": 200,
          "visibility_timeout_seconds": visibility_timeout_seconds},
         lambda seq: names[seq % streams], produce, ordered=False, stream=False,
         in_flight_bound=2 * batch_size * streams,

@@ -29,9 +29,11 @@ def test_kafka_kill_9_under_load_loses_nothing(tmp_path: Path, kafka_server: Any
 
 def test_redis_kill_9_under_load_loses_nothing_and_dead_letters_no_healthy_entry(
         tmp_path: Path, redis_server: Any) -> None:
-    kit = redis_kit(redis_server)
-    run = ChaosRun(tmp_path, "redis kill -9", kit, initial=2000, feed_per_second=300,
-                   knobs=PARTIAL)
+    # a backlog and a slow handler: each killed daemon strands what it read ahead; with
+    # max_deliveries 2, two kills used to dead-letter such entries uninvoked
+    kit = redis_kit(redis_server, max_deliveries=2)
+    run = ChaosRun(tmp_path, "redis kill -9", kit, initial=kills(5000, 10000),
+                   feed_per_second=300, knobs={**PARTIAL, "SLEEP_SECONDS": "0.05"})
     result = run.run(Damage([kill_9] * kills(3)))
     assert_clean(result)
     # read-ahead stranded by each kill is reclaimed, not brought closer to max_deliveries
