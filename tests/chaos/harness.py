@@ -118,19 +118,23 @@ class ChaosRun:
     # -- the run --------------------------------------------------------------------------
 
     def run(self, damage: Damage) -> Result:
+        marks = [time.monotonic()]
         self.produce(self.initial)
         feeder = threading.Thread(target=self._feed, name="chaos-feed", daemon=True)
         try:
             for daemon in self.daemons:
                 daemon.start()
             self.daemons[0].wait_ready()
+            marks.append(time.monotonic())
             feeder.start()
             for action in damage.actions:
                 time.sleep(self.rng.uniform(*damage.gap_seconds))
                 action(self)
             self._stop_feed.set()
             feeder.join(30)
+            marks.append(time.monotonic())
             self._settle()
+            marks.append(time.monotonic())
         finally:
             self._stop_feed.set()
             for daemon in self.daemons:
@@ -140,6 +144,9 @@ class ChaosRun:
             result.diagnosis = self.kit.diagnose(result.lost)
         RESULTS.append(result)
         print(result.row())
+        phases = zip(("produce+start", "damage", "settle+stop"), marks, marks[1:], strict=False)
+        print("phases: " + ", ".join(f"{name} {end - start:.1f}s"
+                                     for name, start, end in phases))
         return result
 
     def produce(self, count: int) -> None:

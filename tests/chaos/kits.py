@@ -187,7 +187,8 @@ def sqs_kit(server: Any, fifo: bool, batch_size: int = 10, groups: int = 4,
 
 def _shard_checkpoint(server: Any, leases: str | None, tmp_path: Any) -> dict[str, Any]:
     if leases is None:
-        return {"type": "sqlite", "path": str(tmp_path / "checkpoints.sqlite")}
+        return {"type": "sqlite", "path": str(tmp_path / "checkpoints.sqlite"),
+                "lease_duration_seconds": 3}
     return {"type": "dynamodb", "table": leases, "endpoint_url": server.endpoint_url,
             "lease_duration_seconds": 3}
 
