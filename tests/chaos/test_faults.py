@@ -12,6 +12,7 @@ import orjson
 import pytest
 import redis
 
+from tests.chaos.events import event_items
 from tests.chaos.harness import ChaosRun, Damage, assert_clean, kill_9
 from tests.chaos.kits import kafka_committed, kafka_kit, redis_kit, sqs_kit
 from tests.chaos.target_server import DamageTargetServer
@@ -141,8 +142,6 @@ def test_destination_outage_stops_the_lane_and_acks_nothing_past_the_notice(
 
 def _notice_ids(client: redis.Redis, stream: str) -> list[tuple[int, str]]:
     """(entry time in ms, record id) for every record in the notices' payloads."""
-    from tests.chaos.events import event_items
-
     out = []
     for entry_id, fields in client.xrange(stream):
         millis = int(entry_id.decode().partition("-")[0])
