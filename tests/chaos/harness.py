@@ -105,6 +105,7 @@ class ChaosRun:
                         for n in range(self.replicas)]
         self._next_seq = 0
         self._stop_feed = threading.Event()
+        self.produced_at: dict[str, float] = {}  # record id → epoch seconds
 
     def _mapping(self) -> dict[str, Any]:
         mapping: dict[str, Any] = {
@@ -153,6 +154,8 @@ class ChaosRun:
         records = self.kit.records(self._next_seq, count, self.seed, self.poison_per_mille)
         self._next_seq += count
         self.kit.produce(records)
+        now = time.time()
+        self.produced_at.update((r.id, now) for r in records)
         self.ledger.add(records)
 
     def _feed(self) -> None:

@@ -106,7 +106,8 @@ def test_destination_outage_stops_the_lane_and_acks_nothing_past_the_notice(
     group = kit.source["consumer_group_id"]
     dlq = f"dlq-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(destination_redis.url)
-    outages: list[tuple[float, dict[int, int]]] = []  # (stopped at ms, committed at its end)
+    # (stopped at ms, committed at its end, started again at ms)
+    outages: list[tuple[float, dict[int, int], float]] = []
 
     def notices() -> list[dict[str, Any]]:
         return [orjson.loads(fields[b"body"]) for _, fields in client.xrange(dlq)]
@@ -115,8 +116,9 @@ def test_destination_outage_stops_the_lane_and_acks_nothing_past_the_notice(
         stopped_ms = time.time() * 1000
         destination_redis.stop()
         time.sleep(run.rng.uniform(4, 6))
-        outages.append((stopped_ms, kafka_committed(kafka_server, group)))
+        committed = kafka_committed(kafka_server, group)
         destination_redis.start()
+        outages.append((stopped_ms, committed, time.time() * 1000))
 
     run = ChaosRun(tmp_path, "kafka destination outage", kit, initial=2000,
                    feed_per_second=300, poison_per_mille=5, knobs=FAILING,
@@ -128,13 +130,17 @@ def test_destination_outage_stops_the_lane_and_acks_nothing_past_the_notice(
         assert_clean(result)
         # Then no poison record was committed past during the outage unless its notice
         # was written before the destination went down
-        [(stopped_ms, committed)] = outages
-        noticed_before = {item_id for entry_ms, item_id in _notice_ids(client, dlq)
-                          if entry_ms < stopped_ms}
+        [(stopped_ms, committed, started_ms)] = outages
+        noticed = _notice_ids(client, dlq)
+        noticed_before = {item_id for entry_ms, item_id in noticed if entry_ms < stopped_ms}
         skipped = [(r.id, kit.offsets[r.id]) for r in run.ledger.produced.values()
                    if r.poison and r.id in kit.offsets and r.id not in noticed_before
                    and kit.offsets[r.id][1] < committed.get(kit.offsets[r.id][0], 0)]
         assert not skipped, f"committed past undelivered notices: {skipped}; {committed}"
+        # and the outage did hold some: poison records read before it, noticed after it
+        waited = [item_id for entry_ms, item_id in noticed if entry_ms > started_ms
+                  and run.produced_at.get(item_id, float("inf")) * 1000 < stopped_ms]
+        assert waited, "no notice waited for the destination: the outage tested nothing"
     finally:
         kit.close()
         client.close()

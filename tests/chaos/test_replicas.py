@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def test_kafka_replicas_churning_while_batches_are_retried_lose_nothing(
     run = ChaosRun(tmp_path, f"kafka 2 replicas churn #{run_number}", kit, replicas=2,
                    initial=4000, feed_per_second=400, poison_per_mille=5, knobs=FAILING)
     try:
-        assert_clean(run.run(Damage([churn] * kills(4, 12), gap_seconds=(2, 5))))
+        assert_clean(run.run(Damage([churn] * kills(4, 12), gap_seconds=(1.5, 4))))
     finally:
         kit.close()
 
@@ -50,11 +51,16 @@ def test_redis_replicas_in_one_group_under_kill_9_lose_nothing(
     assert not result.uninvoked_healthy, result.anomalies()
 
 
+LEASE_SECONDS = 3  # kits.py: lease_duration_seconds of the lease table
+
+
 def _one_replica_killed_for_good(run: ChaosRun) -> None:
-    """kill -9 replica 1 and leave it dead until the end (the harness restarts it only
-    after the survivor took its shards)."""
+    """kill -9 replica 1 and leave it dead while records keep coming, long enough for its
+    leases to expire and the survivor to take its shards (the harness starts it again only
+    when it settles the run)."""
     run.daemons[1].kill()
     run.ledger.kills += 1
+    time.sleep(2 * LEASE_SECONDS)
 
 
 @pytest.mark.parametrize("source", ["kinesis", "dynamodb"])
