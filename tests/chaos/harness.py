@@ -81,7 +81,7 @@ class ChaosRun:
     mapping_keys: dict[str, Any] = field(default_factory=dict)
     settle_seconds: float = 240
     # give up settling when nothing more was accounted for in this long (a stalled lane)
-    stalled_seconds: float = 40
+    stalled_seconds: float = 30
 
     def __post_init__(self) -> None:
         self.seed = scenario_seed(self.scenario)

@@ -23,7 +23,7 @@ def test_kafka_kill_9_under_load_loses_nothing(tmp_path: Path, kafka_server: Any
     kit = kafka_kit(kafka_server)
     run = ChaosRun(tmp_path, "kafka kill -9", kit, initial=1500, feed_per_second=300,
                    knobs=PARTIAL)
-    assert_clean(run.run(Damage([kill_9] * kills(3), gap_seconds=(2, 4))))
+    assert_clean(run.run(Damage([kill_9] * kills(3), gap_seconds=(1.5, 3))))
     kit.close()
 
 
@@ -57,7 +57,7 @@ def test_sqs_fifo_kill_9_under_load_loses_nothing_and_keeps_group_order(
 def test_dynamodb_streams_kill_9_under_load_loses_nothing(tmp_path: Path,
                                                          moto_server: Any) -> None:
     run = ChaosRun(tmp_path, "dynamodb kill -9", dynamodb_kit(moto_server, tmp_path),
-                   initial=200, feed_per_second=50, knobs=PARTIAL)
+                   initial=120, feed_per_second=40, knobs=PARTIAL)
     assert_clean(run.run(Damage([kill_9] * kills(3))))
 
 
