@@ -41,8 +41,9 @@ class Reclaimer:
         self._cursors: dict[str, str] = {}
 
     def claim(self, stream: str, count: int,
-              in_flight: Collection[str]) -> list[tuple[str, Any, int]]:
-        """(entry id, raw fields, attempt number) for entries claimed now. Entries this
+              in_flight: Collection[str]) -> list[tuple[str, Any, int, int]]:
+        """(entry id, raw fields, Redis's delivery counter, attempt number) for entries
+        claimed now. Entries this
         replica still has in flight (`in_flight`) are claimed, which resets their idle
         time, but not yielded again."""
         reply = self._client.xautoclaim(
@@ -65,7 +66,7 @@ class Reclaimer:
         counts, failed = self._counts(stream, ids)
         # An id missing from XPENDING was acked or claimed by another replica since the
         # XAUTOCLAIM: it is no longer ours to deliver.
-        return [(entry_id, fields,
+        return [(entry_id, fields, counts[entry_id],
                  attempt_number(failed[entry_id], counts[entry_id], self._max_deliveries))
                 for entry_id, fields in claimed if entry_id in counts]
 

@@ -12,11 +12,11 @@ Guarantees and how they are kept (DESIGN §3):
   replica's entries too). A release `delay_seconds` is therefore not honoured: redelivery
   always waits for the visibility timeout, like an SQS message after a failed batch
   (ESM-SPEC §4.2).
-- `Record.delivery_count` (and the event's `deliveryCount`) is the attempt at the target:
-  1 for new entries, 1 + the failed attempts esm recorded for reclaimed ones
-  (`redis_attempts`), so the core dead-letters after `max_deliveries` failed attempts
-  (DESIGN §3). Entries a crashed replica read ahead and never invoked come back with their
-  count unchanged; Redis's own delivery counter only bounds a crash loop.
+- `Record.delivery_count` is the attempt at the target: 1 for new entries, 1 + the failed
+  attempts esm recorded for reclaimed ones (`redis_attempts`), so the core dead-letters
+  after `max_deliveries` failed attempts (DESIGN §3). Entries a crashed replica read ahead
+  and never invoked come back with their count unchanged. The event's `deliveryCount` is
+  Redis's own delivery counter (XPENDING), which also bounds a crash loop.
 - An entry still in flight here is not delivered a second time by this replica when it
   reclaims it. A target slower than the visibility timeout can still see an entry twice
   through another replica: delivery is at least once (ESM-SPEC §7).
@@ -292,8 +292,10 @@ class RedisStreamsSource:
             self._next_reclaim = now + self._reclaim_interval
             for stream in active:
                 held = self._held[stream]
-                for entry_id, fields, count in self._reclaimer.claim(stream, max_records, held):
-                    self._hold(self._decoder.record(stream, entry_id, fields, count, self))
+                for entry_id, fields, count, attempt in self._reclaimer.claim(
+                        stream, max_records, held):
+                    self._hold(self._decoder.record(stream, entry_id, fields, count, self,
+                                                    attempt))
         if any(self._buffer[s] for s in active):
             return  # hand these out; the read sent ahead after them brings the next ones
         if self._reading() and not wait:
