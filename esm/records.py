@@ -47,7 +47,9 @@ class Record:
         means "use payload".
     size_bytes: encoded JSON size of `payload` inside the event, for the 6 MB limit.
     timestamp: epoch seconds at which the broker received the record (max record age).
-    delivery_count: times the broker has delivered it (queues), 1 on first delivery.
+    delivery_count: the delivery attempt this is (queues), 1 on first delivery; what
+        `max_deliveries` counts. Redis Streams counts only deliveries that failed at the
+        target (a crash does not count); SQS reports its receive count.
     ordering_key: key that keeps order when parallelization_factor > 1 (partition key,
         item key); None means the whole lane is one key.
     handle: source-private data (receipt handle, TopicPartition, ...).

@@ -77,8 +77,11 @@ class EntryDecoder:
         return self._arns[stream]
 
     def record(self, stream: str, entry_id: str, raw_fields: RawFields,
-               delivery_count: int, handle: object = None) -> Record:
-        """One Record; `delivery_count` is 1 on first delivery (XREADGROUP '>'). `handle`
+               delivery_count: int, handle: object = None,
+               attempt: int | None = None) -> Record:
+        """One Record; `delivery_count` is Redis's delivery counter (1 on first delivery,
+        XREADGROUP '>'), shown as the event's `deliveryCount`; `attempt` is what the core
+        counts against max_deliveries (`Record.delivery_count`; default: the same). `handle`
         marks which source instance read it, for its ack/release bookkeeping. `raw_fields`
         is the client's parsed dict or the wire's flat [name, value, ...] list."""
         try:  # the usual case: every name and value is UTF-8
@@ -86,7 +89,8 @@ class EntryDecoder:
             binary: list[str] = []
         except UnicodeDecodeError:
             fields, binary = decode_fields(as_mapping(raw_fields))
-        return self._build(stream, entry_id, fields, binary, delivery_count, handle)
+        return self._build(stream, entry_id, fields, binary, delivery_count, handle,
+                           delivery_count if attempt is None else attempt)
 
     def new_entries(self, stream: str, entries: Sequence[Any], handle: object) -> list[Record]:
         """Records for one stream's XREADGROUP '>' reply ([id, fields] pairs; fields None
@@ -147,7 +151,7 @@ class EntryDecoder:
         return out
 
     def _build(self, stream: str, entry_id: str, fields: dict[str, str], binary: list[str],
-               delivery_count: int, handle: object) -> Record:
+               delivery_count: int, handle: object, attempt: int) -> Record:
         millis = entry_timestamp_ms(entry_id)
         attributes: dict[str, Any] = {
             "deliveryCount": str(delivery_count), "timestamp": str(millis),
@@ -167,7 +171,7 @@ class EntryDecoder:
         encoded = orjson.dumps(payload)
         key = fields.get(self._key_field) if self._key_field is not None else None
         return Record(stream, entry_id, entry_id, payload, len(encoded),
-                      millis / 1000.0, view, delivery_count, key, handle, encoded)
+                      millis / 1000.0, view, attempt, key, handle, encoded)
 
     def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
         """`RedisStreamBatchInfo` for a notice, shaped like KinesisBatchInfo (ESM-SPEC §4.5).

@@ -36,7 +36,8 @@ class RedisStreamsSettings:
         "doc": "idle time after which a pending entry is reclaimed and delivered again"})
     max_deliveries: int | None = field(default=None, metadata={
         "min": 1, "max": 1000,
-        "doc": "deliveries after which a failing entry goes to the on-failure destination"})
+        "doc": "failed attempts at the target after which an entry goes to the on-failure "
+               "destination (deliveries lost with a crashed replica do not count)"})
     body_field: str = field(default="body", metadata={
         "doc": "entry field shown as the event's `body` and filtered like an SQS body"})
     ordering_key_field: str | None = field(default=None, metadata={

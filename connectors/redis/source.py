@@ -12,8 +12,11 @@ Guarantees and how they are kept (DESIGN §3):
   replica's entries too). A release `delay_seconds` is therefore not honoured: redelivery
   always waits for the visibility timeout, like an SQS message after a failed batch
   (ESM-SPEC §4.2).
-- `Record.delivery_count` is 1 for new entries and Redis's delivery counter (XPENDING) for
-  reclaimed ones; the core dead-letters at `max_deliveries` (DESIGN §3).
+- `Record.delivery_count` is the attempt at the target: 1 for new entries, 1 + the failed
+  attempts esm recorded for reclaimed ones (`redis_attempts`), so the core dead-letters
+  after `max_deliveries` failed attempts (DESIGN §3). Entries a crashed replica read ahead
+  and never invoked come back with their count unchanged. The event's `deliveryCount` is
+  Redis's own delivery counter (XPENDING), which also bounds a crash loop.
 - An entry still in flight here is not delivered a second time by this replica when it
   reclaims it. A target slower than the visibility timeout can still see an entry twice
   through another replica: delivery is at least once (ESM-SPEC §7).
@@ -44,6 +47,7 @@ from typing import Any, ClassVar
 import orjson
 import redis
 
+from connectors.redis.attempts import forget_command, increment_commands
 from connectors.redis.client import build_client, read_credentials, stream_reply_pairs
 from connectors.redis.entries import EntryDecoder
 from connectors.redis.entries import text as _text
@@ -105,7 +109,8 @@ class RedisStreamsSource:
         # Read from Redis (so pending for this consumer) but not yet handed to the core.
         self._buffer: dict[str, deque[Record]] = {s: deque() for s in self._streams}
         self._reclaimer = Reclaimer(self._client, self._group, self.consumer,
-                                    settings.visibility_timeout_seconds)
+                                    settings.visibility_timeout_seconds,
+                                    settings.max_deliveries)
         self._pipe = RedisPipe(self._client, decode_text=True)  # EntryDecoder.new_entries
         self._read_count = 0
         self._read_ahead = False  # the last read filled its COUNT: more is likely there
@@ -174,13 +179,27 @@ class RedisStreamsSource:
             for stream, ids in by_stream.items():
                 if ids:
                     self._pipe.send(None, "XACK", stream, self._group, *ids)
+            self._forget_failed_attempts(records)
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Leave the entries pending: XAUTOCLAIM redelivers them after the visibility
-        timeout. `delay_seconds` is ignored (see the module docstring)."""
-        for record in records:
-            if record.handle is self:
-                self._held.get(record.lane, set()).discard(record.item_id)
+        timeout. `delay_seconds` is not honoured (see the module docstring).
+
+        The core releases for two reasons: the records failed at the target (the failure
+        policy's Release, with its backoff delay), or the mapping is stopping and hands back
+        records it buffered and never invoked (delay 0). Only the first is a failed attempt
+        counted against `max_deliveries`."""
+        failed = delay_seconds > 0 or not self.context.stop.is_set()
+        mine = [r for r in records if r.handle is self]
+        for record in mine:
+            self._held.get(record.lane, set()).discard(record.item_id)
+        if not failed:
+            return
+        with self._translate("release"):
+            for lane, group in groupby(mine, _lane_of):
+                for command in increment_commands(self._group, lane,
+                                                  [r.item_id for r in group]):
+                    self._pipe.send(None, *command)
 
     def pause(self, lanes: Collection[str]) -> None:
         self._paused.update(lanes)
@@ -276,8 +295,10 @@ class RedisStreamsSource:
             self._next_reclaim = now + self._reclaim_interval
             for stream in active:
                 held = self._held[stream]
-                for entry_id, fields, count in self._reclaimer.claim(stream, max_records, held):
-                    self._hold(self._decoder.record(stream, entry_id, fields, count, self))
+                for entry_id, fields, count, attempt in self._reclaimer.claim(
+                        stream, max_records, held):
+                    self._hold(self._decoder.record(stream, entry_id, fields, count, self,
+                                                    attempt))
         if any(self._buffer[s] for s in active):
             return  # hand these out; the read sent ahead after them brings the next ones
         if self._reading() and not wait:
@@ -328,6 +349,15 @@ class RedisStreamsSource:
             while buffer and len(out) < max_records:
                 out.append(buffer.popleft())
         return out
+
+    def _forget_failed_attempts(self, records: Sequence[Record]) -> None:
+        """HDEL the failed-attempt counts of finished entries. Only a record delivered after
+        a counted failure (attempt > 1) can have one, so the usual ack sends nothing."""
+        retried = [r for r in records if r.delivery_count > 1]
+        for lane, group in groupby(retried, _lane_of):
+            command = forget_command(self._group, lane, [r.item_id for r in group])
+            if command:
+                self._pipe.send(None, *command)
 
     def _forget_consumer_if_idle(self, stream: str) -> None:
         for consumer in self._client.xinfo_consumers(stream, self._group):

@@ -1,4 +1,4 @@
-"""esm.config: the target-protection keys (rate_limit, rate_limit_group, circuit_breaker,
+"""esm.config.loading: the target-protection keys (rate_limit, rate_limit_group, circuit_breaker,
 lane_lag_metrics) parse into values, and bad ones fail with messages naming the key."""
 
 from __future__ import annotations

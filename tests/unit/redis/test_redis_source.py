@@ -239,7 +239,7 @@ def test_pure_methods_shape_event_and_identifiers(client: fakeredis.FakeRedis) -
     assert source.traits.batch_info_key == "RedisStreamBatchInfo"
 
 
-def test_reclaimer_claims_idle_entries_with_their_delivery_counts(
+def test_reclaimer_claims_idle_entries_with_their_attempt_numbers(
         client: fakeredis.FakeRedis) -> None:
     # Given entries delivered to a consumer that went away
     ids = add(client, "a", "1", "2", "3")
@@ -247,8 +247,9 @@ def test_reclaimer_claims_idle_entries_with_their_delivery_counts(
     client.xreadgroup("esm", "dead", {"a": ">"}, count=10)
     # When another consumer reclaims them (visibility 0: idle at once), one still in flight
     claimed = Reclaimer(client, "esm", "alive", 0).claim("a", 10, in_flight={ids[1]})
-    # Then the others come back with delivery count 2, and all are now the new consumer's
-    assert [(i, n) for i, _, n in claimed] == [(ids[0], 2), (ids[2], 2)]
+    # Then the others come back delivered twice by Redis but still attempt 1 (the dead
+    # consumer never failed them at the target), and all are now the new consumer's
+    assert [(i, n, a) for i, _, n, a in claimed] == [(ids[0], 2, 1), (ids[2], 2, 1)]
     owners = {r["consumer"] for r in client.xpending_range("a", "esm", "-", "+", 10)}
     assert owners == {b"alive"}
 
