@@ -44,10 +44,12 @@ class _Logging:
 class _File:
     """One file's top level; mappings are checked one by one by `build_mapping`."""
 
+    # Not optional: a section written with nothing under it (YAML null) is a problem to
+    # report, not a missing section (which takes these defaults).
     mappings: tuple[Any, ...] = ()
-    server: _Server | None = None
-    logging: _Logging | None = None
-    shutdown_timeout_seconds: float | None = field(default=None, metadata={
+    server: _Server = field(default_factory=_Server)
+    logging: _Logging = field(default_factory=_Logging)
+    shutdown_timeout_seconds: float = field(default=30.0, metadata={
         "min": 0.1, "max": 3600, "doc": "budget for draining in-flight work on SIGTERM"})
 
 

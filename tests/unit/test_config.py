@@ -57,6 +57,15 @@ shutdown_timeout_seconds: 0
         f"{file}: shutdown_timeout_seconds: must be 0.1–3600, got 0.0"]
 
 
+@pytest.mark.parametrize("section", ["server", "logging", "shutdown_timeout_seconds"])
+def test_a_null_top_level_section_is_a_problem_not_a_crash(tmp_path: Path, section: str) -> None:
+    # Given a section left empty (`logging:` with every line under it commented out)
+    file = write(tmp_path, "esm.yaml", named("m") + f"{section}:\n")
+    # Then it is reported like any other wrong type, with the file and the key
+    kind = "a number" if section == "shutdown_timeout_seconds" else "a mapping"
+    assert validate_files([file], {}) == [f"{file}: {section}: must be {kind}, got null"]
+
+
 def test_directory_loads_yaml_and_yml_files_in_sorted_order(tmp_path: Path) -> None:
     # Given a directory with two mapping files and an unrelated file
     write(tmp_path, "20-b.yml", named("second"))
