@@ -171,18 +171,25 @@ def _read_yaml(file: str) -> tuple[object, list[str]]:
     echoed, since it may hold a secret."""
     try:
         with open(file, encoding="utf-8") as stream:
-            return yaml.load(stream, Loader=_StrictLoader), []  # noqa: S506 (a SafeLoader)
+            text = stream.read()
     except OSError as exc:
         return None, [f"{file}: cannot read: {exc.strerror}"]
     except UnicodeDecodeError as exc:
         return None, [f"{file}: not UTF-8 text (byte {exc.start})"]
+    try:
+        return yaml.load(text, Loader=_StrictLoader), []  # noqa: S506 (a SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
         context = f" ({exc.context})" if exc.context else ""
         return None, [f"{where}: YAML syntax error: {exc.problem}{context}"]
-    except yaml.YAMLError as exc:
-        return None, [f"{file}: YAML error: {exc}"]
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids; no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        return None, [f"{file}:{line}:{column}: YAML syntax error: unacceptable character "
+                      f"#x{exc.character:04x}: {exc.reason}"]
+    except yaml.YAMLError as exc:  # one line: the report prints one problem a line
+        return None, [f"{file}: YAML error: {' '.join(str(exc).split())}"]
 
 
 def _substitute(data: Any, env: Mapping[str, str], path: str, problems: list[str]) -> Any:

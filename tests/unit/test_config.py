@@ -168,6 +168,16 @@ def test_yaml_error_does_not_echo_the_offending_line(tmp_path: Path) -> None:
     assert problems[0].startswith(f"{file}:1:")
 
 
+def test_a_character_yaml_forbids_is_one_problem_line_with_its_place(tmp_path: Path) -> None:
+    # Given a control character YAML does not allow, on the second line
+    file = write(tmp_path, "esm.yaml", "mappings:\n  - name: a\x08b\n")
+    # Then the problem names the file, line and column on one line (the report prints
+    # one problem a line)
+    assert validate_files([file], {}) == [
+        f"{file}:2:12: YAML syntax error: unacceptable character #x0008: "
+        "special characters are not allowed"]
+
+
 def test_duplicate_yaml_key_is_a_problem(tmp_path: Path) -> None:
     file = write(tmp_path, "esm.yaml", named("m", "batch_size: 5\nbatch_size: 6"))
     assert validate_files([file], {}) == [
