@@ -17,12 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
 from esm.config_types import Config, LoggingConfig, MappingConfig, ServerConfig
 from esm.errors import ConfigError
 from esm.mapping_config import build_mapping
 from esm.schema import Substituted, at, build, join
+from esm.yaml_reader import read_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +114,7 @@ def _expand(paths: Sequence[str]) -> tuple[list[str], list[str]]:
 def _load_file(file: str, env: Mapping[str, str], sections: dict[str, tuple[str, Any]],
                mappings: list[MappingConfig]) -> list[str]:
     """Check one file, adding its sections and mappings; its problems, prefixed `FILE: `."""
-    data, problems = _read_yaml(file)
+    data, problems = read_yaml(file)
     if problems:
         return problems
     data = {} if data is None else _substitute(data, env, "", problems)
@@ -148,48 +147,6 @@ def _duplicate_names(mappings: list[MappingConfig]) -> list[str]:
                             f"twice (also in {seen[mapping.name]})")
         seen.setdefault(mapping.name, mapping.source_file)
     return problems
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            if isinstance(key_node, yaml.ScalarNode):
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep)
-
-
-def _read_yaml(file: str) -> tuple[object, list[str]]:
-    """The parsed document, or `FILE:LINE:COLUMN: problem`. The offending line's text is not
-    echoed, since it may hold a secret."""
-    try:
-        with open(file, encoding="utf-8") as stream:
-            text = stream.read()
-    except OSError as exc:
-        return None, [f"{file}: cannot read: {exc.strerror}"]
-    except UnicodeDecodeError as exc:
-        return None, [f"{file}: not UTF-8 text (byte {exc.start})"]
-    try:
-        return yaml.load(text, Loader=_StrictLoader), []  # noqa: S506 (a SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        context = f" ({exc.context})" if exc.context else ""
-        return None, [f"{where}: YAML syntax error: {exc.problem}{context}"]
-    except yaml.reader.ReaderError as exc:  # a character YAML forbids; no mark, a position
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - text.rfind("\n", 0, exc.position)
-        return None, [f"{file}:{line}:{column}: YAML syntax error: unacceptable character "
-                      f"#x{exc.character:04x}: {exc.reason}"]
-    except yaml.YAMLError as exc:  # one line: the report prints one problem a line
-        return None, [f"{file}: YAML error: {' '.join(str(exc).split())}"]
 
 
 def _substitute(data: Any, env: Mapping[str, str], path: str, problems: list[str]) -> Any:

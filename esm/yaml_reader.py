@@ -1,0 +1,53 @@
+"""Read one configuration file as YAML data, strictly: `read_yaml(file) -> (data, problems)`.
+
+Safe loading only (no Python objects), duplicate keys refused, and every way a file can be
+unreadable or malformed reported as one line `FILE[:LINE:COLUMN]: problem`, never raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(file: str) -> tuple[object, list[str]]:
+    """The parsed document, or `FILE:LINE:COLUMN: problem`. The offending line's text is not
+    echoed, since it may hold a secret."""
+    try:
+        with open(file, encoding="utf-8") as stream:
+            text = stream.read()
+    except OSError as exc:
+        return None, [f"{file}: cannot read: {exc.strerror}"]
+    except UnicodeDecodeError as exc:
+        return None, [f"{file}: not UTF-8 text (byte {exc.start})"]
+    try:
+        return yaml.load(text, Loader=_StrictLoader), []  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        context = f" ({exc.context})" if exc.context else ""
+        return None, [f"{where}: YAML syntax error: {exc.problem}{context}"]
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids; no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        return None, [f"{file}:{line}:{column}: YAML syntax error: unacceptable character "
+                      f"#x{exc.character:04x}: {exc.reason}"]
+    except yaml.YAMLError as exc:  # one line: the report prints one problem a line
+        return None, [f"{file}: YAML error: {' '.join(str(exc).split())}"]
