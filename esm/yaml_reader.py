@@ -15,6 +15,8 @@ class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        if not isinstance(node, yaml.MappingNode):  # `!!set [1]`: PyYAML's own error
+            return super().construct_mapping(node, deep)
         seen: set[object] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -25,6 +27,25 @@ class _StrictLoader(yaml.SafeLoader):
                         None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
                 seen.add(key_node.value)
         return super().construct_mapping(node, deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's constructors raise ValueError, TypeError, KeyError or AttributeError on
+        a value they cannot build (`!!int x`, `2024-13-45`, an int of 5000 digits, `!!bool
+        maybe`): each becomes a ConstructorError at the node. The value is not echoed."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            hint = "" if _tag_written(node) else " (quote it to make it a string)"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value as {tag}{hint}", node.start_mark) from None
+
+
+def _tag_written(node: yaml.Node) -> bool:
+    """Whether the node's tag was written (`!!int x`) rather than implied by its look
+    (`2024-13-45` reads as a date). A tagged node's mark points at its tag."""
+    mark = node.start_mark
+    return bool(mark.buffer) and str(mark.buffer)[mark.pointer:mark.pointer + 1] == "!"
 
 
 def read_yaml(file: str) -> tuple[object, list[str]]:

@@ -178,6 +178,23 @@ def test_a_character_yaml_forbids_is_one_problem_line_with_its_place(tmp_path: P
         "special characters are not allowed"]
 
 
+@pytest.mark.parametrize("value, problem", [
+    ("!!int x", "cannot read this value as !!int"),
+    ("!!float .1.1", "cannot read this value as !!float"),
+    ("!!bool maybe", "cannot read this value as !!bool"),
+    ("!!timestamp soon", "cannot read this value as !!timestamp"),
+    ("!!set [1]", "expected a mapping node, but found sequence"),
+    ("2024-13-45", "cannot read this value as !!timestamp (quote it to make it a string)"),
+    ("9" * 5000, "cannot read this value as !!int (quote it to make it a string)"),
+])
+def test_a_value_yaml_cannot_build_is_a_problem_with_its_place(
+        tmp_path: Path, value: str, problem: str) -> None:
+    # Given a scalar whose tag (written, or implied by its look) PyYAML fails to build
+    file = write(tmp_path, "esm.yaml", f"mappings:\n  - name: {value}\n")
+    # Then it is a YAML problem at its line and column, without echoing the value
+    assert validate_files([file], {}) == [f"{file}:2:11: YAML syntax error: {problem}"]
+
+
 def test_duplicate_yaml_key_is_a_problem(tmp_path: Path) -> None:
     file = write(tmp_path, "esm.yaml", named("m", "batch_size: 5\nbatch_size: 6"))
     assert validate_files([file], {}) == [
