@@ -10,9 +10,29 @@ from typing import Any
 
 import yaml
 
+MAX_DEPTH = 100
+"""Nesting deeper than this is refused: PyYAML's composer recurses once per level and
+would die of RecursionError near 300, and no configuration needs a tenth of it."""
+
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges."""
+    """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges,
+    and nesting deeper than MAX_DEPTH."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self._depth >= MAX_DEPTH:
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
         if not isinstance(node, yaml.MappingNode):  # `!!set [1]`: PyYAML's own error

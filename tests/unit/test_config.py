@@ -195,6 +195,12 @@ def test_a_value_yaml_cannot_build_is_a_problem_with_its_place(
     assert validate_files([file], {}) == [f"{file}:2:11: YAML syntax error: {problem}"]
 
 
+def test_yaml_nested_too_deeply_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    file = write(tmp_path, "esm.yaml", "mappings: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert validate_files([file], {}) == [
+        f"{file}:1:110: YAML syntax error: nested deeper than 100 levels"]
+
+
 def test_duplicate_yaml_key_is_a_problem(tmp_path: Path) -> None:
     file = write(tmp_path, "esm.yaml", named("m", "batch_size: 5\nbatch_size: 6"))
     assert validate_files([file], {}) == [
