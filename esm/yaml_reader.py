@@ -17,22 +17,27 @@ would die of RecursionError near 300, and no configuration needs a tenth of it."
 
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges,
-    and nesting deeper than MAX_DEPTH."""
+    nesting deeper than MAX_DEPTH, and an alias inside the node it names (a cycle, which
+    every walk over the data would follow forever)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._depth = 0
+        self._open: list[str | None] = []  # the anchors of the nodes being composed
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self._depth >= MAX_DEPTH:
-            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
-            raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
-        self._depth += 1
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+        problem = None
+        if len(self._open) >= MAX_DEPTH:
+            problem = f"nested deeper than {MAX_DEPTH} levels"
+        elif isinstance(event, yaml.AliasEvent) and event.anchor in self._open:
+            problem = f"alias *{event.anchor} refers to a node that encloses it"
+        if problem:
+            raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+        self._open.append(getattr(event, "anchor", None))
         try:
             return super().compose_node(parent, index)
         finally:
-            self._depth -= 1
+            self._open.pop()
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
         if not isinstance(node, yaml.MappingNode):  # `!!set [1]`: PyYAML's own error

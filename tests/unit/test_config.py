@@ -201,6 +201,13 @@ def test_yaml_nested_too_deeply_is_a_problem_not_a_crash(tmp_path: Path) -> None
         f"{file}:1:110: YAML syntax error: nested deeper than 100 levels"]
 
 
+def test_a_yaml_alias_inside_its_own_anchor_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    # Given an alias to the node that encloses it (a cycle: it would never end)
+    file = write(tmp_path, "esm.yaml", "mappings: &loop\n  - *loop\n")
+    assert validate_files([file], {}) == [
+        f"{file}:2:5: YAML syntax error: alias *loop refers to a node that encloses it"]
+
+
 def test_duplicate_yaml_key_is_a_problem(tmp_path: Path) -> None:
     file = write(tmp_path, "esm.yaml", named("m", "batch_size: 5\nbatch_size: 6"))
     assert validate_files([file], {}) == [
