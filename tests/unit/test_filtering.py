@@ -104,6 +104,25 @@ def test_pattern_nesting_deeper_than_the_limit_is_rejected() -> None:
         compile_pattern(pattern)
 
 
+HUGE = 10**400  # a JSON integer no double holds; json.loads gives a Python int
+
+
+@pytest.mark.parametrize("pattern, where", [
+    ({"a": [HUGE]}, "$.a[0]: numbers must be finite"),
+    ({"a": [{"numeric": ["=", HUGE]}]}, "$.a[0].numeric[1]: numeric operands must lie"),
+    ({"a": [{"numeric": [">", -HUGE]}]}, "$.a[0].numeric[1]: numeric operands must lie"),
+    ({"a": [{"anything-but": HUGE}]}, "$.a[0].anything-but: anything-but numbers must be"),
+    ({"a": [{"anything-but": [1, HUGE]}]}, "$.a[0].anything-but[1]: anything-but numbers"),
+])
+def test_integers_too_large_for_a_double_are_refused_not_a_crash(
+        pattern: dict[str, Any], where: str) -> None:
+    # Given a number math.isfinite cannot even convert (it raised OverflowError)
+    with pytest.raises(FilterPatternError) as refused:
+        compile_pattern(json.dumps(pattern))
+    # Then the pattern is refused at the number's path
+    assert str(refused.value).startswith(where), str(refused.value)
+
+
 def test_nested_or_groups_compile_and_match() -> None:
     # Given $or groups nested ten deep
     pattern: dict[str, Any] = {"x": ["hit"]}
