@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -121,6 +122,20 @@ def test_integers_too_large_for_a_double_are_refused_not_a_crash(
         compile_pattern(json.dumps(pattern))
     # Then the pattern is refused at the number's path
     assert str(refused.value).startswith(where), str(refused.value)
+
+
+@pytest.mark.parametrize("pattern", [{"a": ["x"]}, {"a": {"b": ["x"]}},
+                                     {"a": {"b": [{"exists": False}]}}])
+def test_an_event_array_nested_deeper_than_the_stack_is_matched_without_recursion(
+        pattern: dict[str, Any]) -> None:
+    # Given an event whose field holds arrays nested deeper than Python's recursion limit
+    # (orjson parses up to 1024 levels; the limit is 1000), with a match at the bottom
+    deep: Any = [{"b": "x"} if "b" in json.dumps(pattern) else "x"]
+    for _ in range(sys.getrecursionlimit() + 100):
+        deep = [deep]
+    # When matching, then the answer comes back (array consistency flattens the nesting)
+    expected = pattern != {"a": {"b": [{"exists": False}]}}
+    assert compile_pattern(pattern).matches({"a": deep}) is expected
 
 
 def test_nested_or_groups_compile_and_match() -> None:
