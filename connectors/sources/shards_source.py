@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import orjson
 
 from connectors.aws import make_client, region_for
-from connectors.sources.shards import StreamApi, iso_utc
+from connectors.sources.shards import StreamApi
 from connectors.sources.shards_leases import Leaser, LeaseTable
 from connectors.sources.shards_reader import ShardReader
 from connectors.sources.shards_settings import (
@@ -20,6 +20,7 @@ from connectors.sources.shards_settings import (
     build_lease_table,
     worker_id_for,
 )
+from esm.clock import iso_utc
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
 from esm.records import Record
 
