@@ -56,10 +56,17 @@ def build(cls: type, data: object, path: str) -> tuple[Any | None, list[str]]:
 
 
 def join(path: str, key: str | int) -> str:
-    """`mappings[0]` + `source` → `mappings[0].source`; ints give `[n]`."""
+    """`mappings[0]` + `source` → `mappings[0].source`; ints give `[n]`. A key that is
+    empty, or holds a space, a line break, a quote, a bracket or another unprintable
+    character is quoted, `source['a b']`: problems are printed one a line."""
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not _PLAIN_KEY.fullmatch(key) or not key.isprintable():
+        return f"{path}[{key!r}]"
     return f"{path}.{key}" if path else key
+
+
+_PLAIN_KEY = re.compile(r"[^\s\[\]'\"]+")
 
 
 def describe(value: object, secret: bool = False) -> str:
