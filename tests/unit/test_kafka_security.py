@@ -52,7 +52,7 @@ def test_client_certificate_auth_is_mutual_tls() -> None:
 
 def test_missing_password_variable_is_named() -> None:
     sec = KafkaSecuritySettings(auth="BASIC_AUTH", username="u", password_env="NOPE")
-    with pytest.raises(ValueError, match="password_env: environment variable NOPE is not set"):
+    with pytest.raises(ValueError, match="password_env: environment variable .NOPE. is not set"):
         client_options(sec, ENV)
 
 
@@ -104,3 +104,15 @@ def test_settings_problems_name_the_source_key_in_the_configuration(tmp_path: Pa
     # Then the problem names the key where it is written: under `source`
     assert [p.split(": ", 1)[1] for p in problems] == [
         "mappings[0].source.bootstrap_servers: 'nohost' is not host:port"]
+
+
+def test_an_unset_variable_with_a_line_break_in_its_name_is_quoted_on_one_line(
+        tmp_path: Path) -> None:
+    # Given a password variable name holding a line break (NEL), unset of course
+    problems = problems_of(tmp_path, 'source: {type: kafka, bootstrap_servers: ["b:9092"], '
+                                     'topics: [orders], consumer_group_id: g, '
+                                     'client_key_password_env: "KEY\\x85PW"}')
+    # Then the name is quoted, and the problem stays on one line
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "mappings[0].source.client_key_password_env: environment variable 'KEY\\x85PW' is "
+        "not set"]
