@@ -43,6 +43,17 @@ from tests.unit.fuzz.record_inputs import (
 )
 
 CONTEXT = ConnectorContext("fuzz", threading.Event(), FakeClock())
+# The keys of each source's event record (ESM-SPEC §2.1-2.4; Redis: DESIGN §3).
+KAFKA_KEYS = {"topic", "partition", "offset", "timestamp", "timestampType", "value", "headers"}
+SQS_KEYS = {"messageId", "receiptHandle", "body", "attributes", "messageAttributes",
+            "md5OfMessageAttributes", "md5OfBody", "eventSource", "eventSourceARN", "awsRegion"}
+KINESIS_KEYS = {"kinesis", "eventSource", "eventVersion", "eventID", "eventName",
+                "invokeIdentityArn", "awsRegion", "eventSourceARN"}
+KINESIS_DATA_KEYS = {"kinesisSchemaVersion", "partitionKey", "sequenceNumber", "data",
+                     "approximateArrivalTimestamp"}
+DYNAMODB_KEYS = {"eventID", "eventName", "eventVersion", "eventSource", "awsRegion",
+                 "dynamodb", "eventSourceARN"}
+REDIS_KEYS = {"eventSource", "eventSourceARN", "stream", "messageId", "fields", "attributes"}
 KINESIS_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
 DYNAMODB_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2024-01-01T00:00:00"
 
@@ -79,6 +90,8 @@ def test_kafka_records_and_events_from_any_consumer_record(
     events = KafkaEvents(["127.0.0.1:9092"])
     for message, record in zip(messages, records, strict=True):
         payload = orjson.loads(assert_json(record.payload))
+        assert set(payload) - {"key"} == KAFKA_KEYS and ("key" in payload) == (
+            message.key is not None)
         assert payload["offset"] == message.offset and record.size_bytes >= len(
             orjson.dumps(record.payload))
         value = payload["value"]
@@ -107,6 +120,7 @@ def test_redis_records_and_events_from_any_entry(
     assert [r.item_id for r in records] == [i for i, _ in entries]
     for record, (_, fields) in zip(records, entries, strict=True):
         assert record.encoded == assert_json(record.payload)
+        assert set(record.payload) - {"body"} == REDIS_KEYS
         names = {f.decode("utf-8", "backslashreplace") for f in fields[0::2]}
         assert set(record.payload["fields"]) == names
         assert ("body" in record.payload) == (body_field in record.payload["fields"])
@@ -125,7 +139,8 @@ def test_sqs_records_and_events_from_any_message(
     records = [convert(message, queue).to_record("slot-0") for message in messages]
     for record, message in zip(records, messages, strict=True):
         payload = orjson.loads(assert_json(record.payload))
-        assert payload["body"] == message["Body"] and payload["eventSource"] == "aws:sqs"
+        assert set(payload) == SQS_KEYS and payload["eventSource"] == "aws:sqs"
+        assert payload["body"] == message["Body"]
         if message["MessageId"].strip():
             assert normalise_item_identifier(message["MessageId"]) == record.item_id
     event = orjson.loads(assert_json(build_event(records)))
@@ -141,7 +156,9 @@ def test_kinesis_records_and_events_from_any_record(
                                            region="us-east-1"), CONTEXT)
     records = [source.convert(raw, "shardId-000000000000") for raw in raws]
     for record, raw in zip(records, raws, strict=True):
-        kinesis = orjson.loads(assert_json(record.payload))["kinesis"]
+        payload = orjson.loads(assert_json(record.payload))
+        assert set(payload) == KINESIS_KEYS and set(payload["kinesis"]) == KINESIS_DATA_KEYS
+        kinesis = payload["kinesis"]
         assert base64.b64decode(kinesis["data"]) == raw["Data"]
         assert source.item_identifier(kinesis["sequenceNumber"]) == record.item_id
     assert_json(source.build_event(records))
@@ -157,6 +174,7 @@ def test_dynamodb_records_and_events_from_any_record(
     records = [source.convert(raw, "shardId-000000000000") for raw in raws]
     for record in records:
         payload = orjson.loads(assert_json(record.payload))
+        assert set(payload) - {"userIdentity"} == DYNAMODB_KEYS
         assert payload["eventSource"] == "aws:dynamodb"
         assert payload["dynamodb"]["SequenceNumber"] == record.item_id
     assert_json(source.build_event(records))
