@@ -195,3 +195,18 @@ def test_a_problem_under_an_odd_key_stays_on_one_line() -> None:
     _, problems = build(Settings, {"bootstrap_servers": ["b:1"], "headers": {"\r\n": 5}}, "m")
     assert problems == ["m.headers['\\r\\n']: must be a string, got integer 5 (quote it in "
                         "YAML to make it a string)"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unbounded:
+    stamp: float | None = None  # no min / max (like a Kafka starting_position_timestamp)
+
+
+@pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (float("inf"), "inf"),
+                                          (float("-inf"), "-inf")])
+def test_a_number_field_refuses_nan_and_infinity_even_without_bounds(
+        value: float, shown: str) -> None:
+    # Given YAML's .nan / .inf where a number belongs (a range check cannot catch NaN)
+    _, problems = build(Unbounded, {"stamp": value}, "source")
+    # Then it is a problem, not a value that crashes the connector later (int(nan))
+    assert problems == [f"source.stamp: must be a finite number, got number {shown}"]
