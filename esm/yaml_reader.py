@@ -13,16 +13,21 @@ import yaml
 MAX_DEPTH = 100
 """Nesting deeper than this is refused: PyYAML's composer recurses once per level and
 would die of RecursionError near 300, and no configuration needs a tenth of it."""
+MAX_VALUES = 100_000
+"""A document expanding to more values than this (counting each use of an alias in full)
+is refused: a few lines of anchors doubling each other ("billion laughs") would otherwise
+take the loader and every walk over the data minutes and gigabytes."""
 
 
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges,
-    nesting deeper than MAX_DEPTH, and an alias inside the node it names (a cycle, which
-    every walk over the data would follow forever)."""
+    nesting deeper than MAX_DEPTH, an alias inside the node it names (a cycle, which every
+    walk over the data would follow forever), and expansion past MAX_VALUES."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._open: list[str | None] = []  # the anchors of the nodes being composed
+        self._sizes: dict[int, int] = {}  # id(node) → values it expands to
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
@@ -35,9 +40,28 @@ class _StrictLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
         self._open.append(getattr(event, "anchor", None))
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self._open.pop()
+        if node is not None and self._expanded_size(node) > MAX_VALUES:
+            raise yaml.composer.ComposerError(
+                None, None, f"expands to more than {MAX_VALUES} values through aliases",
+                node.start_mark)
+        return node
+
+    def _expanded_size(self, node: yaml.Node) -> int:
+        """Values `node` stands for once aliases are expanded; its children were composed,
+        and so sized, before it (an alias is the anchored node itself: sized already)."""
+        size = self._sizes.get(id(node))
+        if size is None:
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
+            self._sizes[id(node)] = size
+        return size
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
         if not isinstance(node, yaml.MappingNode):  # `!!set [1]`: PyYAML's own error

@@ -208,6 +208,17 @@ def test_a_yaml_alias_inside_its_own_anchor_is_a_problem_not_a_crash(tmp_path: P
         f"{file}:2:5: YAML syntax error: alias *loop refers to a node that encloses it"]
 
 
+def test_yaml_aliases_expanding_past_100000_values_are_a_problem_not_a_hang(
+        tmp_path: Path) -> None:
+    # Given "billion laughs": each anchor lists the previous one twice; the file is small,
+    # but 18 levels already took seconds and 177 MB, 25 levels would exhaust memory
+    lines = ["a0: &a0 [x, x]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
+    file = write(tmp_path, "esm.yaml", "\n".join(lines) + "\n")
+    # Then it is refused where the expansion passes the limit (a15: 2 ** 17 - 1 values)
+    assert validate_files([file], {}) == [
+        f"{file}:16:6: YAML syntax error: expands to more than 100000 values through aliases"]
+
+
 def test_duplicate_yaml_key_is_a_problem(tmp_path: Path) -> None:
     file = write(tmp_path, "esm.yaml", named("m", "batch_size: 5\nbatch_size: 6"))
     assert validate_files([file], {}) == [
