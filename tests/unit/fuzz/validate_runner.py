@@ -13,6 +13,7 @@ import yaml
 
 from esm import cli
 from tests.unit.fuzz.config_documents import Path
+from tests.unit.fuzz.json_values import production_stack
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ def run_validate(content: object | bytes | str) -> Validation:
         with open(file, "wb") as stream:
             stream.write(raw)
         out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                production_stack():  # the stack `esm validate` has, not Hypothesis's
             code = cli.main(["validate", file])
     return Validation(code, out.getvalue(), err.getvalue(), file)
 
