@@ -77,6 +77,17 @@ class _StrictLoader(yaml.SafeLoader):
                 seen.add(key_node.value)
         return super().construct_mapping(node, deep)
 
+    def scan_yaml_directive_number(self, start_mark: yaml.Mark) -> int:
+        """`%YAML 1.<5000 digits>`: PyYAML's scanner calls int() on the digits, which
+        raises ValueError past Python's 4300-digit limit; a ScannerError instead."""
+        try:
+            number: int = super().scan_yaml_directive_number(start_mark)
+        except ValueError:
+            raise yaml.scanner.ScannerError(
+                None, None, "a %YAML version number of more than 4300 digits",
+                start_mark) from None
+        return number
+
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """PyYAML's constructors raise ValueError, TypeError, KeyError or AttributeError on
         a value they cannot build (`!!int x`, `2024-13-45`, an int of 5000 digits, `!!bool

@@ -219,6 +219,15 @@ def test_yaml_aliases_expanding_past_100000_values_are_a_problem_not_a_hang(
         f"{file}:16:6: YAML syntax error: expands to more than 100000 values through aliases"]
 
 
+def test_a_yaml_version_number_of_thousands_of_digits_is_a_problem_not_a_crash(
+        tmp_path: Path) -> None:
+    # Given a %YAML directive whose version has more digits than int() reads from text
+    file = write(tmp_path, "esm.yaml", "%YAML 1." + "1" * 5000 + "\n---\nmappings: []\n")
+    # Then it is a YAML problem at the directive, not a ValueError traceback
+    assert validate_files([file], {}) == [
+        f"{file}:1:1: YAML syntax error: a %YAML version number of more than 4300 digits"]
+
+
 def test_duplicate_yaml_key_is_a_problem(tmp_path: Path) -> None:
     file = write(tmp_path, "esm.yaml", named("m", "batch_size: 5\nbatch_size: 6"))
     assert validate_files([file], {}) == [
