@@ -19,6 +19,9 @@ is refused: a few lines of anchors doubling each other ("billion laughs") would 
 take the loader and every walk over the data minutes and gigabytes."""
 
 
+_MAX_INT_BITS = 14_000  # about 4200 decimal digits, below Python's int-to-text limit
+
+
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges,
     nesting deeper than MAX_DEPTH, an alias inside the node it names (a cycle, which every
@@ -88,6 +91,15 @@ class _StrictLoader(yaml.SafeLoader):
                 start_mark) from None
         return number
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """An int with more digits than Python turns into text (4300; hex, octal and base
+        60 have no such limit when read) is refused here: every message naming it would
+        raise ValueError later."""
+        value: int = super().construct_yaml_int(node)
+        if value.bit_length() > _MAX_INT_BITS:
+            raise ValueError("an integer too long to print")
+        return value
+
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """PyYAML's constructors raise ValueError, TypeError, KeyError or AttributeError on
         a value they cannot build (`!!int x`, `2024-13-45`, an int of 5000 digits, `!!bool
@@ -99,6 +111,10 @@ class _StrictLoader(yaml.SafeLoader):
             hint = "" if _tag_written(node) else " (quote it to make it a string)"
             raise yaml.constructor.ConstructorError(
                 None, None, f"cannot read this value as {tag}{hint}", node.start_mark) from None
+
+
+# PyYAML looks constructors up in a per-class table, not by method name.
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def _tag_written(node: yaml.Node) -> bool:

@@ -186,6 +186,9 @@ def test_a_character_yaml_forbids_is_one_problem_line_with_its_place(tmp_path: P
     ("!!set [1]", "expected a mapping node, but found sequence"),
     ("2024-13-45", "cannot read this value as !!timestamp (quote it to make it a string)"),
     ("9" * 5000, "cannot read this value as !!int (quote it to make it a string)"),
+    # Hex, octal and base 60 have no digit limit, but such an int cannot be printed later
+    ("0x" + "F" * 4000, "cannot read this value as !!int (quote it to make it a string)"),
+    ("1:" * 3000 + "1", "cannot read this value as !!int (quote it to make it a string)"),
 ])
 def test_a_value_yaml_cannot_build_is_a_problem_with_its_place(
         tmp_path: Path, value: str, problem: str) -> None:
