@@ -91,6 +91,18 @@ class _StrictLoader(yaml.SafeLoader):
                 start_mark) from None
         return number
 
+    def scan_flow_scalar(self, style: str) -> yaml.ScalarToken:
+        """A quoted scalar; an escape past U+10FFFF (`"\\UFFFFFFFF"`) made PyYAML's
+        chr() raise ValueError or OverflowError: a ScannerError at the scalar instead."""
+        start_mark = self.get_mark()
+        try:
+            token: yaml.ScalarToken = super().scan_flow_scalar(style)
+        except (ValueError, OverflowError):
+            raise yaml.scanner.ScannerError(
+                None, None, "an escape names no character (beyond \\U0010FFFF)",
+                start_mark) from None
+        return token
+
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         """An int with more digits than Python turns into text (4300; hex, octal and base
         60 have no such limit when read) is refused here: every message naming it would

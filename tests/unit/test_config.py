@@ -231,6 +231,16 @@ def test_a_yaml_version_number_of_thousands_of_digits_is_a_problem_not_a_crash(
         f"{file}:1:1: YAML syntax error: a %YAML version number of more than 4300 digits"]
 
 
+@pytest.mark.parametrize("escape", ["\\UFFFFFFFF", "\\U00110000"])
+def test_a_yaml_escape_beyond_unicode_is_a_problem_not_a_crash(
+        tmp_path: Path, escape: str) -> None:
+    # Given a double-quoted escape naming a code point past U+10FFFF (chr() refuses it)
+    file = write(tmp_path, "esm.yaml", f'mappings:\n  - name: "a{escape}"\n')
+    # Then it is a YAML problem at the scalar, not an OverflowError or ValueError
+    assert validate_files([file], {}) == [
+        f"{file}:2:11: YAML syntax error: an escape names no character (beyond \\U0010FFFF)"]
+
+
 def test_duplicate_yaml_key_is_a_problem(tmp_path: Path) -> None:
     file = write(tmp_path, "esm.yaml", named("m", "batch_size: 5\nbatch_size: 6"))
     assert validate_files([file], {}) == [
