@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from importlib.metadata import entry_points
 from typing import Literal
 
 from esm.errors import ConfigError
 
 Kind = Literal["sources", "targets", "destinations", "window_stores"]
+_DOTTED_NAME = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")  # `pkg.module`, absolute
 
 SOURCES: dict[str, str] = {
     "memory": "connectors.memory.source:MemorySource",
@@ -84,7 +86,9 @@ def resolve(kind: Kind, type_name: str) -> type:
 def import_object(spec: str) -> type:
     """Import "module:attr" and return the attribute; ConfigError if that fails."""
     module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
+    # Checked before importing: importlib raises TypeError on a relative name (`.:x`), and
+    # import hooks may raise anything on names no module can have.
+    if not (_DOTTED_NAME.fullmatch(module_name) and attr.isidentifier()):
         raise ConfigError(f"{spec!r} is not of the form module:name")
     try:
         module = importlib.import_module(module_name)

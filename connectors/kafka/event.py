@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from esm.clock import iso_utc
 from esm.records import Record
 
 EVENT_SOURCE = "SelfManagedKafka"
@@ -172,7 +172,7 @@ class KafkaEvents:
         info: dict[str, dict[str, Any]] = {}
         for record in sorted(records, key=lambda r: (r.lane, r.payload["offset"])):
             entry = info.get(record.lane)
-            offset, stamp = str(record.payload["offset"]), iso_time(record.timestamp)
+            offset, stamp = str(record.payload["offset"]), iso_utc(record.timestamp)
             if entry is None:
                 info[record.lane] = {"firstRecordOffset": offset, "lastRecordOffset": offset,
                                      "firstRecordTimestamp": stamp, "lastRecordTimestamp": stamp}
@@ -181,9 +181,3 @@ class KafkaEvents:
         return {"batchSize": len(records), "eventSourceArn": None,
                 "bootstrapServers": self.bootstrap_servers,
                 "payloadSize": sum(r.size_bytes for r in records), "recordsInfo": info}
-
-
-def iso_time(epoch_seconds: float) -> str:
-    """`2019-11-14T00:38:04.835Z` (ESM-SPEC §4.5 timestamp format)."""
-    stamp = datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")

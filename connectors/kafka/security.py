@@ -87,7 +87,7 @@ def _env_problems(name: str, var: str | None, environ: Mapping[str, str], *, req
     if not var:
         return [f"{name}: required when {why}"] if required else []
     if var not in environ:
-        return [f"{name}: environment variable {var} is not set"]
+        return [f"{name}: environment variable {var!r} is not set"]
     return []
 
 

@@ -46,7 +46,15 @@ class KafkaSourceSettings(KafkaSecuritySettings):
 
 def source_problems(settings: KafkaSourceSettings, mapping_data: Mapping[str, Any],
                     environ: Mapping[str, str], now: float) -> list[str]:
-    """Every cross-field problem of a Kafka mapping, as `path: problem` strings."""
+    """Every cross-field problem of a Kafka mapping, as `path: problem` strings relative to
+    the mapping (`source.topics: ...`), the form `check_mapping` hands back."""
+    problems = [f"source.{problem}" for problem in settings_problems(settings, environ, now)]
+    return problems + _destination_problems(settings, mapping_data)
+
+
+def settings_problems(settings: KafkaSourceSettings, environ: Mapping[str, str],
+                      now: float) -> list[str]:
+    """Every cross-field problem of the source settings, as `key: problem` strings."""
     problems: list[str] = []
     if not settings.bootstrap_servers:
         problems.append("bootstrap_servers: must name at least one host:port")
@@ -64,7 +72,6 @@ def source_problems(settings: KafkaSourceSettings, mapping_data: Mapping[str, An
                         "a-z A-Z 0-9 - / * : _ + = . @")
     problems += _starting_position_problems(settings, now)
     problems += security_problems(settings, environ)
-    problems += _destination_problems(settings, mapping_data)
     return problems
 
 

@@ -34,7 +34,7 @@ def read_credentials(settings: RedisStreamsSettings,
             continue
         value = env.get(var)
         if value is None:
-            raise ConfigError(f"{key}_env: environment variable {var} is not set")
+            raise ConfigError(f"{key}_env: environment variable {var!r} is not set")
         credentials[key] = value
     return credentials
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from esm.clock import iso_utc
 from esm.records import Record
 
 EVENT_SOURCE = "redis:streams"
@@ -185,8 +185,8 @@ class EntryDecoder:
             "consumerGroup": self._group,
             "startMessageId": first.item_id,
             "endMessageId": last.item_id,
-            "approximateArrivalOfFirstRecord": iso_millis(first.timestamp),
-            "approximateArrivalOfLastRecord": iso_millis(last.timestamp),
+            "approximateArrivalOfFirstRecord": iso_utc(first.timestamp),
+            "approximateArrivalOfLastRecord": iso_utc(last.timestamp),
             "batchSize": len(records),
             "maxDeliveryCount": max(r.delivery_count for r in records),
         }
@@ -241,12 +241,6 @@ def decode_fields(raw: Mapping[bytes, bytes]) -> tuple[dict[str, str], list[str]
 def text(value: object) -> str:
     """A reply value as str (the client returns bytes: decode_responses is off)."""
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def iso_millis(epoch_seconds: float) -> str:
-    """ISO-8601 UTC with milliseconds, as AWS writes notice timestamps."""
-    stamp = datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def _json_body_view(payload: dict[str, Any], body: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from connectors.aws.clients import error_code
@@ -175,12 +175,3 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.timestamp()
     return value
-
-
-def iso_utc(epoch: float, millis: bool) -> str:
-    """ISO-8601 UTC as in on-failure notices: Kinesis with milliseconds, DynamoDB without
-    (ESM-SPEC §4.5)."""
-    moment = datetime.fromtimestamp(epoch, tz=UTC)
-    if millis:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,13 +13,14 @@ import orjson
 
 from connectors.aws.clients import make_client, region_for
 from connectors.shards.leases import Leaser, LeaseTable
-from connectors.shards.model import StreamApi, iso_utc
+from connectors.shards.model import StreamApi
 from connectors.shards.reader import ShardReader
 from connectors.shards.settings import (
     ShardSourceSettings,
     build_lease_table,
     worker_id_for,
 )
+from esm.clock import iso_utc
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
 from esm.records import Record
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from esm.clock import iso_utc
 from esm.records import Record
 
 EVENT_SOURCE = "aws:sqs"
@@ -163,15 +164,8 @@ def batch_info(records: Sequence[Record], queue: QueueInfo, queue_url: str) -> d
         "firstMessageId": first.item_id,
         "lastMessageId": last.item_id,
         "messageGroupIds": sorted({r.lane for r in records}) if queue.fifo else [],
-        "approximateSentOfFirstMessage": _iso(first.timestamp),
-        "approximateSentOfLastMessage": _iso(last.timestamp),
+        "approximateSentOfFirstMessage": iso_utc(first.timestamp),
+        "approximateSentOfLastMessage": iso_utc(last.timestamp),
         "maxReceiveCount": max(r.delivery_count for r in records),
         "payloadSize": sum(r.size_bytes for r in records),
     }
-
-
-def _iso(epoch_seconds: float) -> str:
-    import datetime as dt
-
-    stamp = dt.datetime.fromtimestamp(epoch_seconds, tz=dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"

@@ -17,12 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
 from esm.config.groups import resolve_rate_limit_groups
 from esm.config.mapping import build_mapping
 from esm.config.schema import Substituted, at, build, join
 from esm.config.types import Config, LoggingConfig, MappingConfig, ServerConfig
+from esm.config.yaml_reader import read_yaml
 from esm.errors import ConfigError
 
 
@@ -45,10 +44,12 @@ class _Logging:
 class _File:
     """One file's top level; mappings are checked one by one by `build_mapping`."""
 
+    # Not optional: a section written with nothing under it (YAML null) is a problem to
+    # report, not a missing section (which takes these defaults).
     mappings: tuple[Any, ...] = ()
-    server: _Server | None = None
-    logging: _Logging | None = None
-    shutdown_timeout_seconds: float | None = field(default=None, metadata={
+    server: _Server = field(default_factory=_Server)
+    logging: _Logging = field(default_factory=_Logging)
+    shutdown_timeout_seconds: float = field(default=30.0, metadata={
         "min": 0.1, "max": 3600, "doc": "budget for draining in-flight work on SIGTERM"})
 
 
@@ -116,7 +117,7 @@ def _expand(paths: Sequence[str]) -> tuple[list[str], list[str]]:
 def _load_file(file: str, env: Mapping[str, str], sections: dict[str, tuple[str, Any]],
                mappings: list[MappingConfig]) -> list[str]:
     """Check one file, adding its sections and mappings; its problems, prefixed `FILE: `."""
-    data, problems = _read_yaml(file)
+    data, problems = read_yaml(file)
     if problems:
         return problems
     data = {} if data is None else _substitute(data, env, "", problems)
@@ -149,41 +150,6 @@ def _duplicate_names(mappings: list[MappingConfig]) -> list[str]:
                             f"twice (also in {seen[mapping.name]})")
         seen.setdefault(mapping.name, mapping.source_file)
     return problems
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, which plain YAML loading silently merges."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            if isinstance(key_node, yaml.ScalarNode):
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep)
-
-
-def _read_yaml(file: str) -> tuple[object, list[str]]:
-    """The parsed document, or `FILE:LINE:COLUMN: problem`. The offending line's text is not
-    echoed, since it may hold a secret."""
-    try:
-        with open(file, encoding="utf-8") as stream:
-            return yaml.load(stream, Loader=_StrictLoader), []  # noqa: S506 (a SafeLoader)
-    except OSError as exc:
-        return None, [f"{file}: cannot read: {exc.strerror}"]
-    except UnicodeDecodeError as exc:
-        return None, [f"{file}: not UTF-8 text (byte {exc.start})"]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        context = f" ({exc.context})" if exc.context else ""
-        return None, [f"{where}: YAML syntax error: {exc.problem}{context}"]
-    except yaml.YAMLError as exc:
-        return None, [f"{file}: YAML error: {exc}"]
 
 
 def _substitute(data: Any, env: Mapping[str, str], path: str, problems: list[str]) -> Any:

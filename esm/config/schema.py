@@ -21,6 +21,7 @@ bool fields they are parsed, since an environment variable can only hold text.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -56,10 +57,17 @@ def build(cls: type, data: object, path: str) -> tuple[Any | None, list[str]]:
 
 
 def join(path: str, key: str | int) -> str:
-    """`mappings[0]` + `source` → `mappings[0].source`; ints give `[n]`."""
+    """`mappings[0]` + `source` → `mappings[0].source`; ints give `[n]`. A key that is
+    empty, or holds a space, a line break, a quote, a bracket or another unprintable
+    character is quoted, `source['a b']`: problems are printed one a line."""
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not _PLAIN_KEY.fullmatch(key) or not key.isprintable():
+        return f"{path}[{key!r}]"
     return f"{path}.{key}" if path else key
+
+
+_PLAIN_KEY = re.compile(r"[^\s\[\]'\"]+")
 
 
 def describe(value: object, secret: bool = False) -> str:
@@ -175,7 +183,11 @@ def _scalar(tp: type, value: object, path: str, secret: bool, problems: list[str
     if tp in (int, float) and isinstance(value, int) and not isinstance(value, bool):
         return tp(value)
     if tp is float and isinstance(value, float):
-        return value
+        if math.isfinite(value):
+            return value
+        # YAML's .nan / .inf: no setting means them, and NaN slips through range checks.
+        problems.append(f"{path}: must be a finite number, got {describe(value, secret)}")
+        return _INVALID
     hint = " (quote it in YAML to make it a string)" if tp is str and isinstance(
         value, int | float | bool) else ""
     problems.append(f"{path}: must be {_TYPE_NAMES[tp]}, got {describe(value, secret)}{hint}")

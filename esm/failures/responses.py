@@ -28,6 +28,7 @@ is simply failed once.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,6 +49,9 @@ ItemIdentifier = Callable[[object], "str | None"]
 
 _EMPTY_RESPONSES: tuple[Any, ...] = (None, "", [], {})
 _EXCERPT_CHARS = 80
+_SHORT_REPR = reprlib.Repr()  # only the first levels and items of a value (`_excerpt`)
+_SHORT_REPR.maxlevel = 8
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = _SHORT_REPR.maxlong = 2 * _EXCERPT_CHARS
 
 
 class _Rejected(Exception):
@@ -147,10 +151,12 @@ def _json_type(value: Any) -> str:
 
 
 def _excerpt(value: Any) -> str:
-    """A short repr for error messages; record bodies and responses can be megabytes."""
+    """A short repr for error messages; record bodies and responses can be megabytes, and
+    nested deeper than repr can recurse (orjson decodes 1024 levels), so only the first
+    levels and items are shown."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    text = repr(value)
+    text = _SHORT_REPR.repr(value)
     if len(text) > _EXCERPT_CHARS:
         return text[: _EXCERPT_CHARS - 3] + "..."
     return text

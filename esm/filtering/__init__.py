@@ -135,19 +135,37 @@ def _compile_node(node: PatternNode) -> tuple[Predicate, bool]:
     when every field and `$or` group accepts MISSING (only `exists: false` does).
     """
     match_object, on_missing = _compile_object(node)
+    match_elements = _any_element(match_object, on_missing)
 
     def match(value: Any) -> bool:
         if type(value) is dict:
             return match_object(value)
         if type(value) is list and value:
-            # Array consistency (DESIGN §5): the whole sub-pattern against one element.
-            for element in value:
-                if match(element):
-                    return True
-            return False
+            return match_elements(value)
         return on_missing
 
     return match, on_missing
+
+
+def _any_element(match_object: Predicate, on_missing: bool) -> Predicate:
+    """Array consistency (DESIGN §5): the whole sub-pattern against one element. Nested
+    arrays are flattened with a stack, not recursion, since an event may nest them deeper
+    than Python's stack (orjson parses 1024 levels; the recursion limit is 1000)."""
+
+    def match_elements(items: list[Any]) -> bool:
+        pending = [items]
+        while pending:
+            for element in pending.pop():
+                if type(element) is dict:
+                    if match_object(element):
+                        return True
+                elif type(element) is list and element:
+                    pending.append(element)
+                elif on_missing:
+                    return True
+        return False
+
+    return match_elements
 
 
 def _compile_object(node: PatternNode) -> tuple[Predicate, bool]:

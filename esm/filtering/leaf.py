@@ -81,12 +81,18 @@ def compile_leaf(spec: LeafSpec) -> Predicate:
 
 
 def _leaves(items: list[Any]) -> Iterator[Any]:
-    """Scalars inside an event array, nested arrays flattened; objects are not leaves."""
-    for item in items:
-        if type(item) is list:
-            yield from _leaves(item)
-        elif type(item) is not dict:
-            yield item
+    """Scalars inside an event array, nested arrays flattened in order; objects are not
+    leaves. A stack, not recursion: events may nest arrays deeper than Python's stack."""
+    stack = [iter(items)]
+    while stack:
+        for item in stack[-1]:
+            if type(item) is list:
+                stack.append(iter(item))
+                break
+            if type(item) is not dict:
+                yield item
+        else:
+            stack.pop()
 
 
 def _any_of(tests: list[Predicate]) -> Predicate:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from esm.filtering.syntax import (
     NumericRange,
     child_path,
     fail,
+    is_finite,
     is_number,
     parse_anything_but,
     parse_numeric,
@@ -84,7 +84,7 @@ def _add_value(spec: LeafSpec, value: Any, path: str) -> None:
     elif isinstance(value, str):
         spec.strings.add(value)
     elif is_number(value):
-        if not math.isfinite(value):
+        if not is_finite(value):
             fail(path, "numbers must be finite")
         spec.numbers.add(value)
     elif isinstance(value, dict):

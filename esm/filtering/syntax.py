@@ -55,6 +55,15 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_finite(number: float) -> bool:
+    """`math.isfinite`, but False (not OverflowError) for an int too large for a double:
+    JSON numbers are doubles, so `1` followed by 400 zeros is as out of range as 1e400."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class NumericRange:
     """A numeric interval; None is an open end. Matches JSON numbers only (ESM-SPEC §3.3)."""
@@ -88,7 +97,7 @@ def parse_numeric(operand: Any, path: str) -> float | NumericRange:
 def _check_operand(num: Any, path: str) -> None:
     if not is_number(num):
         fail(path, f"numeric operands must be numbers, got {kind(num)}")
-    if not math.isfinite(num) or abs(num) > NUMERIC_LIMIT:
+    if not is_finite(num) or abs(num) > NUMERIC_LIMIT:
         fail(path, f"numeric operands must lie between -1e9 and 1e9, got {num!r}")
 
 
@@ -164,8 +173,10 @@ def parse_anything_but(operand: Any, path: str) -> AnythingBut:
         where = f"{path}[{index}]" if isinstance(operand, list) else path
         if isinstance(value, str):
             strings.add(value)
-        elif is_number(value) and math.isfinite(value):
+        elif is_number(value) and is_finite(value):
             numbers.add(value)
+        elif is_number(value):
+            fail(where, "anything-but numbers must be finite")
         else:
             fail(where, f"anything-but takes strings or numbers, got {kind(value)}")
     if strings and numbers:

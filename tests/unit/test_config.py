@@ -57,6 +57,15 @@ shutdown_timeout_seconds: 0
         f"{file}: shutdown_timeout_seconds: must be 0.1–3600, got 0.0"]
 
 
+@pytest.mark.parametrize("section", ["server", "logging", "shutdown_timeout_seconds"])
+def test_a_null_top_level_section_is_a_problem_not_a_crash(tmp_path: Path, section: str) -> None:
+    # Given a section left empty (`logging:` with every line under it commented out)
+    file = write(tmp_path, "esm.yaml", named("m") + f"{section}:\n")
+    # Then it is reported like any other wrong type, with the file and the key
+    kind = "a number" if section == "shutdown_timeout_seconds" else "a mapping"
+    assert validate_files([file], {}) == [f"{file}: {section}: must be {kind}, got null"]
+
+
 def test_directory_loads_yaml_and_yml_files_in_sorted_order(tmp_path: Path) -> None:
     # Given a directory with two mapping files and an unrelated file
     write(tmp_path, "20-b.yml", named("second"))
@@ -157,6 +166,79 @@ def test_yaml_error_does_not_echo_the_offending_line(tmp_path: Path) -> None:
     problems = validate_files([file], {})
     assert len(problems) == 1 and "s3cr3t-value" not in problems[0]
     assert problems[0].startswith(f"{file}:1:")
+
+
+def test_a_character_yaml_forbids_is_one_problem_line_with_its_place(tmp_path: Path) -> None:
+    # Given a control character YAML does not allow, on the second line
+    file = write(tmp_path, "esm.yaml", "mappings:\n  - name: a\x08b\n")
+    # Then the problem names the file, line and column on one line (the report prints
+    # one problem a line)
+    assert validate_files([file], {}) == [
+        f"{file}:2:12: YAML syntax error: unacceptable character #x0008: "
+        "special characters are not allowed"]
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("!!int x", "cannot read this value as !!int"),
+    ("!!float .1.1", "cannot read this value as !!float"),
+    ("!!bool maybe", "cannot read this value as !!bool"),
+    ("!!timestamp soon", "cannot read this value as !!timestamp"),
+    ("!!set [1]", "expected a mapping node, but found sequence"),
+    ("2024-13-45", "cannot read this value as !!timestamp (quote it to make it a string)"),
+    ("9" * 5000, "cannot read this value as !!int (quote it to make it a string)"),
+    # Hex, octal and base 60 have no digit limit, but such an int cannot be printed later
+    ("0x" + "F" * 4000, "cannot read this value as !!int (quote it to make it a string)"),
+    ("1:" * 3000 + "1", "cannot read this value as !!int (quote it to make it a string)"),
+])
+def test_a_value_yaml_cannot_build_is_a_problem_with_its_place(
+        tmp_path: Path, value: str, problem: str) -> None:
+    # Given a scalar whose tag (written, or implied by its look) PyYAML fails to build
+    file = write(tmp_path, "esm.yaml", f"mappings:\n  - name: {value}\n")
+    # Then it is a YAML problem at its line and column, without echoing the value
+    assert validate_files([file], {}) == [f"{file}:2:11: YAML syntax error: {problem}"]
+
+
+def test_yaml_nested_too_deeply_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    file = write(tmp_path, "esm.yaml", "mappings: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert validate_files([file], {}) == [
+        f"{file}:1:110: YAML syntax error: nested deeper than 100 levels"]
+
+
+def test_a_yaml_alias_inside_its_own_anchor_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    # Given an alias to the node that encloses it (a cycle: it would never end)
+    file = write(tmp_path, "esm.yaml", "mappings: &loop\n  - *loop\n")
+    assert validate_files([file], {}) == [
+        f"{file}:2:5: YAML syntax error: alias *loop refers to a node that encloses it"]
+
+
+def test_yaml_aliases_expanding_past_100000_values_are_a_problem_not_a_hang(
+        tmp_path: Path) -> None:
+    # Given "billion laughs": each anchor lists the previous one twice; the file is small,
+    # but 18 levels already took seconds and 177 MB, 25 levels would exhaust memory
+    lines = ["a0: &a0 [x, x]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
+    file = write(tmp_path, "esm.yaml", "\n".join(lines) + "\n")
+    # Then it is refused where the expansion passes the limit (a15: 2 ** 17 - 1 values)
+    assert validate_files([file], {}) == [
+        f"{file}:16:6: YAML syntax error: expands to more than 100000 values through aliases"]
+
+
+def test_a_yaml_version_number_of_thousands_of_digits_is_a_problem_not_a_crash(
+        tmp_path: Path) -> None:
+    # Given a %YAML directive whose version has more digits than int() reads from text
+    file = write(tmp_path, "esm.yaml", "%YAML 1." + "1" * 5000 + "\n---\nmappings: []\n")
+    # Then it is a YAML problem at the directive, not a ValueError traceback
+    assert validate_files([file], {}) == [
+        f"{file}:1:1: YAML syntax error: a %YAML version number of more than 4300 digits"]
+
+
+@pytest.mark.parametrize("escape", ["\\UFFFFFFFF", "\\U00110000"])
+def test_a_yaml_escape_beyond_unicode_is_a_problem_not_a_crash(
+        tmp_path: Path, escape: str) -> None:
+    # Given a double-quoted escape naming a code point past U+10FFFF (chr() refuses it)
+    file = write(tmp_path, "esm.yaml", f'mappings:\n  - name: "a{escape}"\n')
+    # Then it is a YAML problem at the scalar, not an OverflowError or ValueError
+    assert validate_files([file], {}) == [
+        f"{file}:2:11: YAML syntax error: an escape names no character (beyond \\U0010FFFF)"]
 
 
 def test_duplicate_yaml_key_is_a_problem(tmp_path: Path) -> None:

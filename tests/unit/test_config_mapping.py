@@ -335,6 +335,17 @@ def test_unknown_connector_type_suggests_the_registered_name(tmp_path: Path) -> 
                         "(did you mean 'kafka'?)"]
 
 
+@pytest.mark.parametrize("reference", [".:x", "..a:B", "_.:x", "a b:C", "a:B C", "a.:B"])
+def test_a_malformed_module_reference_is_a_problem_not_a_crash(
+        tmp_path: Path, reference: str) -> None:
+    # Given a `module:Class` type whose module part is no absolute module name (a relative
+    # import made importlib raise TypeError; odd names upset import hooks)
+    problems = problems_for(tmp_path, source=f"{{type: '{reference}', stream: s}}")
+    # Then it is refused before anything is imported
+    assert problems == [f"mappings[0].source.type: {reference!r} is not of the form "
+                        "module:name"]
+
+
 def test_connector_settings_are_checked_strictly(tmp_path: Path) -> None:
     problems = problems_for(tmp_path, source=f"{{type: {STREAM}, streem: s}}")
     assert problems == ["mappings[0].source: unknown key 'streem' (did you mean 'stream'?)",

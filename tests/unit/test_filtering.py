@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -102,6 +103,39 @@ def test_pattern_nesting_deeper_than_the_limit_is_rejected() -> None:
     # Then it is rejected instead of exhausting the stack
     with pytest.raises(FilterPatternError, match="nests deeper than"):
         compile_pattern(pattern)
+
+
+HUGE = 10**400  # a JSON integer no double holds; json.loads gives a Python int
+
+
+@pytest.mark.parametrize("pattern, where", [
+    ({"a": [HUGE]}, "$.a[0]: numbers must be finite"),
+    ({"a": [{"numeric": ["=", HUGE]}]}, "$.a[0].numeric[1]: numeric operands must lie"),
+    ({"a": [{"numeric": [">", -HUGE]}]}, "$.a[0].numeric[1]: numeric operands must lie"),
+    ({"a": [{"anything-but": HUGE}]}, "$.a[0].anything-but: anything-but numbers must be"),
+    ({"a": [{"anything-but": [1, HUGE]}]}, "$.a[0].anything-but[1]: anything-but numbers"),
+])
+def test_integers_too_large_for_a_double_are_refused_not_a_crash(
+        pattern: dict[str, Any], where: str) -> None:
+    # Given a number math.isfinite cannot even convert (it raised OverflowError)
+    with pytest.raises(FilterPatternError) as refused:
+        compile_pattern(json.dumps(pattern))
+    # Then the pattern is refused at the number's path
+    assert str(refused.value).startswith(where), str(refused.value)
+
+
+@pytest.mark.parametrize("pattern", [{"a": ["x"]}, {"a": {"b": ["x"]}},
+                                     {"a": {"b": [{"exists": False}]}}])
+def test_an_event_array_nested_deeper_than_the_stack_is_matched_without_recursion(
+        pattern: dict[str, Any]) -> None:
+    # Given an event whose field holds arrays nested deeper than Python's recursion limit
+    # (orjson parses up to 1024 levels; the limit is 1000), with a match at the bottom
+    deep: Any = [{"b": "x"} if "b" in json.dumps(pattern) else "x"]
+    for _ in range(sys.getrecursionlimit() + 100):
+        deep = [deep]
+    # When matching, then the answer comes back (array consistency flattens the nesting)
+    expected = pattern != {"a": {"b": [{"exists": False}]}}
+    assert compile_pattern(pattern).matches({"a": deep}) is expected
 
 
 def test_nested_or_groups_compile_and_match() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 
 from esm.failures.responses import INVALID_RESPONSE, interpret
@@ -237,3 +238,17 @@ def test_long_invalid_responses_are_cut_in_the_message() -> None:
     assert isinstance(outcome, FunctionError)
     assert len(outcome.error_message) < 200
     assert outcome.error_message.endswith("...")
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 1020 + "]" * 1020,  # orjson decodes up to 1024 levels
+    '{"batchItemFailures": [{"itemIdentifier": ' + "[" * 1000 + "]" * 1000 + "}]}",
+])
+def test_a_response_nested_past_the_recursion_limit_fails_the_batch_with_a_short_message(
+        body: str) -> None:
+    # Given a response nested deeper than Python's recursion limit (repr recursed on it)
+    result = Returned(payload=orjson.loads(body))
+    # When interpreted / Then it is a complete failure, described in a few characters
+    outcome = run(result, make_batch("a"))
+    assert isinstance(outcome, FunctionError) and outcome.error_type == INVALID_RESPONSE
+    assert len(outcome.error_message) < 200 and "[[[" in outcome.error_message

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from esm.config.schema import SecretStr, Substituted, build
+import pytest
+
+from esm.config.schema import SecretStr, Substituted, build, join
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +179,34 @@ class Checked:
 def test_post_init_value_error_becomes_a_problem() -> None:
     instance, problems = build(Checked, {"low": 5}, "x")
     assert instance is None and problems == ["x: low must not exceed high"]
+
+
+@pytest.mark.parametrize("key, path", [
+    ("url", "source.url"), ("on_failure.type", "source.on_failure.type"),
+    ("\r", "source['\\r']"), ("a b", "source['a b']"), ("", "source['']"),
+    ("x\u2028y", "source['x\\u2028y']"), ("[0]", "source['[0]']"),
+])
+def test_a_key_path_quotes_keys_that_would_break_or_blur_the_line(key: str, path: str) -> None:
+    # One problem a line: a key holding a line break, a space or brackets is quoted
+    assert join("source", key) == path
+
+
+def test_a_problem_under_an_odd_key_stays_on_one_line() -> None:
+    _, problems = build(Settings, {"bootstrap_servers": ["b:1"], "headers": {"\r\n": 5}}, "m")
+    assert problems == ["m.headers['\\r\\n']: must be a string, got integer 5 (quote it in "
+                        "YAML to make it a string)"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unbounded:
+    stamp: float | None = None  # no min / max (like a Kafka starting_position_timestamp)
+
+
+@pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (float("inf"), "inf"),
+                                          (float("-inf"), "-inf")])
+def test_a_number_field_refuses_nan_and_infinity_even_without_bounds(
+        value: float, shown: str) -> None:
+    # Given YAML's .nan / .inf where a number belongs (a range check cannot catch NaN)
+    _, problems = build(Unbounded, {"stamp": value}, "source")
+    # Then it is a problem, not a value that crashes the connector later (int(nan))
+    assert problems == [f"source.stamp: must be a finite number, got number {shown}"]

@@ -109,3 +109,11 @@ def test_batch_info_summarises_each_partition() -> None:
         "firstRecordOffset": "4", "lastRecordOffset": "6",
         "firstRecordTimestamp": "2023-11-14T22:13:20.004Z",
         "lastRecordTimestamp": "2023-11-14T22:13:20.006Z"}}
+
+
+def test_batch_info_of_a_record_stamped_past_year_9999_does_not_raise() -> None:
+    # Given a record whose producer set its CreateTime in year 10000 (Kafka takes any int64)
+    record = to_record(Msg(1, timestamp=253_402_300_800_000), now=0.0)
+    # When its batch is described for a notice / Then the time is clamped, not a ValueError
+    info = KafkaEvents(["a:1"]).batch_info([record])["recordsInfo"]["orders-2"]
+    assert info["firstRecordTimestamp"] == "9999-12-31T23:59:59.000Z"

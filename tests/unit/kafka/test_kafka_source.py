@@ -423,7 +423,7 @@ def test_missing_secret_is_a_config_error_at_construction() -> None:
     settings = KafkaSource.Settings(bootstrap_servers=("b:1",), topics=("t",),
                                     consumer_group_id="g", auth="BASIC_AUTH", username="u",
                                     password_env="MISSING")
-    with pytest.raises(ConfigError, match="MISSING is not set"):
+    with pytest.raises(ConfigError, match="'MISSING' is not set"):
         KafkaSource(settings, context, environ={})
 
 

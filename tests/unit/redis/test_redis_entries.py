@@ -9,8 +9,8 @@ from connectors.redis.entries import (
     decode_fields,
     entry_timestamp_ms,
     event_source_arn,
-    iso_millis,
 )
+from esm.clock import iso_utc
 
 URL = "redis://user:secret@cache:6379/0"
 
@@ -115,8 +115,8 @@ def test_batch_info_names_the_stream_ids_arrivals_and_deliveries() -> None:
     }
 
 
-def test_iso_millis_is_utc_with_milliseconds() -> None:
-    assert iso_millis(0.25) == "1970-01-01T00:00:00.250Z"
+def test_iso_utc_is_utc_with_milliseconds() -> None:
+    assert iso_utc(0.25) == "1970-01-01T00:00:00.250Z"
 
 
 def test_wire_field_list_decodes_like_the_parsed_dict() -> None:
@@ -227,3 +227,11 @@ def test_the_ordering_key_field_value_is_the_records_ordering_key_on_every_path(
     assert reclaimed.ordering_key == "u2"
     # And without the setting no entry has a key
     assert decoder().record("orders", "1-3", {b"user": b"u1"}, 1).ordering_key is None
+
+
+def test_batch_info_of_an_entry_id_past_year_9999_does_not_raise() -> None:
+    # Given an entry added with an explicit id whose milliseconds lie past year 9999
+    record = decoder().record("orders", "18446744073709551615-0", {b"body": b"x"}, 1)
+    # When its batch is described for a notice / Then the time is clamped, not a ValueError
+    info = decoder().batch_info([record])
+    assert info["approximateArrivalOfFirstRecord"] == "9999-12-31T23:59:59.000Z"

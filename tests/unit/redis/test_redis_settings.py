@@ -84,7 +84,7 @@ def test_credentials_come_from_the_named_environment_variables() -> None:
     s = settings(username_env="R_USER", password_env="R_PASS")
     assert read_credentials(s, {"R_USER": "u", "R_PASS": "p"}) == {
         "username": "u", "password": "p"}
-    with pytest.raises(ConfigError, match="password_env: environment variable R_PASS is not set"):
+    with pytest.raises(ConfigError, match="password_env: environment variable 'R_PASS' is not set"):
         read_credentials(s, {"R_USER": "u"})
 
 

@@ -26,11 +26,10 @@ from connectors.shards.model import (
     ShardInfo,
     Throttled,
     TrimmedData,
-    iso_utc,
     parents_first,
 )
 from connectors.shards.reader import ShardReader
-from esm.clock import FakeClock
+from esm.clock import FakeClock, iso_utc
 from esm.config.loading import load_config
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext
@@ -164,3 +163,8 @@ def test_batch_info_names_the_first_and_last_record_with_each_services_precision
         == ("KinesisBatchInfo", "DDBStreamBatchInfo")
     # and an empty batch still has every field
     assert ddb.batch_info([])["batchSize"] == 0 and ddb.batch_info([])["shardId"] is None
+
+
+def test_notice_timestamps_outside_datetimes_years_are_clamped():
+    assert iso_utc(1e12, True) == "9999-12-31T23:59:59.000Z"
+    assert iso_utc(-1e12, False) == "0001-01-01T00:00:00Z"

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import orjson
 
-from connectors.sqs.records import QueueInfo, convert, normalise_item_identifier
+from connectors.sqs.records import (
+    QueueInfo,
+    batch_info,
+    convert,
+    normalise_item_identifier,
+)
 from connectors.sqs.source import SqsSettings, SqsSource
 
 QUEUE = QueueInfo(arn="arn:aws:sqs:us-east-2:123456789012:my-queue", region="us-east-2",
@@ -103,3 +108,10 @@ def test_destination_requires_max_receive_count_and_vice_versa() -> None:
     assert SqsSource.check_mapping(counted, {})[0].startswith("source.max_receive_count")
     assert SqsSource.check_mapping(counted, with_destination) == []
     assert counted.max_deliveries == 3
+
+
+def test_batch_info_of_a_message_sent_past_year_9999_does_not_raise() -> None:
+    message = _message(Attributes={"SentTimestamp": "99999999999999999"})
+    record = convert(message, QUEUE).to_record("slot-0")
+    info = batch_info([record], QUEUE, "http://q")
+    assert info["approximateSentOfFirstMessage"] == "9999-12-31T23:59:59.000Z"
