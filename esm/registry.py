@@ -25,6 +25,7 @@ SOURCES: dict[str, str] = {
     "sqs": "connectors.sqs.source:SqsSource",
     "dynamodb_streams": "connectors.dynamodb_streams.source:DynamoDBStreamsSource",
     "kinesis": "connectors.kinesis.source:KinesisSource",
+    "activemq": "connectors.activemq.source:ActiveMQSource",
 }
 
 TARGETS: dict[str, str] = {
