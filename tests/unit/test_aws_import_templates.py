@@ -150,7 +150,9 @@ def test_mq_brokers_become_rabbitmq_or_activemq_sources_listed_as_missing_types(
     active = mapping(result, "mq-function-mq-event")["source"]
     assert active == {"type": "activemq", "url": "${MY_BROKER_URL}", "queue": "orders",
                       "username": "${MY_BROKER_SECRET_NAME_USERNAME}",
-                      "password_env": "MY_BROKER_SECRET_NAME_PASSWORD"}
+                      "password_env": "MY_BROKER_SECRET_NAME_PASSWORD",
+                      "broker_arn": "arn:aws:mq:us-east-2:123456789012:broker:MyBroker:"
+                                    "b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9"}
     rabbit = mapping(result, "mq-function-rabbit-event")["source"]
     assert (rabbit["type"], rabbit["virtual_host"], rabbit["queue"]) == (
         "rabbitmq", "/shop", "payments")
@@ -158,9 +160,10 @@ def test_mq_brokers_become_rabbitmq_or_activemq_sources_listed_as_missing_types(
     assert any("ActiveMQ assumed" in n for n in found)
     assert any("esm has no 'rabbitmq' source type yet" in n for n in found)
     assert any("only the first queue is read (payments)" in n for n in found)
-    # esm validate names the missing types and nothing else
+    # the ActiveMQ mapping validates; esm validate names nothing but a missing rabbitmq type
     problems = validation_problems(result, tmp_path, monkeypatch)
-    assert len(problems) == 2 and all("unknown source type" in p for p in problems), problems
+    assert all("mappings[1].source.type: unknown source type 'rabbitmq'" in p
+               for p in problems), problems
 
 
 def test_cloudformation_user_guide_kinesis_example_in_json_and_long_form_yaml() -> None:

@@ -27,6 +27,8 @@ def mq_source(t: Translation) -> dict[str, Any]:
     configs = [c for c in configs if isinstance(c, dict)] if isinstance(configs, list) else []
     engine = _engine(t, value, configs)
     source: dict[str, Any] = {"type": engine, "url": _url(t, value, engine)}
+    if engine == "activemq" and isinstance(value, str) and value.startswith("arn:"):
+        source["broker_arn"] = value  # the events' eventSourceArn, as on AWS
     if engine not in known_types("sources"):
         t.note("EventSourceArn", f"esm has no {engine!r} source type yet: this mapping is "
                                  "written for when it does and fails esm validate until then")
