@@ -94,7 +94,7 @@ class KafkaSource:
         self._factory = consumer_factory
         self._security = client_options(settings, os.environ if environ is None else environ,
                                         owner=f"{context.mapping}: kafka source")
-        self._events = KafkaEvents(settings.bootstrap_servers)
+        self._events = KafkaEvents(settings.bootstrap_servers, settings.msk_cluster_arn)
         self._consumer: Any = None
         self._listener: LaneListener | None = None
         self._rebalance = _QueueingRebalanceListener()

@@ -111,7 +111,8 @@ def test_msk_cluster_brokers_become_a_variable_and_scram_secret_becomes_env_sett
         "topics": ["MyTopic"], "consumer_group_id": "orders-consumers",
         "starting_position": "LATEST", "auth": "SASL_SCRAM_512_AUTH",
         "username": "${AMAZON_MSK_ORDERS_USERNAME}", "password_env": "AMAZON_MSK_ORDERS_PASSWORD",
-        "tls": True}
+        "tls": True, "msk_cluster_arn": "arn:aws:kafka:us-east-1:012345678012:cluster/"
+                                        "exampleClusterName/abcdefab-1234-abcd-5678-cdef0123ab01-2"}
     assert msk["destination_config"] == {"on_failure": {"type": "s3", "bucket": "msk-failures"}}
     declared = mapping(result, "kafka-function-declared-cluster-event")
     assert declared["source"]["bootstrap_servers"] == ["${MY_MSK_CLUSTER_BOOTSTRAP_SERVERS}"]
@@ -119,6 +120,8 @@ def test_msk_cluster_brokers_become_a_variable_and_scram_secret_becomes_env_sett
         "esm-kafka-function-declared-cluster-event")
     assert any("DeclaredClusterEvent.Properties.SourceAccessConfigurations: none given: AWS "
                "reaches the MSK cluster with IAM" in n for n in notes(result))
+    assert (declared["source"]["auth"], declared["source"]["region"]) == (
+        "AWS_MSK_IAM", "${AWS_REGION}")
 
 
 def test_self_managed_kafka_access_configurations_become_auth_settings() -> None:
