@@ -22,7 +22,11 @@ from esm.clock import SystemClock
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext
 from esm.records import Record
-from tests.servers.activemq_server import ActiveMQServer, activemq_server  # noqa: F401
+from tests.servers.activemq_server import (  # noqa: F401
+    ActiveMQServer,
+    activemq_server,
+    secured_activemq_server,
+)
 
 
 class Listener:
@@ -255,3 +259,32 @@ def test_produce_sends_event_messages_back_to_the_queue(
         "jms/bytes-message", 1, 7)
     assert got["properties"] == {"n": "1"}
     source.ack([record])
+
+
+def test_username_and_password_from_the_environment_authenticate(
+        secured_activemq_server: ActiveMQServer, queue: str,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESM_TEST_MQ_PASSWORD", "s3cret")
+    send_messages(secured_activemq_server.url, queue, [message("in")], user="esm",
+                  password="s3cret", timeout_seconds=10)
+    source = open_source(secured_activemq_server, queue, username="esm",
+                         password_env="ESM_TEST_MQ_PASSWORD")
+    try:
+        records = poll_n(source, 1)
+        assert texts(records) == ["in"]
+        source.ack(records)
+    finally:
+        source.close()
+
+
+def test_wrong_password_is_a_clear_source_unavailable(
+        secured_activemq_server: ActiveMQServer, queue: str,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESM_TEST_MQ_PASSWORD", "wrong")
+    with pytest.raises(SourceUnavailable) as raised:
+        open_source(secured_activemq_server, queue, username="esm",
+                    password_env="ESM_TEST_MQ_PASSWORD")
+    text = str(raised.value)
+    assert "Authentication failed" in text
+    assert f"cannot read queue {queue!r} at {secured_activemq_server.url}" in text
+    assert "wrong" not in text  # never the password

@@ -35,7 +35,11 @@ from tests.integration.e2e_support import (
     wait_until,
     write_config,
 )
-from tests.servers.activemq_server import ActiveMQServer, activemq_server  # noqa: F401
+from tests.servers.activemq_server import (  # noqa: F401
+    ActiveMQServer,
+    activemq_server,
+    secured_activemq_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +162,21 @@ def test_poison_message_without_destination_lands_in_the_broker_dlq(
     dlq = drain(activemq_server, "ActiveMQ.DLQ")
     assert [m for m in dlq if m.get("group") == queue] == [
         {"id": "m0", "group": queue, "seq": 0, "poison": True}]
+
+
+def test_wrong_password_keeps_readyz_not_ready_and_names_the_cause(
+        tmp_path: Path, secured_activemq_server: ActiveMQServer) -> None:  # noqa: F811
+    source = {"type": "activemq", "url": secured_activemq_server.url, "queue": "orders",
+              "username": "esm", "password_env": "ESM_TEST_MQ_PASSWORD"}
+    config = write_config(tmp_path, [{**mapping(secured_activemq_server, "orders"),
+                                      "source": source}])
+    env = {**daemon_env(tmp_path / "journal.jsonl"), "ESM_TEST_MQ_PASSWORD": "wrong"}
+    with DaemonProcess(config, env, tmp_path / "daemon.log") as daemon:
+        def failing() -> bool:
+            status = daemon.get("/mappings")
+            return status[0] == 200 and "Authentication failed" in status[1]
+        wait_until(failing, 60, lambda: f"{daemon.get('/mappings')}\n{daemon.log_tail()}")
+        assert daemon.get("/readyz")[0] != 200
+        [state] = daemon.mappings()
+        assert "cannot read queue 'orders'" in state["lastError"]
+        assert "wrong" not in daemon.log_tail(100_000)  # the password is never logged

@@ -14,6 +14,7 @@ When Java, Maven or the broker fail, tests FAIL (ServerUnavailable), never skip.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -33,7 +34,8 @@ from tests.servers.common import (
 ACTIVEMQ_VERSION = "6.1.8"
 SLF4J_VERSION = "2.0.17"
 _ARTIFACTS = [("org.apache.activemq", a, ACTIVEMQ_VERSION)
-              for a in ("activemq-broker", "activemq-amqp", "activemq-kahadb-store")]
+              for a in ("activemq-broker", "activemq-amqp", "activemq-kahadb-store",
+                        "activemq-jaas")]  # jaas: the simple authentication plugin
 _ARTIFACTS.append(("org.slf4j", "slf4j-simple", SLF4J_VERSION))
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -43,10 +45,17 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 """.format(deps="".join(
     f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version>"
     "</dependency>" for g, a, v in _ARTIFACTS))
-_LAUNCHER = """public class EsmActiveMQ {
+# args: broker URI [user password] — with a user, the simple authentication plugin
+# requires it (Amazon MQ's BASIC_AUTH is the same plugin).
+_LAUNCHER = """import org.apache.activemq.broker.*;
+import org.apache.activemq.security.*;
+public class EsmActiveMQ {
   public static void main(String[] args) throws Exception {
-    org.apache.activemq.broker.BrokerService broker =
-        org.apache.activemq.broker.BrokerFactory.createBroker(args[0]);
+    BrokerService broker = BrokerFactory.createBroker(args[0]);
+    if (args.length == 3) {
+      broker.setPlugins(new BrokerPlugin[] {new SimpleAuthenticationPlugin(
+          java.util.List.of(new AuthenticationUser(args[1], args[2], "users")))});
+    }
     broker.start();
     broker.waitUntilStopped();
   }
@@ -58,12 +67,39 @@ def libs_dir() -> Path:
     return cache_dir("activemq") / f"libs-{ACTIVEMQ_VERSION}"
 
 
+def launcher_dir() -> Path:
+    """Compiled launcher, per version of its source (a changed launcher is recompiled)."""
+    digest = hashlib.sha256(_LAUNCHER.encode()).hexdigest()[:12]
+    return cache_dir("activemq") / f"launcher-{digest}"
+
+
 def ensure_installed() -> None:
     """Fetch the broker jars and compile the launcher once (idempotent)."""
-    libs = libs_dir()
-    if (libs / "EsmActiveMQ.class").exists():
+    _fetch_jars()
+    launcher = launcher_dir()
+    if (launcher / "EsmActiveMQ.class").exists():
         return
-    for tool in ("java", "javac", "mvn"):
+    if shutil.which("javac") is None:
+        raise ServerUnavailable("javac is not installed (apt-get install -y "
+                                "openjdk-17-jdk-headless)")
+    staging = launcher.with_name(launcher.name + "-staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (staging / "EsmActiveMQ.java").write_text(_LAUNCHER)
+    done = subprocess.run(["javac", "-cp", f"{libs_dir()}/*", "-d", str(staging),
+                           str(staging / "EsmActiveMQ.java")], capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode != 0:
+        raise ServerUnavailable(f"javac could not compile the ActiveMQ launcher: {done.stderr}")
+    shutil.rmtree(launcher, ignore_errors=True)
+    staging.rename(launcher)
+
+
+def _fetch_jars() -> None:
+    libs = libs_dir()
+    if all((libs / f"{a}-{v}.jar").exists() for _, a, v in _ARTIFACTS):
+        return
+    for tool in ("java", "mvn"):
         if shutil.which(tool) is None:
             raise ServerUnavailable(f"{tool} is not installed (apt-get install -y "
                                     f"{'maven' if tool == 'mvn' else 'openjdk-17-jdk-headless'})")
@@ -71,12 +107,6 @@ def ensure_installed() -> None:
     staging = root / "libs-staging"
     shutil.rmtree(staging, ignore_errors=True)
     maven_fetch(root, _POM, staging, f"ActiveMQ {ACTIVEMQ_VERSION}")
-    (staging / "EsmActiveMQ.java").write_text(_LAUNCHER)
-    done = subprocess.run(["javac", "-cp", f"{staging}/*", "-d", str(staging),
-                           str(staging / "EsmActiveMQ.java")], capture_output=True, text=True,
-                          timeout=300)
-    if done.returncode != 0:
-        raise ServerUnavailable(f"javac could not compile the ActiveMQ launcher: {done.stderr}")
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)
 
@@ -110,7 +140,9 @@ class ActiveMQServer(ServerProcess):
         ensure_installed()
         command = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                   "-cp", f"{libs_dir()}:{libs_dir()}/*", "EsmActiveMQ", self.broker_uri()]
+                   "-cp", f"{launcher_dir()}:{libs_dir()}/*", "EsmActiveMQ", self.broker_uri()]
+        if self.user is not None:
+            command += [self.user, self.password or ""]
         self.launch(command, self._dir / "activemq.log", startup_seconds=60)
 
     def kill(self) -> None:
@@ -129,6 +161,17 @@ class ActiveMQServer(ServerProcess):
 def activemq_server() -> Iterator[ActiveMQServer]:
     """A running broker for the session; fails (never skips) when it cannot start."""
     server = ActiveMQServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def secured_activemq_server() -> Iterator[ActiveMQServer]:
+    """A broker that requires user `esm`, password `s3cret` (Amazon MQ's BASIC_AUTH)."""
+    server = ActiveMQServer(user="esm", password="s3cret")
     server.start()
     try:
         yield server
