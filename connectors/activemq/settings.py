@@ -75,8 +75,13 @@ def settings_problems(settings: ActiveMQSettings,
 
 
 def mapping_problems(settings: ActiveMQSettings, mapping_data: Mapping[str, Any]) -> list[str]:
-    """Every rule, relative to the mapping (`source.<key>: problem`)."""
-    return [f"source.{problem}" for problem in settings_problems(settings)]
+    """Every rule, relative to the mapping (`source.<key>: problem`). AWS refuses
+    FunctionResponseTypes on MQ mappings (ESM-SPEC §2.6): a failed batch is retried whole."""
+    problems = [f"source.{problem}" for problem in settings_problems(settings)]
+    if mapping_data.get("function_response_types"):
+        problems.append("function_response_types: not supported for ActiveMQ (as on AWS, a "
+                        "function error retries the whole batch)")
+    return problems
 
 
 def _url_problems(url: str) -> list[str]:

@@ -74,3 +74,10 @@ def test_settings_problems_read_the_given_environment() -> None:
 def test_public_url_drops_user_information() -> None:
     assert public_url("amqps://esm@b-1.mq.us-east-1.amazonaws.com:5671") == \
         "amqps://b-1.mq.us-east-1.amazonaws.com:5671"
+
+
+def test_partial_batch_responses_are_refused_as_aws_does(tmp_path: Path) -> None:
+    extra = "function_response_types: [ReportBatchItemFailures]\n"
+    problems = validate_files([write(tmp_path, "queue: orders", extra)], {})
+    assert any("mappings[0].function_response_types: not supported for ActiveMQ" in p
+               for p in problems), problems
