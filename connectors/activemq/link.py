@@ -21,8 +21,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from proton import Delivery, Disposition, Message, ProtonException, SSLDomain, Timeout
-from proton.handlers import MessagingHandler
+from proton import Delivery, Disposition, Handler, Message, ProtonException, SSLDomain, Timeout
 from proton.utils import BlockingConnection
 
 from esm.errors import SourceUnavailable
@@ -30,15 +29,31 @@ from esm.errors import SourceUnavailable
 log = logging.getLogger(__name__)
 
 
-class _Inbox(MessagingHandler):
-    """Collects (message, delivery) pairs as they arrive; settles nothing by itself."""
+class _Inbox(Handler):
+    """Collects (message, delivery) pairs as they arrive; settles nothing by itself.
+
+    A bare Handler, not proton's MessagingHandler: that one hands every event (flow,
+    transport, delivery) to four child handlers, which cost the reader thread about a third
+    of its time per message; esm needs only complete deliveries and the link's end."""
 
     def __init__(self) -> None:
-        super().__init__(prefetch=0, auto_accept=False, auto_settle=False)
+        super().__init__()
         self.arrived: deque[tuple[Message, Delivery]] = deque()
 
-    def on_message(self, event: Any) -> None:
-        self.arrived.append((event.message, event.delivery))
+    def on_delivery(self, event: Any) -> None:
+        delivery = event.delivery
+        if delivery.aborted:
+            delivery.settle()  # the sender gave it up; the broker keeps the message
+        elif delivery.readable and not delivery.partial:
+            link = delivery.link
+            message = Message()
+            message.decode(link.recv(delivery.pending))
+            link.advance()
+            self.arrived.append((message, delivery))
+
+    def on_link_remote_close(self, event: Any) -> None:
+        condition = event.link.remote_condition
+        raise SourceUnavailable(f"activemq: the broker closed the receiver: {condition}")
 
 
 class QueueLink:
