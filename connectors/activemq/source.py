@@ -7,8 +7,9 @@ once (AWS's concurrency for ActiveMQ is 5).
 
 Settling, per delivery (ESM-SPEC §2.6, DESIGN §3):
 - ack (success, filtered out, or dead-lettered to the on-failure destination) → ACCEPTED;
-- release (failed) → MODIFIED with delivery-failed after `redelivery_delay_seconds` (or the
-  core's backoff, whichever is longer), so the broker counts the delivery; a message whose
+- release (failed) → MODIFIED with delivery-failed after `redelivery_delay_seconds`, so the
+  broker counts the delivery (a constant delay, as ActiveMQ's default redelivery policy that
+  AWS uses: the mapping's exponential `retry_backoff` does not apply); a message whose
   delivery failed `maximum_redeliveries + 1` times (the 7th, by default) is REJECTED, and
   ActiveMQ moves it to its DLQ, as AWS does. With an on-failure destination the core sends
   such messages there first (`max_deliveries_with_destination`) and acks them instead.
@@ -129,10 +130,12 @@ class ActiveMQSource:
         self._flush()
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
-        """Failed deliveries: MODIFIED(delivery-failed) once the delay is over, or REJECTED
-        (the broker's DLQ) after `maximum_redeliveries` failed redeliveries."""
+        """Failed deliveries: MODIFIED(delivery-failed) after `redelivery_delay_seconds` (the
+        core's `delay_seconds` is its exponential backoff, which AWS's ActiveMQ redelivery
+        does not have), or REJECTED (the broker's DLQ) after `maximum_redeliveries` failed
+        redeliveries."""
         limit = self._settings.maximum_redeliveries
-        due = time.monotonic() + max(delay_seconds, self._settings.redelivery_delay_seconds)
+        due = time.monotonic() + self._settings.redelivery_delay_seconds
         spent = [r for r in records if r.delivery_count > limit]
         for record in spent:
             QueueLink.reject(record.handle)
