@@ -25,12 +25,25 @@ class LastConnectionError(logging.Handler):
         message = record.getMessage()
         if "Unable to bootstrap" in message:  # the timeout itself, not its cause
             return
-        if "failed" in message.lower() or "error" in message.lower():
+        if "failed" not in message.lower() and "error" not in message.lower():
+            return
+        # A broker may answer a failed login with an error or just close the socket; a bare
+        # disconnect does not hide an authentication or TLS failure seen before it.
+        if self.last is None or _specific(message) or not _specific(self.last):
             self.last = message
 
     def explain(self, error: object) -> str:
         """`error`, followed by the last connection failure when there was one."""
         return f"{error}; last connection error: {self.last}" if self.last else str(error)
+
+
+# Error names, not words ("SSL" alone is in kafka-python's KafkaSSLTransport, on every line)
+_SPECIFIC = ("AuthenticationFailed", "AuthorizationFailed", "SSLError", "CertVerification",
+             "certificate")
+
+
+def _specific(message: str) -> bool:
+    return any(word in message for word in _SPECIFIC)
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """Apache Kafka with secured listeners, for proving the Kafka security settings end to end.
 
 One KRaft node (the jars of `kafka_server.py`) with:
-- SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) on `sasl_port`: PLAIN users come from the
+- SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, and OAUTHBEARER with Kafka's unsecured-JWT
+  validator) on `sasl_port`: PLAIN users come from the
   listener's JAAS line; SCRAM credentials are written when the storage is formatted
   (`kafka-storage format --add-scram`, KRaft's way to create SCRAM users before the first
   start; `kafka-configs --alter --add-config SCRAM-…` does the same on a running cluster);
@@ -98,7 +99,11 @@ class SecureKafkaServer(KafkaServer):
         scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         out += [
             "inter.broker.listener.name=PLAINTEXT",
-            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER",
+            # OAUTHBEARER with Kafka's default, unsecured-JWT validator: it checks the token's
+            # shape and expiry, not a signature (MSK checks its SigV4 token instead)
+            "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common."
+            "security.oauthbearer.OAuthBearerLoginModule required;",
             "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security."
             f'plain.PlainLoginModule required user_{USER}="{PASSWORD}";',
             f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram_login}",

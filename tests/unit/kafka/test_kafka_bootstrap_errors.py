@@ -26,3 +26,16 @@ def test_without_a_logged_failure_the_error_stands_alone_and_nothing_stays_attac
     assert failures.explain("boom") == "boom"
     logging.getLogger("kafka").warning("after the block: " + AUTH)
     assert failures.last is None
+
+
+def test_a_later_bare_disconnect_does_not_hide_the_authentication_failure() -> None:
+    log = logging.getLogger("kafka.net.manager")
+    with bootstrap_errors.watch() as failures:
+        log.warning("Bootstrap connection to bootstrap-0 failed: KafkaConnectionError: x")
+        log.warning(AUTH)
+        log.warning("Bootstrap connection to bootstrap-0 failed: KafkaConnectionError: "
+                    "socket disconnected")
+        logging.getLogger("kafka.net.transport").error(
+            "<KafkaSSLTransport [127.0.0.1:9093<-4812]>: Abort (KafkaConnectionError: socket "
+            "disconnected)")
+    assert failures.last == AUTH
