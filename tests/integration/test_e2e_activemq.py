@@ -180,3 +180,32 @@ def test_wrong_password_keeps_readyz_not_ready_and_names_the_cause(
         [state] = daemon.mappings()
         assert "cannot read queue 'orders'" in state["lastError"]
         assert "wrong" not in daemon.log_tail(100_000)  # the password is never logged
+
+
+def test_daemon_resumes_after_the_broker_is_killed_and_restarted(tmp_path: Path) -> None:
+    # Given a daemon reading a broker of its own, part way through a queue
+    server = ActiveMQServer()
+    server.start()
+    try:
+        queue = f"e2e-restart-{uuid.uuid4().hex[:8]}"
+        ids = produce(server, queue, 400)
+        source = {**mapping(server, queue)["source"], "idle_timeout_seconds": 2}
+        config = write_config(tmp_path, [{**mapping(server, queue), "source": source}])
+        journal = Journal(tmp_path / "journal.jsonl")
+        env = daemon_env(journal.path, sleep_seconds="0.02")
+        with DaemonProcess(config, env, tmp_path / "daemon.log") as daemon:
+            daemon.wait_ready()
+            wait_until(lambda: journal.processed() >= 100, 60, daemon.log_tail)
+            # When the broker is killed (SIGKILL) and started again on the same port and data
+            server.kill()
+            wait_until(lambda: daemon.get("/readyz")[0] != 200, 30,
+                       lambda: f"still ready\n{daemon.log_tail()}")
+            server.start()
+            # Then the daemon reconnects by itself and every message gets processed
+            wait_until(lambda: set(journal.ok_ids()) >= set(ids), 120,
+                       lambda: f"{journal.processed()} of {len(ids)}\n{daemon.log_tail()}")
+            wait_until(lambda: daemon.get("/readyz")[0] == 200, 30, daemon.log_tail)
+            assert daemon.mappings()[0]["readerRestarts"] >= 1
+        assert drain(server, queue) == []
+    finally:
+        server.cleanup()
