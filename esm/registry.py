@@ -28,6 +28,7 @@ SOURCES: dict[str, str] = {
     "dynamodb_streams": "connectors.dynamodb_streams.source:DynamoDBStreamsSource",
     "kinesis": "connectors.kinesis.source:KinesisSource",
     "rabbitmq": "connectors.rabbitmq.source:RabbitMQSource",
+    "activemq": "connectors.activemq.source:ActiveMQSource",
 }
 
 TARGETS: dict[str, str] = {

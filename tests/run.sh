@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up everything the test suite needs on a fresh machine, then runs it:
 #   a virtualenv with esm and its test dependencies, the system packages the real test
-#   servers need (redis-server, rabbitmq-server, a Java runtime, Maven), the servers
-#   themselves (Kafka and ElasticMQ jars from Maven Central, AWS's Lambda Runtime Interface
-#   Emulator built with the machine's Go toolchain, all cached outside the repo), then pytest.
+#   servers need (redis-server, rabbitmq-server, a JDK, Maven), the servers themselves
+#   (Kafka, ActiveMQ and ElasticMQ jars from Maven Central, AWS's Lambda Runtime
+#   Interface Emulator built with the machine's Go toolchain, all cached outside the
+#   repo), then pytest.
 # Extra arguments go to pytest, e.g. `tests/run.sh tests/unit -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # The broker's own start script, never its system service (tests/servers/rabbitmq_server.py).
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
-command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+# a JDK, not only a JRE: the ActiveMQ harness compiles its small broker launcher with javac
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

@@ -32,6 +32,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # type: ignore[i
 from kafka import errors as kafka_errors
 from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
+from connectors.kafka.event import envelope
 from connectors.kafka.security import KafkaSecuritySettings, client_options
 from esm.errors import DestinationError
 from esm.records import Record
@@ -114,7 +115,7 @@ def record_notice(notice: Mapping[str, Any], record: Record) -> dict[str, Any]:
         "recordInfo": {"offset": str(record.payload.get("offset")),
                        "timestamp": record.payload.get("timestamp")},
     }
-    single["payload"] = {"eventSource": "SelfManagedKafka", "bootstrapServers": bootstrap,
+    single["payload"] = {**envelope(info.get("eventSourceArn")), "bootstrapServers": bootstrap,
                          "records": {record.lane: [record.payload]}}
     return single
 

@@ -17,6 +17,7 @@ from esm.clock import iso_utc
 from esm.records import Record
 
 EVENT_SOURCE = "SelfManagedKafka"
+MSK_EVENT_SOURCE = "aws:kafka"
 _TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
 _ABSENT = object()  # value not in the filter view
 _UNDECODED = object()  # not decoded yet
@@ -145,10 +146,13 @@ def parse_item_identifier(value: object) -> str | None:
 
 
 class KafkaEvents:
-    """Builds events and batch info for one mapping's bootstrap servers."""
+    """Builds events and batch info for one mapping's bootstrap servers: self-managed
+    Kafka's shape, or Amazon MSK's when a cluster ARN is given (ESM-SPEC §2.7)."""
 
-    def __init__(self, bootstrap_servers: Sequence[str]) -> None:
+    def __init__(self, bootstrap_servers: Sequence[str], cluster_arn: str | None = None) -> None:
         self.bootstrap_servers = ",".join(bootstrap_servers)
+        self.cluster_arn = cluster_arn
+        self._envelope = envelope(cluster_arn)
 
     def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
         """ESM-SPEC §2.4: records grouped by `"<topic>-<partition>"`, offset order in each."""
@@ -159,7 +163,7 @@ class KafkaEvents:
             lane: [r.payload for r in sorted(rs, key=lambda r: r.payload["offset"])]
             for lane, rs in grouped.items()
         }
-        return {"eventSource": EVENT_SOURCE, "bootstrapServers": self.bootstrap_servers,
+        return {**self._envelope, "bootstrapServers": self.bootstrap_servers,
                 "records": by_lane}
 
     def event_overhead_bytes(self) -> int:
@@ -167,8 +171,8 @@ class KafkaEvents:
         return len(orjson.dumps(self.build_event(())))
 
     def batch_info(self, records: Sequence[Record]) -> dict[str, Any]:
-        """ESM-SPEC §4.5 `KafkaBatchInfo` (SQS/SNS/S3 form). Self-managed Kafka has no ARN,
-        so `eventSourceArn` is null; offsets are strings and timestamps ISO-8601 UTC."""
+        """ESM-SPEC §4.5 `KafkaBatchInfo` (SQS/SNS/S3 form). `eventSourceArn` is the MSK
+        cluster ARN, null for self-managed Kafka; offsets are strings, timestamps ISO-8601."""
         info: dict[str, dict[str, Any]] = {}
         for record in sorted(records, key=lambda r: (r.lane, r.payload["offset"])):
             entry = info.get(record.lane)
@@ -178,6 +182,14 @@ class KafkaEvents:
                                      "firstRecordTimestamp": stamp, "lastRecordTimestamp": stamp}
             else:
                 entry["lastRecordOffset"], entry["lastRecordTimestamp"] = offset, stamp
-        return {"batchSize": len(records), "eventSourceArn": None,
+        return {"batchSize": len(records), "eventSourceArn": self.cluster_arn,
                 "bootstrapServers": self.bootstrap_servers,
                 "payloadSize": sum(r.size_bytes for r in records), "recordsInfo": info}
+
+
+def envelope(cluster_arn: str | None) -> dict[str, str]:
+    """The event's source keys: MSK (`aws:kafka` and the cluster ARN) or self-managed."""
+    if cluster_arn:
+        return {"eventSource": MSK_EVENT_SOURCE, "eventSourceArn": cluster_arn}
+    return {"eventSource": EVENT_SOURCE}
+

@@ -9,6 +9,9 @@ AWS types (ESM-SPEC §1.2, `SourceAccessConfigurations`) and their esm spelling:
     CLIENT_CERTIFICATE_TLS_AUTH   auth: CLIENT_CERTIFICATE_TLS_AUTH (mutual TLS, needs the
                                   certificate and key files)
     SERVER_ROOT_CA_CERTIFICATE    server_root_ca_file
+    (MSK IAM)                     auth: AWS_MSK_IAM            SASL_SSL + OAUTHBEARER with a
+                                  SigV4 token (msk.py), region from `region` or the
+                                  source's msk_cluster_arn (ESM-SPEC §2.7)
 
 Secrets never sit in the YAML: `password_env` / `client_key_password_env` name environment
 variables, read once when the client options are built (at connector construction, i.e.
@@ -22,10 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from connectors.kafka.msk import MskIamTokenProvider, region_of
 from esm.errors import ConfigError
 
 Auth = Literal["NONE", "BASIC_AUTH", "SASL_SCRAM_256_AUTH", "SASL_SCRAM_512_AUTH",
-               "CLIENT_CERTIFICATE_TLS_AUTH"]
+               "CLIENT_CERTIFICATE_TLS_AUTH", "AWS_MSK_IAM"]
 
 _SASL_MECHANISMS: dict[str, str] = {
     "BASIC_AUTH": "PLAIN",
@@ -39,8 +43,8 @@ class KafkaSecuritySettings:
     """Fields every Kafka connector accepts, with AWS's authentication choices."""
 
     auth: Auth = field(default="NONE", metadata={
-        "doc": "NONE, BASIC_AUTH (SASL/PLAIN), SASL_SCRAM_256_AUTH, SASL_SCRAM_512_AUTH or "
-               "CLIENT_CERTIFICATE_TLS_AUTH (mutual TLS)"})
+        "doc": "NONE, BASIC_AUTH (SASL/PLAIN), SASL_SCRAM_256_AUTH, SASL_SCRAM_512_AUTH, "
+               "CLIENT_CERTIFICATE_TLS_AUTH (mutual TLS) or AWS_MSK_IAM (Amazon MSK IAM)"})
     tls: bool = field(default=False, metadata={
         "doc": "encrypt the connection (SSL / SASL_SSL); implied by certificate settings"})
     username: str | None = field(default=None, metadata={"doc": "SASL user name"})
@@ -56,6 +60,8 @@ class KafkaSecuritySettings:
         "doc": "name of the environment variable holding the client key's password"})
     check_hostname: bool = field(default=True, metadata={
         "doc": "verify that broker certificates name the host connected to"})
+    region: str | None = field(default=None, metadata={
+        "doc": "AWS region for AWS_MSK_IAM tokens; default: the region in msk_cluster_arn"})
 
 
 def security_problems(settings: KafkaSecuritySettings,
@@ -79,7 +85,15 @@ def security_problems(settings: KafkaSecuritySettings,
                         "CLIENT_CERTIFICATE_TLS_AUTH")
     problems += _env_problems("client_key_password_env", settings.client_key_password_env,
                               environ, required=False, why="")
+    if settings.auth == "AWS_MSK_IAM" and iam_region(settings) is None:
+        problems.append("region: required when auth is AWS_MSK_IAM (or set msk_cluster_arn, "
+                        "whose region is used)")
     return problems
+
+
+def iam_region(settings: KafkaSecuritySettings) -> str | None:
+    """The region AWS_MSK_IAM tokens are signed for: `region`, else the cluster ARN's."""
+    return settings.region or region_of(getattr(settings, "msk_cluster_arn", None))
 
 
 def _env_problems(name: str, var: str | None, environ: Mapping[str, str], *, required: bool,
@@ -92,8 +106,8 @@ def _env_problems(name: str, var: str | None, environ: Mapping[str, str], *, req
 
 
 def uses_tls(settings: KafkaSecuritySettings) -> bool:
-    """TLS is on when asked for, or when any certificate setting needs it."""
-    return bool(settings.tls or settings.auth == "CLIENT_CERTIFICATE_TLS_AUTH"
+    """TLS is on when asked for, or when any certificate setting or MSK IAM needs it."""
+    return bool(settings.tls or settings.auth in ("CLIENT_CERTIFICATE_TLS_AUTH", "AWS_MSK_IAM")
                 or settings.server_root_ca_file)
 
 
@@ -109,8 +123,12 @@ def client_options(settings: KafkaSecuritySettings, environ: Mapping[str, str],
         raise ConfigError(f"{owner}: {p}" for p in problems)
     tls = uses_tls(settings)
     mechanism = _SASL_MECHANISMS.get(settings.auth)
-    options: dict[str, Any] = {"security_protocol": _protocol(tls, sasl=mechanism is not None)}
-    if mechanism is not None:
+    iam = settings.auth == "AWS_MSK_IAM"
+    options: dict[str, Any] = {"security_protocol": _protocol(tls, sasl=iam or bool(mechanism))}
+    if iam:
+        options["sasl_mechanism"] = "OAUTHBEARER"
+        options["sasl_oauth_token_provider"] = MskIamTokenProvider(iam_region(settings) or "")
+    elif mechanism is not None:
         options["sasl_mechanism"] = mechanism
         options["sasl_plain_username"] = settings.username
         options["sasl_plain_password"] = environ[settings.password_env or ""]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from connectors.kafka.msk import arn_problems
 from connectors.kafka.security import KafkaSecuritySettings, security_problems
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
@@ -42,6 +43,9 @@ class KafkaSourceSettings(KafkaSecuritySettings):
                                      "move after this long"})
     request_timeout_seconds: float = field(default=30.0, metadata={
         "min": 1, "max": 300, "doc": "timeout of one broker request (commit, offsets)"})
+    msk_cluster_arn: str | None = field(default=None, metadata={
+        "doc": "Amazon MSK cluster ARN: events take MSK's shape (eventSource aws:kafka and "
+               "this eventSourceArn); default: self-managed Kafka's"})
 
 
 def source_problems(settings: KafkaSourceSettings, mapping_data: Mapping[str, Any],
@@ -71,6 +75,7 @@ def settings_problems(settings: KafkaSourceSettings, environ: Mapping[str, str],
         problems.append("consumer_group_id: must be 1-200 characters of "
                         "a-z A-Z 0-9 - / * : _ + = . @")
     problems += _starting_position_problems(settings, now)
+    problems += arn_problems(settings.msk_cluster_arn)
     problems += security_problems(settings, environ)
     return problems
 

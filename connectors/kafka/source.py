@@ -47,6 +47,7 @@ from kafka import (  # type: ignore[import-untyped]
 )
 from kafka import errors as kafka_errors
 
+from connectors.kafka import bootstrap_errors
 from connectors.kafka.commits import OffsetCommitter
 from connectors.kafka.event import KafkaEvents, lane_name, parse_item_identifier, to_record
 from connectors.kafka.hold import LaneHold
@@ -99,7 +100,7 @@ class KafkaSource:
         self._factory = consumer_factory
         self._security = client_options(settings, os.environ if environ is None else environ,
                                         owner=f"{context.mapping}: kafka source")
-        self._events = KafkaEvents(settings.bootstrap_servers)
+        self._events = KafkaEvents(settings.bootstrap_servers, settings.msk_cluster_arn)
         self._consumer: Any = None
         self._listener: LaneListener | None = None
         self._rebalance = _QueueingRebalanceListener()
@@ -136,11 +137,13 @@ class KafkaSource:
 
     def open(self, listener: LaneListener) -> None:
         self._listener = listener
-        try:
-            consumer = self._factory(**self.consumer_options())
-            consumer.subscribe(topics=list(self._settings.topics), listener=self._rebalance)
-        except kafka_errors.KafkaError as exc:
-            raise SourceUnavailable(f"kafka {self._events.bootstrap_servers}: {exc}") from exc
+        with bootstrap_errors.watch() as failures:
+            try:
+                consumer = self._factory(**self.consumer_options())
+                consumer.subscribe(topics=list(self._settings.topics), listener=self._rebalance)
+            except kafka_errors.KafkaError as exc:
+                raise SourceUnavailable(f"kafka {self._events.bootstrap_servers}: "
+                                        f"{failures.explain(exc)}") from exc
         self._consumer = consumer
 
     def close(self) -> None:

@@ -151,7 +151,7 @@ def build_mapping(raw: object, path: str, file: str) -> tuple[MappingConfig | No
         window_state=window_state,
         maximum_concurrency=keys.scaling_config.maximum_concurrency
         if keys.scaling_config else None,
-        max_deliveries=getattr(source.settings, "max_deliveries", None),
+        max_deliveries=_max_deliveries(source.settings, on_failure is not None),
         target_timeout_seconds=float(getattr(target.settings, "timeout_seconds", 3.0)),
         retry_backoff=RetryBackoff(**{f: getattr(keys.retry_backoff, f) for f in (
             "initial_seconds", "maximum_seconds", "multiplier", "jitter")}),
@@ -169,6 +169,16 @@ def _protection(keys: _Mapping) -> dict[str, Any]:
                                           breaker.probe_interval_seconds) if breaker else None,
         "lane_lag_metrics": keys.lane_lag_metrics,
     }
+
+
+def _max_deliveries(settings: object, has_destination: bool) -> int | None:
+    """The queue source's daemon-side delivery limit: `max_deliveries` when it has one, else
+    `max_deliveries_with_destination` when an on-failure destination is set (ActiveMQ: without
+    one, the source hands spent messages to the broker's own dead-letter queue)."""
+    limit = getattr(settings, "max_deliveries", None)
+    if limit is None and has_destination:
+        limit = getattr(settings, "max_deliveries_with_destination", None)
+    return limit if isinstance(limit, int) else None
 
 
 def _without_on_success(raw: dict[str, Any], path: str, problems: list[str]) -> dict[str, Any]:

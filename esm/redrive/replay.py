@@ -231,8 +231,9 @@ def source_replay(mapping: MappingConfig) -> tuple[Replay, Callable[[], None]]:
 
 def event_records(event: dict[str, Any]) -> list[dict[str, Any]]:
     """The record objects of an event: `Records` (SQS, Redis Streams, memory, Kinesis,
-    DynamoDB) or Kafka's `records`, grouped by `"<topic>-<partition>"` (ESM-SPEC §2.4)."""
-    records = event.get("Records")
+    DynamoDB), ActiveMQ's `messages` (ESM-SPEC §2.6) or Kafka's `records`, grouped by
+    `"<topic>-<partition>"` (ESM-SPEC §2.4)."""
+    records = event.get("Records", event.get("messages"))
     if isinstance(records, list):
         return [r for r in records if isinstance(r, dict)]
     grouped = event.get("records")

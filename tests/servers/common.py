@@ -30,6 +30,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def maven_fetch(root: Path, pom: str, staging: Path, what: str) -> None:
+    """`mvn dependency:copy-dependencies` of `pom` (written to `root`) into `staging`;
+    ServerUnavailable naming `what` if Maven fails."""
+    (root / "pom.xml").write_text(pom)
+    done = subprocess.run(
+        ["mvn", "-q", "-f", str(root / "pom.xml"), "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
+        capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise ServerUnavailable(f"mvn could not fetch {what}: "
+                                f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
 def wait_for_port(port: int, timeout_seconds: float, proc: subprocess.Popen[bytes] | None = None,
                   host: str = "127.0.0.1") -> None:
     """Block until host:port accepts connections; ServerUnavailable on timeout or exit."""

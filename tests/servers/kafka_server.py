@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.common import ServerUnavailable, cache_dir, free_port, stop_process
+from tests.servers.common import (
+    ServerUnavailable,
+    cache_dir,
+    free_port,
+    maven_fetch,
+    stop_process,
+)
 
 KAFKA_VERSION = "4.1.1"
 _POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -46,16 +52,9 @@ def ensure_installed() -> None:
             raise ServerUnavailable(f"{tool} is not installed (apt-get install -y "
                                     f"{'openjdk-17-jre-headless' if tool == 'java' else 'maven'})")
     root = cache_dir("kafka")
-    (root / "pom.xml").write_text(_POM)
     staging = root / "libs-staging"
     shutil.rmtree(staging, ignore_errors=True)
-    done = subprocess.run(
-        ["mvn", "-q", "-f", str(root / "pom.xml"), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-        capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        raise ServerUnavailable(f"mvn could not fetch Kafka {KAFKA_VERSION}: "
-                                f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    maven_fetch(root, _POM, staging, f"Kafka {KAFKA_VERSION}")
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)
 

@@ -146,7 +146,8 @@ def test_cli_writes_the_file_and_reports_notes_variables_and_the_validate_check(
     assert "esm import: 2 mapping(s) written to" in err
     assert "SecretsManagerKmsKeyId: not carried over" in err
     assert "set before esm run: MY_BROKER_URL" in err
-    assert "unknown source type 'activemq'" in err  # the validate check on the output
+    # the validate check on the output names what is still to set before esm run
+    assert "password_env: environment variable MY_BROKER_SECRET_NAME_PASSWORD is not set" in err
     assert out.read_text().startswith("# Written by `esm import`")
 
 

@@ -111,7 +111,8 @@ def test_msk_cluster_brokers_become_a_variable_and_scram_secret_becomes_env_sett
         "topics": ["MyTopic"], "consumer_group_id": "orders-consumers",
         "starting_position": "LATEST", "auth": "SASL_SCRAM_512_AUTH",
         "username": "${AMAZON_MSK_ORDERS_USERNAME}", "password_env": "AMAZON_MSK_ORDERS_PASSWORD",
-        "tls": True}
+        "tls": True, "msk_cluster_arn": "arn:aws:kafka:us-east-1:012345678012:cluster/"
+                                        "exampleClusterName/abcdefab-1234-abcd-5678-cdef0123ab01-2"}
     assert msk["destination_config"] == {"on_failure": {"type": "s3", "bucket": "msk-failures"}}
     declared = mapping(result, "kafka-function-declared-cluster-event")
     assert declared["source"]["bootstrap_servers"] == ["${MY_MSK_CLUSTER_BOOTSTRAP_SERVERS}"]
@@ -119,6 +120,8 @@ def test_msk_cluster_brokers_become_a_variable_and_scram_secret_becomes_env_sett
         "esm-kafka-function-declared-cluster-event")
     assert any("DeclaredClusterEvent.Properties.SourceAccessConfigurations: none given: AWS "
                "reaches the MSK cluster with IAM" in n for n in notes(result))
+    assert (declared["source"]["auth"], declared["source"]["region"]) == (
+        "AWS_MSK_IAM", "${AWS_REGION}")
 
 
 def test_self_managed_kafka_access_configurations_become_auth_settings() -> None:
@@ -144,24 +147,24 @@ def test_self_managed_kafka_access_configurations_become_auth_settings() -> None
     assert any("SourceAccessConfigurations[3]: VPC_SECURITY_GROUP" in n for n in found)
 
 
-def test_mq_brokers_become_rabbitmq_or_activemq_sources_listed_as_missing_types(
+def test_mq_brokers_become_rabbitmq_or_activemq_sources_that_validate(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = imported("sam_mq.yaml")
     active = mapping(result, "mq-function-mq-event")["source"]
     assert active == {"type": "activemq", "url": "${MY_BROKER_URL}", "queue": "orders",
                       "username": "${MY_BROKER_SECRET_NAME_USERNAME}",
-                      "password_env": "MY_BROKER_SECRET_NAME_PASSWORD"}
+                      "password_env": "MY_BROKER_SECRET_NAME_PASSWORD",
+                      "broker_arn": "arn:aws:mq:us-east-2:123456789012:broker:MyBroker:"
+                                    "b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9"}
     rabbit = mapping(result, "mq-function-rabbit-event")["source"]
     assert rabbit == {"type": "rabbitmq",  # every queue, user and virtual host in the URL
                       "url": "amqps://${RABBIT_SECRET_USERNAME}@${RABBIT_BROKER_HOST}/%2Fshop",
                       "password_env": "RABBIT_SECRET_PASSWORD", "queues": ["payments", "refunds"]}
     found = notes(result)
     assert any("ActiveMQ assumed" in n for n in found)
-    assert any("esm has no 'activemq' source type yet" in n for n in found)
-    assert not any("'rabbitmq'" in n for n in found)
-    # esm validate names the missing type and nothing else: the rabbitmq mapping is valid
-    problems = validation_problems(result, tmp_path, monkeypatch)
-    assert len(problems) == 1 and "unknown source type 'activemq'" in problems[0], problems
+    assert not any("source type yet" in n for n in found)
+    # both mappings validate: esm has both source types
+    assert validation_problems(result, tmp_path, monkeypatch) == []
 
 
 def test_rabbitmq_endpoint_given_gets_the_user_and_virtual_host() -> None:

@@ -26,7 +26,7 @@ _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")  # Secrets Manager's random ARN
 def kafka_source(t: Translation, kind: str) -> dict[str, Any]:
     source: dict[str, Any] = {"type": "kafka"}
     source["bootstrap_servers"] = (_self_managed_servers(t) if kind == "kafka"
-                                   else _msk_servers(t))
+                                   else _msk_servers(t, source))
     topics = t.take("Topics")
     source["topics"] = topics if isinstance(topics, list) and topics else [t.text(
         topics if isinstance(topics, Symbol) else None, "KAFKA_TOPIC", "the Kafka topic",
@@ -34,11 +34,16 @@ def kafka_source(t: Translation, kind: str) -> dict[str, Any]:
     source["consumer_group_id"] = _group_id(t, kind)
     starting_position(t, source, None)
     source.update(_security(t, kind))
+    if source.get("auth") == "AWS_MSK_IAM" and "msk_cluster_arn" not in source:
+        source["region"] = t.variable("AWS_REGION", "the MSK cluster's AWS region (IAM tokens "
+                                      "are signed for it)", "us-east-1")
     return source
 
 
-def _msk_servers(t: Translation) -> list[Any]:
+def _msk_servers(t: Translation, source: dict[str, Any]) -> list[Any]:
     value = t.take("EventSourceArn")
+    if isinstance(value, str) and value.startswith("arn:aws:kafka:"):
+        source["msk_cluster_arn"] = value  # MSK's event shape (ESM-SPEC §2.7)
     endpoint = t.endpoint(value)
     if endpoint:
         return [s.strip() for s in endpoint.split(",") if s.strip()]
@@ -89,8 +94,9 @@ def _security(t: Translation, kind: str) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if not configs and kind == "msk":
         t.note("SourceAccessConfigurations", "none given: AWS reaches the MSK cluster with "
-               "IAM access control, which esm does not support; esm connects without "
-               "authentication (set auth, username, password_env for SASL/SCRAM)")
+               "IAM access control; esm does too (auth: AWS_MSK_IAM, credentials from the AWS "
+               "default chain)")
+        settings["auth"] = "AWS_MSK_IAM"
     for index, config in enumerate(configs if isinstance(configs, list) else []):
         kind_of = config.get("Type") if isinstance(config, dict) else None
         uri = config.get("URI") if isinstance(config, dict) else None

@@ -33,6 +33,8 @@ def mq_source(t: Translation) -> dict[str, Any]:
     if engine == "rabbitmq":
         return _rabbitmq_source(t, value, configs)
     source: dict[str, Any] = {"type": engine, "url": _url(t, value, engine)}
+    if engine == "activemq" and isinstance(value, str) and value.startswith("arn:"):
+        source["broker_arn"] = value  # the events' eventSourceArn, as on AWS
     if engine not in known_types("sources"):
         t.note("EventSourceArn", f"esm has no {engine!r} source type yet: this mapping is "
                                  "written for when it does and fails esm validate until then")

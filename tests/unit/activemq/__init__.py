@@ -1,0 +1,1 @@
+"""Unit tests of the activemq source: event shape, settings, settlement rules."""
