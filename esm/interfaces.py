@@ -115,7 +115,7 @@ class LaneListener(Protocol):
 
 class KeepsWindows(Protocol):
     """Optional on a source with tumbling windows (reader thread only): a lane's window
-    document (JSON-able mapping, esm.pipeline.windows) is kept with its checkpoint, so a
+    document (JSON-able mapping, esm.windows.book) is kept with its checkpoint, so a
     restart or the next owner of the lane resumes the window with its state."""
 
     def load_window(self, lane: str) -> Mapping[str, Any] | None: ...

@@ -13,7 +13,7 @@ the settlements they send back (only this thread touches the source). DESIGN §2
 - tumbling windows (`WindowBook`, shared with the lane workers' `WindowInvoker`): a lane's
   saved window is restored when the lane is assigned, an ended window gets its final
   invoke queued behind the lane's buffered records, and each window document is saved
-  before the checkpoint of the records it covers moves (windows.py);
+  before the checkpoint of the records it covers moves (esm.windows);
 - on stop it polls no more, waits for in-flight batches within the drain budget, applies
   their settlements, and returns; undispatched records stay unacked (redelivered later).
 """
@@ -26,25 +26,21 @@ import threading
 import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import Executor
-from itertools import compress
 
 from esm.config.types import MappingConfig
-from esm.filtering import MATCH_ALL, Matcher
+from esm.filtering import Matcher
 from esm.interfaces import Clock, Source
 from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
 from esm.pipeline.acks import AckBook
 from esm.pipeline.batching import BatchLimits
+from esm.pipeline.intake import Intake
 from esm.pipeline.lane_buffer import Lane, LaneBuffer
 from esm.pipeline.lane_worker import LaneWorker
-from esm.pipeline.reader_checks import (
-    lane_lags,
-    report_lag,
-    warn_if_visibility_below_timeout,
-)
+from esm.pipeline.reader_checks import oldest_age, report, warn_if_visibility_below_timeout
 from esm.pipeline.target_guard import HELD_WAIT_SECONDS, TargetGuard
-from esm.pipeline.windows import WindowBook
 from esm.records import Batch, Record, Settlement
+from esm.windows.book import WindowBook
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +85,8 @@ class Reader:
                                  max_bytes=MAX_BUFFERED_BYTES,
                                  window_seconds=mapping.tumbling_window_in_seconds)
         self.acks = AckBook(source, metrics, stream=self.stream)
+        self.intake = Intake(mapping_name=mapping.name, matcher=matcher, buffer=self.buffer,
+                             acks=self.acks, metrics=metrics, stream=self.stream)
         self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
         self._in_flight = 0
         self._flying: dict[Lane, float] = {}  # in-flight lanes: their batch's first timestamp
@@ -167,47 +165,10 @@ class Reader:
     def _until_next_deadline(self) -> float:
         return self.buffer.until_next_deadline(self.clock.monotonic())
 
-    # -- ingest: filter and batch -----------------------------------------------------------
+    # -- ingest: filter and batch (esm.pipeline.intake) -----------------------------------
 
     def ingest(self, records: Sequence[Record]) -> None:
-        """Filter a poll's records, track them (stream family) and buffer the matches.
-
-        Performance: this runs for every record read, so it works on the whole poll at
-        once: one pass of the matcher over the views, lane runs tracked and buffered with
-        list operations (`AckBook.track`, `LaneBuffer.add_all`) instead of several
-        Python calls per record."""
-        self.metrics.count("polled", len(records))
-        now = self.clock.monotonic()
-        if self.matcher is MATCH_ALL:
-            matched: Sequence[Record] = records
-            filtered: list[Record] = []
-        else:
-            flags = self._match_all(records)
-            matched = list(compress(records, flags))
-            filtered = [r for r, ok in zip(records, flags, strict=True) if not ok]
-        if self.stream:
-            self.acks.track(records, filtered)
-        self.buffer.add_all(matched, now)
-        if filtered:
-            self.metrics.count("filtered_out", len(filtered))
-            self.acks.filtered(filtered)
-
-    def _match_all(self, records: Sequence[Record]) -> list[bool]:
-        views = [view if type(view := r.filter_view if r.filter_view is not None
-                              else r.payload) is dict else dict(view)
-                 for r in records]  # a source's lazy Mapping view: the matcher reads dicts
-        try:
-            return list(map(self.matcher.matches, views))
-        except Exception:  # noqa: BLE001 - find the record it raised on, one by one
-            return [self._safe_match(r, view) for r, view in zip(records, views, strict=True)]
-
-    def _safe_match(self, record: Record, view: dict[str, object]) -> bool:
-        try:
-            return bool(self.matcher.matches(view))
-        except Exception:  # a matcher bug must not drop records: deliver them
-            log.exception("mapping %s: filter raised on record %s; delivering it",
-                          self.mapping.name, record.item_id)
-            return True
+        self.intake.ingest(records, self.clock.monotonic())
 
     # -- dispatch and settle ----------------------------------------------------------------
 
@@ -359,26 +320,14 @@ class Reader:
                 log.warning("mapping %s: could not release %d buffered record(s): %s",
                             self.mapping.name, len(records), exc)
 
-    def _oldest_age(self) -> float:
-        """Seconds the oldest record read and not finished (buffered or in flight) has
-        waited since the broker received it; 0 when there is none."""
-        oldest = min((self.buffer.oldest_timestamp() or float("inf"),
-                      *self._flying.values()))
-        return 0.0 if oldest == float("inf") else max(0.0, self.clock.now() - oldest)
-
     def _report(self) -> None:
         now = self.clock.monotonic()
         if now < self._next_lag_at:
             return
         self._next_lag_at = now + self.lag_interval_seconds
-        lags = lane_lags(self.mapping, self.source)
-        lag_value = float(sum(lags.values())) if lags else None
-        report_lag(self.metrics, lags, per_lane=self.mapping.lane_lag_metrics)
-        self.metrics.oldest_record_age.set(self._oldest_age())
-        self.metrics.in_flight.set(self._in_flight)
-        self.status.update(
-            lag=lag_value, in_flight_batches=self._in_flight,
-            buffered_records=self.buffer.records, lanes=len(self.buffer.lanes),
-            paused_lanes=self.buffer.paused_lanes(),
-            outstanding_records=self.acks.outstanding(),
-        )
+        age = oldest_age(self.clock.now(), (self.buffer.oldest_timestamp(),
+                                            *self._flying.values()))
+        report(self.mapping, self.source, self.metrics, self.status, age_seconds=age,
+               in_flight=self._in_flight, buffered_records=self.buffer.records,
+               lanes=len(self.buffer.lanes), paused_lanes=self.buffer.paused_lanes(),
+               outstanding_records=self.acks.outstanding())

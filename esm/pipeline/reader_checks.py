@@ -1,9 +1,11 @@
-"""The reader's informative checks: the visibility-timeout warning at open and the lag it
-reports (per lane, summed, the largest). Neither may stop reading: they log and return."""
+"""The reader's informative checks: the visibility-timeout warning at open, and what it
+reports every `lag_interval_seconds` (lag per lane, summed, the largest; the oldest
+unfinished record's age; the buffer's state). None may stop reading: they log and return."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from esm.config.types import MappingConfig
 from esm.interfaces import Source
@@ -55,3 +57,23 @@ def report_lag(metrics: MappingMetrics, lags: dict[str, float] | None, *,
     metrics.max_offset_lag.set(max(lags.values(), default=0.0))
     if per_lane:
         metrics.set_lane_lag(lags)
+
+
+def oldest_age(now: float, timestamps: Iterable[float | None]) -> float:
+    """Seconds the oldest of `timestamps` (arrival times of records read and not finished;
+    None for none) has waited; 0 when there is none."""
+    oldest = min((t for t in timestamps if t is not None), default=None)
+    return 0.0 if oldest is None else max(0.0, now - oldest)
+
+
+def report(mapping: MappingConfig, source: Source, metrics: MappingMetrics,
+           status: MappingStatus, *, age_seconds: float, in_flight: int,
+           **state: int | None) -> None:
+    """Lag and age gauges, and the status `/mappings` shows (`state`: buffered_records,
+    lanes, paused_lanes, outstanding_records)."""
+    lags = lane_lags(mapping, source)
+    report_lag(metrics, lags, per_lane=mapping.lane_lag_metrics)
+    metrics.oldest_record_age.set(age_seconds)
+    metrics.in_flight.set(in_flight)
+    status.update(lag=float(sum(lags.values())) if lags else None,
+                  in_flight_batches=in_flight, **state)

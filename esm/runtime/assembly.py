@@ -28,11 +28,11 @@ from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
 from esm.pipeline.invoker import Invoker
 from esm.pipeline.lane_worker import LaneWorker
-from esm.pipeline.window_invoker import WindowInvoker
-from esm.pipeline.windows import WindowBook
 from esm.protection.breaker import Breaker
 from esm.protection.rate_limit import RateLimiters
 from esm.runtime.supervisor import MappingRunner
+from esm.windows.book import WindowBook
+from esm.windows.invoker import WindowInvoker
 
 # Lane workers per mapping when scaling_config.maximum_concurrency is not set.
 DEFAULT_MAX_IN_FLIGHT = 16

@@ -32,13 +32,6 @@ from esm.errors import InvokeError
 from esm.failures.responses import interpret
 from esm.interfaces import Clock
 from esm.pipeline.invoker import Invoker, Oversized
-from esm.pipeline.windows import (
-    MAX_STATE_BYTES,
-    LaneWindow,
-    WindowBook,
-    iso_second,
-    window_bounds,
-)
 from esm.records import (
     Batch,
     Event,
@@ -50,6 +43,13 @@ from esm.records import (
     Record,
     Returned,
     Success,
+)
+from esm.windows.book import (
+    MAX_STATE_BYTES,
+    LaneWindow,
+    WindowBook,
+    iso_second,
+    window_bounds,
 )
 
 log = logging.getLogger(__name__)
