@@ -21,6 +21,11 @@ from typing import Any
 from tests.servers.common import free_port
 
 
+def ensure_installed() -> None:
+    """Nothing to install: the server is the standard library's, run in the test process
+    (`python -m tests.servers install` calls this for every harness)."""
+
+
 @dataclass
 class Reply:
     status: int = 200
