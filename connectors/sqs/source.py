@@ -12,8 +12,10 @@ visibility timeout (at-least-once). `release` changes visibility to the retry de
 `backoff_on_failure` is on, else leaves the message to its visibility timeout. Filtered-out
 messages are acked, hence deleted (ESM-SPEC §3.5). Lanes and FIFO ordering: see
 `handout.py`. Dead letters: the queue's redrive policy by default (checklist 39); with
-`max_receive_count` set, the core sends messages delivered more often than that to the
-on-failure destination and then acks (deletes) them.
+`max_receive_count` set, the core sends messages that failed at the target that often to
+the on-failure destination and then acks (deletes) them; `delivery_count` counts failed
+attempts, not SQS receives, so messages a killed daemon had received and never invoked are
+not brought closer to a dead letter (`attempts.py`).
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ import math
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from connectors.aws.clients import AwsSettings, make_client, region_for
 from connectors.sqs import ops as sqs_ops
+from connectors.sqs.attempts import FailedAttempts
 from connectors.sqs.checks import check_mapping_rules
 from connectors.sqs.handout import GroupHandout, SlotHandout
 from connectors.sqs.records import (
     EVENT_OVERHEAD_BYTES,
     QueueInfo,
+    Received,
     batch_info,
     build_event,
     convert,
@@ -98,6 +102,7 @@ class SqsSource:
         self._settle_pool: ThreadPoolExecutor | None = None
         self.visibility_timeout_seconds: int | None = settings.visibility_timeout_seconds
         self.ordered_lanes = False
+        self._attempts = FailedAttempts(settings.max_receive_count)
 
     @classmethod
     def check_mapping(cls, settings: SqsSettings, mapping_data: Mapping[str, Any]) -> list[str]:
@@ -185,13 +190,20 @@ class SqsSource:
                 error = error or exc
                 continue
             assert self._queue is not None
-            self._handout.add([convert(m, self._queue) for m in future.result()])
+            self._handout.add([self._counted(convert(m, self._queue)) for m in future.result()])
         if error is not None:
             raise error
+
+    def _counted(self, received: Received) -> Received:
+        """The message with its attempt at the target as `delivery_count` (attempts.py)."""
+        count = self._attempts.delivery_count(received.message_id, received.delivery_count)
+        return received if count == received.delivery_count else \
+            replace(received, delivery_count=count)
 
     # ---- settling -------------------------------------------------------------------
 
     def ack(self, records: Sequence[Record]) -> None:
+        self._attempts.finished(r.item_id for r in records)
         self._handout.settled(records)
         handles = [r.handle for r in records if not self._handout.consume_void(r)]
         if handles:
@@ -199,9 +211,15 @@ class SqsSource:
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Deliver again later. FIFO: the group's other outstanding records come back too,
-        so the group is redelivered in order (see `handout.py`)."""
+        so the group is redelivered in order (see `handout.py`).
+
+        The core releases for two reasons: the records failed at the target (with the
+        backoff delay), or the mapping is stopping and hands back records it never invoked
+        (delay 0). Only the first counts as a failed attempt."""
         self._handout.settled(records)
         fresh = [r for r in records if not self._handout.consume_void(r)]
+        if delay_seconds > 0 or not self._context.stop.is_set():
+            self._attempts.failed(r.item_id for r in fresh)
         voided = self._handout.void_rest_of_groups(fresh)
         if voided:
             log.info("sqs fifo: releasing %d later messages of %d failed group(s) to keep order",

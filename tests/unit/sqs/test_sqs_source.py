@@ -213,3 +213,47 @@ def test_stopped_source_polls_nothing_and_close_releases_buffered() -> None:
     assert sorted(h for h, _ in fake.visibility) == sorted(f"h{i}" for i in range(3, 10))
     source._context.stop.set()
     assert source.poll(10, 1.0) == []
+
+
+def received(i: int, receive_count: int) -> dict[str, Any]:
+    message = msg(i)
+    message["Attributes"]["ApproximateReceiveCount"] = str(receive_count)
+    return message
+
+
+def test_delivery_count_counts_failed_attempts_not_receives_of_a_killed_reader() -> None:
+    # Given messages SQS received 4 times (readers killed before invoking them) and a
+    # mapping that dead-letters after 3 failures
+    fake = FakeSqs([received(1, 4), received(2, 4)])
+    source = make_source(fake, max_receive_count=3)
+    first = poll_all(source, 2)
+    # Then this reader sees them as first attempts: nothing failed at the target yet
+    assert [r.delivery_count for r in first] == [1, 1]
+    # When one fails at the target and comes back
+    source.release(first[:1], 1.0)
+    fake.messages = [received(1, 5)]
+    again = poll_all(source, 1)
+    # Then it is its second attempt, and the event still shows SQS's own count
+    assert again[0].delivery_count == 2
+    assert again[0].payload["attributes"]["ApproximateReceiveCount"] == "5"
+    # And once acked its count is forgotten
+    source.ack(again)
+    fake.messages = [received(1, 6)]
+    assert poll_all(source, 1)[0].delivery_count == 1
+
+
+def test_a_stopping_reader_handing_back_unused_messages_counts_no_failure() -> None:
+    fake = FakeSqs([received(1, 1)])
+    source = make_source(fake, max_receive_count=3)
+    got = poll_all(source, 1)
+    source._context.stop.set()
+    source.release(got, 0.0)
+    source._context.stop.clear()
+    fake.messages = [received(1, 2)]
+    assert poll_all(source, 1)[0].delivery_count == 1
+
+
+def test_a_message_received_over_ten_times_the_limit_without_failing_is_a_crash_loop() -> None:
+    fake = FakeSqs([received(1, 31)])
+    source = make_source(fake, max_receive_count=3)
+    assert poll_all(source, 1)[0].delivery_count == 31
