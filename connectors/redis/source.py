@@ -84,8 +84,10 @@ class RedisStreamsSource:
 
     Settings: ClassVar[type] = RedisStreamsSettings
     traits: ClassVar[SourceTraits] = SourceTraits(
+        # AWS ties BatchSize > 10 to a window only for SQS, Kinesis and DynamoDB; Redis has
+        # no such rule, and a forced window adds its length to every light-load delivery.
         family="queue", default_batch_size=10, max_batch_size=10000,
-        window_required_above_10=True, supports_on_failure_destination=True,
+        window_required_above_10=False, supports_on_failure_destination=True,
         batch_info_key="RedisStreamBatchInfo", supports_parallelization_factor=True)
 
     def __init__(self, settings: RedisStreamsSettings, context: ConnectorContext,
