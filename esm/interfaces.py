@@ -48,7 +48,9 @@ class ConnectorContext:
     batch_size / maximum_concurrency: the mapping's effective batch size and its
     `scaling_config.maximum_concurrency` (None when unset), for sources that size what they
     read ahead by them (RabbitMQ's prefetch and slots). None when not built for a mapping
-    run (redrive, tools)."""
+    run (redrive, tools).
+    wants_filter_view: whether the mapping filters; when False, sources skip building
+    `Record.filter_view` (decoding bodies for a matcher that never runs)."""
 
     mapping: str
     stop: threading.Event
@@ -56,6 +58,7 @@ class ConnectorContext:
     checkpoints: CheckpointStore | None = None
     batch_size: int | None = None
     maximum_concurrency: int | None = None
+    wants_filter_view: bool = True
 
 
 @dataclass(frozen=True, slots=True)

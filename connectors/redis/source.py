@@ -104,7 +104,8 @@ class RedisStreamsSource:
         self._streams = tuple(settings.streams)
         self._group = settings.consumer_group
         self._decoder = EntryDecoder(settings.url, self._streams, self._group,
-                                     settings.body_field, settings.ordering_key_field)
+                                     settings.body_field, settings.ordering_key_field,
+                                     context.wants_filter_view)
         self._paused: set[str] = set()
         # Entries this instance has read and not yet seen acked or released, per stream.
         self._held: dict[str, set[str]] = {s: set() for s in self._streams}

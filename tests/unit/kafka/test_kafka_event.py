@@ -117,3 +117,13 @@ def test_batch_info_of_a_record_stamped_past_year_9999_does_not_raise() -> None:
     # When its batch is described for a notice / Then the time is clamped, not a ValueError
     info = KafkaEvents(["a:1"]).batch_info([record])["recordsInfo"]["orders-2"]
     assert info["firstRecordTimestamp"] == "9999-12-31T23:59:59.000Z"
+
+
+def test_no_filter_view_is_built_for_a_mapping_without_filters() -> None:
+    # Given a record read for a mapping that does not filter
+    record = to_record(Msg(1), now=0.0, with_view=False)
+    # Then it has no view, and its event payload and size are those of a filtered mapping's
+    with_view = to_record(Msg(1), now=0.0)
+    assert record.filter_view is None
+    assert record.payload == with_view.payload
+    assert record.size_bytes == with_view.size_bytes
