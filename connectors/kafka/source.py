@@ -366,6 +366,9 @@ class KafkaSource:
     def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
         return self._events.build_event(records)
 
+    def fresh_event(self, records: Sequence[Record]) -> dict[str, Any]:
+        return self._events.fresh_event(records)
+
     def event_overhead_bytes(self) -> int:
         return self._events.event_overhead_bytes()
 

@@ -194,6 +194,16 @@ class EntryDecoder:
         }
 
 
+def fresh_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an event record sharing no dict or list with it: its `fields`, its
+    `attributes` and their `binaryFields` are the mutable parts (the rest is text)."""
+    attributes = dict(payload["attributes"])
+    binary = attributes.get("binaryFields")
+    if binary is not None:
+        attributes["binaryFields"] = list(binary)
+    return {**payload, "fields": dict(payload["fields"]), "attributes": attributes}
+
+
 def _text_fields(raw: RawFields) -> dict[str, str]:
     """Names and values as text; UnicodeDecodeError when one is not UTF-8. Of a name given
     twice, the last value wins."""

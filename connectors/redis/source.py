@@ -49,7 +49,7 @@ import redis
 
 from connectors.redis.attempts import forget_command, increment_commands
 from connectors.redis.client import build_client, read_credentials, stream_reply_pairs
-from connectors.redis.entries import EntryDecoder
+from connectors.redis.entries import EntryDecoder, fresh_payload
 from connectors.redis.entries import text as _text
 from connectors.redis.pipe import RedisPipe
 from connectors.redis.reclaim import Reclaimer
@@ -260,6 +260,10 @@ class RedisStreamsSource:
 
     def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
         return {"Records": [r.payload for r in records]}
+
+    def fresh_event(self, records: Sequence[Record]) -> dict[str, Any]:
+        """`build_event` sharing no dict or list with the records (FreshEvents)."""
+        return {"Records": [fresh_payload(r.payload) for r in records]}
 
     def encode_event(self, records: Sequence[Record]) -> bytes:
         """The encoded event, joined from the records' encodings (EncodesEvents)."""
