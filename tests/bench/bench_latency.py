@@ -1,12 +1,16 @@
-"""Latency at light load: produce → handler, through the whole daemon, window 0.
+"""Latency at light load: produce → handler, through the whole daemon, window 0, beside the
+raw client loop in the same run.
 
-    python -m tests.bench.bench_latency [--rate 200] [--seconds 10] [--source redis|kafka]
+    python -m tests.bench.bench_latency [--rate 200] [--seconds 10] [--rounds 3]
+                                        [--source redis|kafka]
 
-A producer writes `rate` records/s, each stamped with the moment it was sent; the no-op
-Python handler, in the same process (one clock), notes how long ago each of its records
-was stamped. The first second is left out (group join, first connections). Prints p50,
-p99 and max in ms per source. The machine is shared: read medians and compare sources of
-one run, not runs.
+A producer process writes `rate` records/s, each stamped with CLOCK_MONOTONIC (the same
+clock in every process) at the moment it is sent. The consumer — esm's daemon with a no-op
+Python handler, or the raw loop (redis-py XREADGROUP BLOCK + XACK; kafka-python poll +
+commit) — notes how long ago each record was stamped when its handler sees it. The first
+second is left out (group join, first connections). Rounds alternate esm and raw; the
+figures are medians over rounds of each round's p50, p99 and max. The machine is shared:
+compare the lines of one run, not runs.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import argparse
 import base64
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,8 +39,15 @@ LATENCIES: list[float] = []  # seconds from send to handler, in arrival order
 
 
 def _note(stamps: list[float]) -> None:
-    now = time.perf_counter()
-    LATENCIES.extend(now - t for t in stamps)
+    now = time.monotonic()
+    noted().extend(now - t for t in stamps)
+
+
+def noted() -> list[float]:
+    """The handlers' list: the daemon imports this file by its module name, which is not
+    `__main__` when run with -m."""
+    from tests.bench import bench_latency
+    return bench_latency.LATENCIES
 
 
 def redis_handler(event: dict[str, Any], context: object) -> None:
@@ -45,32 +59,39 @@ def kafka_handler(event: dict[str, Any], context: object) -> None:
            for records in event["records"].values() for r in records])
 
 
-def stamped() -> bytes:
-    return orjson.dumps({"t": time.perf_counter(), "type": "order"})
+# ---- the producer process ----------------------------------------------------------------
 
-
-def paced(rate: float, seconds: float, send: Callable[[], None]) -> None:
-    """`send` `rate` times a second for `seconds`, on a schedule (no drift)."""
-    interval, start = 1.0 / rate, time.perf_counter()
+def produce(kind: str, address: str, key: str, rate: float, seconds: float) -> None:
+    """`rate` stamped records a second for `seconds`, on a schedule (no drift)."""
+    send: Callable[[], object]
+    if kind == "redis":
+        import redis
+        client = redis.Redis.from_url(address)
+        send = lambda: client.xadd(key, {"body": stamped()})  # noqa: E731
+    else:
+        from kafka import KafkaProducer
+        producer = KafkaProducer(bootstrap_servers=address, linger_ms=0)
+        send = lambda: producer.send(key, stamped())  # noqa: E731
+    interval, start = 1.0 / rate, time.monotonic()
     for n in range(int(rate * seconds)):
-        delay = start + n * interval - time.perf_counter()
+        delay = start + n * interval - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         send()
+    if kind == "kafka":
+        producer.flush()
 
 
-@contextmanager
-def running(config_text: str) -> Iterator[Daemon]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.yaml"
-        path.write_text(config_text)
-        daemon = Daemon(load_config([str(path)], {}))
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.shutdown()
+def stamped() -> bytes:
+    return orjson.dumps({"t": time.monotonic(), "type": "order"})
 
+
+def run_producer(kind: str, address: str, key: str, rate: float, seconds: float) -> None:
+    subprocess.run([sys.executable, "-m", "tests.bench.bench_latency", "--produce", kind,
+                    address, key, str(rate), str(seconds)], check=True)
+
+
+# ---- consumers ---------------------------------------------------------------------------
 
 MAPPING = """
 mappings:
@@ -83,74 +104,135 @@ server: {{enabled: false}}
 """
 
 
-def redis_run(rate: float, seconds: float) -> None:
-    import redis
+@contextmanager
+def esm_consumer(kind: str, address: str, key: str) -> Iterator[None]:
+    if kind == "redis":
+        source = (f'{{type: redis_streams, url: "{address}", streams: [{key}], '
+                  f'consumer_group: esm-{uuid.uuid4().hex[:6]}, starting_position: LATEST}}')
+    else:
+        source = (f'{{type: kafka, bootstrap_servers: ["{address}"], topics: [{key}], '
+                  f'consumer_group_id: esm-{uuid.uuid4().hex[:6]}, '
+                  f'starting_position: LATEST}}')
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(MAPPING.format(source=source, handler=f"{kind}_handler"))
+        daemon = Daemon(load_config([str(path)], {}))
+    daemon.start()
+    try:
+        yield
+    finally:
+        daemon.shutdown()
 
+
+@contextmanager
+def raw_consumer(kind: str, address: str, key: str) -> Iterator[None]:
+    stop = threading.Event()
+    loop = raw_redis if kind == "redis" else raw_kafka
+    thread = threading.Thread(target=loop, args=(address, key, stop))
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def raw_redis(address: str, stream: str, stop: threading.Event) -> None:
+    import redis
+    client, group = redis.Redis.from_url(address), f"raw-{uuid.uuid4().hex[:6]}"
+    client.xgroup_create(stream, group, id="$", mkstream=True)
+    while not stop.is_set():
+        reply = client.xreadgroup(group, "c", {stream: ">"}, count=100, block=100)
+        for _, entries in reply:
+            redis_handler({"Records": [{"body": f[b"body"]} for _, f in entries]}, None)
+            client.xack(stream, group, *[i for i, _ in entries])
+    client.close()
+
+
+def raw_kafka(address: str, topic: str, stop: threading.Event) -> None:
+    from kafka import KafkaConsumer
+    consumer = KafkaConsumer(topic, bootstrap_servers=address, enable_auto_commit=False,
+                             group_id=f"raw-{uuid.uuid4().hex[:6]}", auto_offset_reset="latest")
+    while not stop.is_set():
+        fetched = consumer.poll(timeout_ms=100, max_records=100)
+        for messages in fetched.values():
+            kafka_handler({"records": {"p": [{"value": base64.b64encode(m.value)}
+                                             for m in messages]}}, None)
+        if fetched:
+            consumer.commit()
+    consumer.close()
+
+
+CONSUMERS = {"esm": esm_consumer, "raw": raw_consumer}
+
+
+def one_round(kind: str, contender: str, address: str, key: str, rate: float,
+              seconds: float) -> tuple[float, float, float]:
+    noted().clear()
+    with CONSUMERS[contender](kind, address, key):
+        time.sleep(1.0 if kind == "redis" else 4.0)  # group joined, first read waiting
+        run_producer(kind, address, key, rate, seconds)
+        time.sleep(0.5)
+    kept = sorted(noted()[int(rate):])  # the first second left out
+    assert len(kept) >= rate * (seconds - 1) * 0.99, f"{contender}: {len(kept)} records seen"
+    return (statistics.median(kept), kept[min(len(kept) - 1, int(len(kept) * 0.99))],
+            kept[-1])
+
+
+# ---- servers -----------------------------------------------------------------------------
+
+@contextmanager
+def redis_address() -> Iterator[tuple[str, str]]:
     from tests.servers.redis_server import RedisServer
     server = RedisServer(appendfsync="everysec")
     server.start()
     try:
-        client, stream = redis.Redis.from_url(server.url), f"lat-{uuid.uuid4().hex[:6]}"
-        source = (f'{{type: redis_streams, url: "{server.url}", streams: [{stream}], '
-                  f'consumer_group: lat}}')
-        with running(MAPPING.format(source=source, handler="redis_handler")):
-            time.sleep(1.0)  # the group is created and the first read is waiting
-            paced(rate, seconds, lambda: client.xadd(stream, {"body": stamped()}))
-            time.sleep(0.5)
-        client.close()
+        yield server.url, f"lat-{uuid.uuid4().hex[:6]}"
     finally:
         server.cleanup()
 
 
-def kafka_run(rate: float, seconds: float) -> None:
-    from kafka import KafkaProducer
-
+@contextmanager
+def kafka_address() -> Iterator[tuple[str, str]]:
     from tests.contract.test_kafka_source import make_topic
     from tests.servers.kafka_server import start_kafka
     workdir = Path(tempfile.mkdtemp(prefix="esm-kafka-lat-"))
     server = start_kafka(workdir)
     try:
-        topic = make_topic(server, 4)
-        producer = KafkaProducer(bootstrap_servers=server.bootstrap, linger_ms=0)
-        source = (f'{{type: kafka, bootstrap_servers: ["{server.bootstrap}"], topics: [{topic}], '
-                  f'consumer_group_id: lat, starting_position: LATEST}}')
-        with running(MAPPING.format(source=source, handler="kafka_handler")):
-            time.sleep(3.0)  # the group is joined and partitions assigned
-            paced(rate, seconds, lambda: producer.send(topic, stamped()))
-            time.sleep(0.5)
-        producer.close()
+        yield server.bootstrap, make_topic(server, 4)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def noted() -> list[float]:
-    """The handler's list: the daemon imports this file by its module name, which is not
-    `__main__` when run with -m."""
-    from tests.bench import bench_latency
-    return bench_latency.LATENCIES
-
-
-def summary(rate: float) -> str:
-    kept = sorted(noted()[int(rate):])  # the first second left out
-    if not kept:
-        return "no records reached the handler"
-    p99 = kept[min(len(kept) - 1, int(len(kept) * 0.99))]
-    return (f"p50 {statistics.median(kept) * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
-            f"max {kept[-1] * 1e3:.2f} ms ({len(kept)} records)")
+SERVERS = {"redis": redis_address, "kafka": kafka_address}
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--produce"]:
+        kind, address, key, rate, seconds = sys.argv[2:7]
+        produce(kind, address, key, float(rate), float(seconds))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--source", choices=("redis", "kafka"), action="append")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--source", choices=tuple(SERVERS), action="append")
     args = parser.parse_args()
-    runs = {"redis": redis_run, "kafka": kafka_run}
-    for name in args.source or list(runs):
-        noted().clear()
-        runs[name](args.rate, args.seconds)
-        print(f"{name:5} at {args.rate:.0f} rec/s, window 0: {summary(args.rate)}", flush=True)
+    print(f"{args.rate:.0f} rec/s for {args.seconds:.0f} s, window 0, batch 100; medians of "
+          f"{args.rounds} rounds (contenders alternating) of p50 / p99 / max, ms", flush=True)
+    for kind in args.source or list(SERVERS):
+        with SERVERS[kind]() as (address, key):
+            rounds: dict[str, list[tuple[float, float, float]]] = {c: [] for c in CONSUMERS}
+            for n in range(args.rounds):
+                order = list(CONSUMERS) if n % 2 == 0 else list(reversed(CONSUMERS))
+                for contender in order:
+                    rounds[contender].append(
+                        one_round(kind, contender, address, key, args.rate, args.seconds))
+            for contender, figures in rounds.items():
+                p50, p99, worst = (statistics.median(f[i] for f in figures) * 1e3
+                                   for i in range(3))
+                print(f"{kind:5} {contender}: {p50:.2f} / {p99:.2f} / {worst:.2f}", flush=True)
 
 
 if __name__ == "__main__":
