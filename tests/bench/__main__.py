@@ -3,8 +3,9 @@
     python -m tests.bench [--redis-records 100000] [--kafka-records 50000] [--rounds 3]
                           [--batch 100] [--only redis|kafka|kafka-linger0]
 
-Needs the `bench` extra (FastStream); servers come from tests/servers. Each consumer runs
-in a process of its own (tests/bench/consumers.py) on a consumer group of its own, reading
+Needs the `bench` extra (FastStream, confluent-kafka); servers come from tests/servers.
+Each consumer runs in a process of its own (tests/bench/consumers.py) on a consumer group
+of its own, reading
 the same prefilled stream or topic (4 partitions) from its start; rounds alternate the
 order of the contenders. Prints, per source, the median over rounds of records/s, CPU
 seconds per 100k records and peak RSS, and the median of each round's esm/contender
@@ -25,7 +26,8 @@ from contextlib import contextmanager
 
 import orjson
 
-CONTENDERS = ("esm", "raw", "faststream")
+CONTENDERS = {"redis": ("esm", "raw", "faststream"),
+              "kafka": ("esm", "raw", "confluent", "faststream")}
 LINGER_0 = {"group.coordinator.append.linger.ms": "0"}
 
 
@@ -76,7 +78,7 @@ def consume(contender: str, kind: str, address: str, key: str, count: int,
 
 def table(name: str, count: int, rounds: list[dict[str, dict[str, float]]]) -> list[str]:
     lines = [f"{name}, {count:,} records, {len(rounds)} rounds (medians):"]
-    for contender in CONTENDERS:
+    for contender in rounds[0]:
         runs = [r[contender] for r in rounds]
         rate = statistics.median(count / r["seconds"] for r in runs)
         cpu = statistics.median(r["cpu"] / count * 100_000 for r in runs)
@@ -104,10 +106,12 @@ def main() -> None:
         count = args.redis_records if kind == "redis" else args.kafka_records
         rounds: list[dict[str, dict[str, float]]] = []
         with source(count) as (address, key):
+            contenders = CONTENDERS[kind]
             for n in range(args.rounds):
-                order = CONTENDERS[n % 3:] + CONTENDERS[:n % 3]  # each leads once in 3
-                rounds.append({c: consume(c, kind, address, key, count, args.batch)
-                               for c in order})
+                first = n % len(contenders)  # each leads in turn
+                order = contenders[first:] + contenders[:first]
+                figures = {c: consume(c, kind, address, key, count, args.batch) for c in order}
+                rounds.append({c: figures[c] for c in contenders})
         print("\n".join(table(name, count, rounds)), flush=True)
 
 

@@ -3,8 +3,9 @@
     python -m tests.bench.consumers CONTENDER KIND ADDRESS KEY COUNT BATCH
 
 CONTENDER is esm (the whole daemon, no-op Python handler, window 0), raw (redis-py
-XREADGROUP + XACK, or kafka-python poll + synchronous commit per poll) or faststream (a
-batch subscriber with a no-op handler, acking after it; no payload validation). KIND is
+XREADGROUP + XACK, or kafka-python poll + synchronous commit per poll), confluent (Kafka
+only: the same loop on confluent-kafka, librdkafka) or faststream (a batch subscriber
+with a no-op handler, acking after it; no payload validation). KIND is
 redis or kafka; each run reads the prefilled stream or topic from its start in a consumer
 group of its own. The clock runs from the first read until COUNT records are acked or
 committed; one line `FIGURES <json>` is printed: seconds, CPU seconds in that span, peak RSS in KiB.
@@ -102,6 +103,24 @@ def raw_kafka(address: str, key: str, count: int, batch: int) -> None:
     consumer.close()
 
 
+def raw_confluent(address: str, key: str, count: int, batch: int) -> None:
+    """kafka-python's loop on librdkafka (confluent-kafka): what a C client costs."""
+    from confluent_kafka import Consumer
+    consumer = Consumer({"bootstrap.servers": address, "group.id": f"rdk-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([key])
+    mark()
+    done = 0
+    while done < count:
+        messages = [m for m in consumer.consume(batch, 0.2) if m.error() is None]
+        noop([(m.key(), m.value(), m.headers()) for m in messages], None)
+        done += len(messages)
+        if messages:
+            consumer.commit(asynchronous=False)
+    report(time.perf_counter(), cpu())
+    consumer.close()
+
+
 def faststream_run(kind: str, address: str, key: str, count: int, batch: int) -> None:
     from faststream import AckPolicy
     done = asyncio.Event()
@@ -161,6 +180,7 @@ def main() -> None:
         "raw": lambda: (raw_redis if kind == "redis" else raw_kafka)(
             address, key, int(count), int(batch)),
         "faststream": lambda: faststream_run(kind, address, key, int(count), int(batch)),
+        "confluent": lambda: raw_confluent(address, key, int(count), int(batch)),
     }
     runs[contender]()
 
