@@ -48,7 +48,9 @@ class ConnectorContext:
     batch_size / maximum_concurrency: the mapping's effective batch size and its
     `scaling_config.maximum_concurrency` (None when unset), for sources that size what they
     read ahead by them (RabbitMQ's prefetch and slots). None when not built for a mapping
-    run (redrive, tools)."""
+    run (redrive, tools).
+    wants_filter_view: whether the mapping filters; when False, sources skip building
+    `Record.filter_view` (decoding bodies for a matcher that never runs)."""
 
     mapping: str
     stop: threading.Event
@@ -56,6 +58,7 @@ class ConnectorContext:
     checkpoints: CheckpointStore | None = None
     batch_size: int | None = None
     maximum_concurrency: int | None = None
+    wants_filter_view: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +187,20 @@ class EncodesEvents(Protocol):
     def encode_event(self, records: Sequence[Record]) -> bytes: ...
 
 
+class FreshEvents(Protocol):
+    """Optional on a Source: `build_event(records)` as a new document sharing no mutable
+    part (dict, list) with the records, for a target that hands it to user code: cheaper
+    than encoding the event and decoding it again."""
+
+    def fresh_event(self, records: Sequence[Record]) -> dict[str, Any]: ...
+
+
 class Target(Protocol):
-    """Invokes the function synchronously. Safe to call from several threads."""
+    """Invokes the function synchronously. Safe to call from several threads.
+
+    A target may declare `reads_body = False` (class attribute): it reads only
+    `Event.document`, so the invoker gives it an owned document (`FreshEvents`) and encodes
+    no body when the batch's size estimate is within the payload limit."""
 
     def invoke(self, event: Event, timeout_seconds: float) -> InvokeResult:
         """Returned or FunctionFailed; raises InvokeError when the event never reached the

@@ -113,12 +113,17 @@ class Event:
     `idempotency_key`: the same whenever the same records of a lane are invoked again
     (a retry, a restart, a rebalance) and different for any other record set
     (`esm.protection.idempotency`); targets pass it on (HTTP `Idempotency-Key`, the Python
-    context, Lambda's ClientContext). Empty when the caller did not compute one."""
+    context, Lambda's ClientContext). Empty when the caller did not compute one.
+
+    `owned`: `document` was built for this invocation alone, sharing no mutable part with
+    esm's records (`FreshEvents`), and `body` is empty: given only to a target that reads
+    no body (`reads_body = False`), which may hand the document to user code as it is."""
 
     document: Mapping[str, Any]
     body: bytes
     request_id: str
     idempotency_key: str = ""
+    owned: bool = False
 
 
 # ---- what a target returns -------------------------------------------------------------

@@ -193,12 +193,13 @@ class KafkaSource:
             raise SourceUnavailable(f"kafka poll failed: {exc}") from exc
         sought = self._apply_rebalance_changes()
         now = self._context.clock.now()
+        views = self._context.wants_filter_view
         for tp, messages in fetched.items():
             lane = lane_name(tp.topic, tp.partition)
             if lane in self._assigned and lane not in sought:
                 if messages and self._starts.to_pin(tp, messages[0].offset):
                     self._commits.note(tp, messages[0].offset, -1)
-                new = [to_record(m, now) for m in messages]
+                new = [to_record(m, now, views) for m in messages]
                 if hold.waiting(lane):
                     hold.hold(lane, new)
                 else:
@@ -367,6 +368,9 @@ class KafkaSource:
 
     def build_event(self, records: Sequence[Record]) -> dict[str, Any]:
         return self._events.build_event(records)
+
+    def fresh_event(self, records: Sequence[Record]) -> dict[str, Any]:
+        return self._events.fresh_event(records)
 
     def event_overhead_bytes(self) -> int:
         return self._events.event_overhead_bytes()

@@ -3,10 +3,12 @@ Python runtime does (DESIGN §6).
 
 - The handler (`module:function`) is imported once, by `load()` (the daemon calls it at
   start, so a bad handler is a startup `ConfigError`) or else by the first `invoke`.
-- Each invocation gets a fresh parse of the event body, so handlers may mutate it, and a
-  Lambda-compatible context (`LambdaContext`). Beyond Lambda's attributes it carries
-  `idempotency_key` (the same when the same records are invoked again), also found where
-  Lambda puts caller data, `context.client_context.custom["idempotency_key"]`.
+- Each invocation gets an event of its own, so handlers may mutate it: the document the
+  invoker built for this call alone (`Event.owned`, no encode and decode), else a fresh
+  parse of the event body; and a Lambda-compatible context (`LambdaContext`). Beyond
+  Lambda's attributes it carries `idempotency_key` (the same when the same records are
+  invoked again), also found where Lambda puts caller data,
+  `context.client_context.custom["idempotency_key"]`.
 - The handler runs on a helper thread so that `timeout_seconds` can be enforced: an overrun
   returns `FunctionFailed("Sandbox.Timedout", "Task timed out after 3.00 seconds")`, Lambda's
   wording. Python cannot kill a thread, so the stray call keeps running on its thread and
@@ -27,7 +29,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -113,6 +115,7 @@ class PythonTarget:
     """Calls a Python handler in-process; thread-safe (one instance per mapping)."""
 
     Settings = PythonSettings
+    reads_body = False  # the handler gets a document, never bytes (esm.interfaces.Target)
 
     def __init__(self, settings: PythonSettings, context: ConnectorContext) -> None:
         self._settings = settings
@@ -149,7 +152,7 @@ class PythonTarget:
         handler = self._handler
         assert handler is not None
         context = self._context(event, timeout_seconds)
-        call = _HandlerCall(handler, event.body, context)
+        call = _HandlerCall(handler, event.document if event.owned else event.body, context)
         result = self._calls.run(call.run, timeout_seconds)
         if result is None:
             return FunctionFailed("Sandbox.Timedout",
@@ -184,13 +187,14 @@ class _HandlerCall:
 
     __slots__ = ("_handler", "_body", "_context")
 
-    def __init__(self, handler: Callable[[Any, Any], Any], body: bytes,
+    def __init__(self, handler: Callable[[Any, Any], Any], event: bytes | Mapping[str, Any],
                  context: LambdaContext) -> None:
-        self._handler, self._body, self._context = handler, body, context
+        self._handler, self._body, self._context = handler, event, context
 
     def run(self) -> InvokeResult:
         try:
-            event = _loads(self._body)  # a fresh copy per call: handlers may mutate it
+            body = self._body  # bytes: parsed here, so each call has its own copy
+            event = _loads(body) if isinstance(body, bytes) else body
             value = self._handler(event, self._context)
         except SystemExit as exc:
             return FunctionFailed("Runtime.ExitError", f"handler called sys.exit({exc.code!r})")

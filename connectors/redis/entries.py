@@ -62,16 +62,18 @@ def entry_timestamp_ms(entry_id: str) -> int:
 class EntryDecoder:
     """Builds Records for one source: knows the group, the body field and the ARNs."""
 
-    __slots__ = ("_arns", "_group", "_body_field", "_key_field")
+    __slots__ = ("_arns", "_group", "_body_field", "_key_field", "_views")
 
     def __init__(self, url: str, streams: Sequence[str], group: str, body_field: str,
-                 ordering_key_field: str | None = None) -> None:
+                 ordering_key_field: str | None = None, filter_views: bool = True) -> None:
         self._arns = {stream: event_source_arn(url, stream) for stream in streams}
         self._group = group
         self._body_field = body_field
         # Its value is the Record's ordering_key (parallelization_factor > 1); entries
         # without it share the stream's own slot.
         self._key_field = ordering_key_field
+        # False when the mapping has no filter: no body is parsed for a view never matched.
+        self._views = filter_views
 
     def arn(self, stream: str) -> str:
         return self._arns[stream]
@@ -105,7 +107,7 @@ class EntryDecoder:
         arn, group, body_field = self._arns[stream], self._group, self._body_field
         key_field = self._key_field
         dumps, loads = orjson.dumps, orjson.loads
-        json_starts = _JSON_STARTS
+        json_starts = _JSON_STARTS if self._views else frozenset()
         out: list[Record] = []
         append = out.append
         for raw_id, raw in entries:
@@ -166,7 +168,7 @@ class EntryDecoder:
         if body is not None:
             payload["body"] = body
         payload["attributes"] = attributes
-        if body is not None and self._body_field not in binary:
+        if self._views and body is not None and self._body_field not in binary:
             view = _json_body_view(payload, body)
         encoded = orjson.dumps(payload)
         key = fields.get(self._key_field) if self._key_field is not None else None
@@ -190,6 +192,16 @@ class EntryDecoder:
             "batchSize": len(records),
             "maxDeliveryCount": max(r.delivery_count for r in records),
         }
+
+
+def fresh_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an event record sharing no dict or list with it: its `fields`, its
+    `attributes` and their `binaryFields` are the mutable parts (the rest is text)."""
+    attributes = dict(payload["attributes"])
+    binary = attributes.get("binaryFields")
+    if binary is not None:
+        attributes["binaryFields"] = list(binary)
+    return {**payload, "fields": dict(payload["fields"]), "attributes": attributes}
 
 
 def _text_fields(raw: RawFields) -> dict[str, str]:

@@ -94,7 +94,8 @@ def assemble(mapping: MappingConfig, *, clock: Clock, stop: threading.Event,
     mappings of one `rate_limit_group` share their buckets."""
     context = ConnectorContext(mapping=mapping.name, stop=stop, clock=clock,
                                checkpoints=checkpoints, batch_size=mapping.batch_size,
-                               maximum_concurrency=mapping.maximum_concurrency)
+                               maximum_concurrency=mapping.maximum_concurrency,
+                               wants_filter_view=bool(mapping.filter_patterns))
     target: Target = build_connector(mapping.target, context)
     load = getattr(target, "load", None)
     if callable(load):

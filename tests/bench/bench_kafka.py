@@ -123,10 +123,11 @@ def daemon_loop(server: KafkaServer, topic: str, count: int, batch_size: int,
 
 
 @contextmanager
-def bench_broker() -> Iterator[KafkaServer]:
-    """A broker of its own for one benchmark run, removed afterwards."""
+def bench_broker(properties: dict[str, str] | None = None) -> Iterator[KafkaServer]:
+    """A broker of its own for one benchmark run, removed afterwards; `properties` are
+    broker settings (KafkaServer)."""
     workdir = Path(tempfile.mkdtemp(prefix="esm-kafka-bench-"))
-    server = start_kafka(workdir)
+    server = start_kafka(workdir, properties)
     try:
         yield server
     finally:

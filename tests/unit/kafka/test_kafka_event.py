@@ -6,6 +6,8 @@ import base64
 from dataclasses import dataclass, field
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.kafka.event import (
     KafkaEvents,
@@ -117,3 +119,35 @@ def test_batch_info_of_a_record_stamped_past_year_9999_does_not_raise() -> None:
     # When its batch is described for a notice / Then the time is clamped, not a ValueError
     info = KafkaEvents(["a:1"]).batch_info([record])["recordsInfo"]["orders-2"]
     assert info["firstRecordTimestamp"] == "9999-12-31T23:59:59.000Z"
+
+
+def test_no_filter_view_is_built_for_a_mapping_without_filters() -> None:
+    # Given a record read for a mapping that does not filter
+    record = to_record(Msg(1), now=0.0, with_view=False)
+    # Then it has no view, and its event payload and size are those of a filtered mapping's
+    with_view = to_record(Msg(1), now=0.0)
+    assert record.filter_view is None
+    assert record.payload == with_view.payload
+    assert record.size_bytes == with_view.size_bytes
+
+
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=8), st.integers(0, 3),
+                          st.none() | st.binary(max_size=40), st.none() | st.binary(max_size=40),
+                          st.lists(st.tuples(st.text(max_size=5), st.binary(max_size=4)),
+                                   max_size=2)),
+                min_size=1, max_size=6))
+def test_batch_size_never_under_counts_the_encoded_event(
+        specs: list[tuple[str, int, bytes | None, bytes | None,
+                          list[tuple[str, bytes]]]]) -> None:
+    # Given records of any topics, keys, values and headers
+    records = [to_record(Msg(offset, value=value, key=key, topic=topic, partition=partition,
+                             headers=headers), now=0.0)
+               for offset, (topic, partition, key, value, headers) in enumerate(specs)]
+    events = KafkaEvents(["b:9092"])
+    # Then each size is its record object's encoding plus its share of the partition key
+    for record in records:
+        assert record.size_bytes == len(orjson.dumps(record.payload)) + \
+            len(orjson.dumps(record.lane)) + 5
+    # And the batcher's estimate (envelope, sizes, separators) covers the encoded event
+    estimate = events.event_overhead_bytes() + sum(r.size_bytes for r in records) + len(records)
+    assert estimate >= len(orjson.dumps(events.build_event(records)))

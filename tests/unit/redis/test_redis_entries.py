@@ -235,3 +235,19 @@ def test_batch_info_of_an_entry_id_past_year_9999_does_not_raise() -> None:
     # When its batch is described for a notice / Then the time is clamped, not a ValueError
     info = decoder().batch_info([record])
     assert info["approximateArrivalOfFirstRecord"] == "9999-12-31T23:59:59.000Z"
+
+
+def test_no_body_is_parsed_for_a_mapping_without_filters() -> None:
+    # Given a decoder for a mapping that does not filter
+    plain = EntryDecoder(URL, ["orders"], "esm", "body", filter_views=False)
+    entries = [("1700000000000-0", ["body", '{"amount": 12}'])]
+    fields = {b"body": b'{"amount": 12}'}
+    # When a first delivery and a redelivery are decoded
+    records = [plain.new_entries("orders", entries, None)[0],
+               plain.record("orders", "1700000000000-0", fields, 2)]
+    # Then neither has a filter view, and their payloads are those a filtering mapping gets
+    filtering = decoder()
+    assert [r.filter_view for r in records] == [None, None]
+    assert records[0].payload == filtering.new_entries("orders", entries, None)[0].payload
+    assert records[1].payload == filtering.record("orders", "1700000000000-0", fields,
+                                                  2).payload

@@ -1,0 +1,239 @@
+"""Latency at light load: produce → handler, through the whole daemon, window 0, beside the
+raw client loop in the same run.
+
+    python -m tests.bench.bench_latency [--rate 200] [--seconds 10] [--rounds 3]
+                                        [--source redis|kafka]
+
+A producer process writes `rate` records/s, each stamped with CLOCK_MONOTONIC (the same
+clock in every process) at the moment it is sent. The consumer — esm's daemon with a no-op
+Python handler, or the raw loop (redis-py XREADGROUP BLOCK + XACK; kafka-python poll +
+commit) — notes how long ago each record was stamped when its handler sees it. The first
+second is left out (group join, first connections). Rounds alternate esm and raw; the
+figures are medians over rounds of each round's p50, p99 and max. The machine is shared:
+compare the lines of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from esm.config.loading import load_config
+from esm.runtime.daemon import Daemon
+
+LATENCIES: list[float] = []  # seconds from send to handler, in arrival order
+
+
+def _note(stamps: list[float]) -> None:
+    now = time.monotonic()
+    noted().extend(now - t for t in stamps)
+
+
+def noted() -> list[float]:
+    """The handlers' list: the daemon imports this file by its module name, which is not
+    `__main__` when run with -m."""
+    from tests.bench import bench_latency
+    return bench_latency.LATENCIES
+
+
+def redis_handler(event: dict[str, Any], context: object) -> None:
+    _note([orjson.loads(r["body"])["t"] for r in event["Records"]])
+
+
+def kafka_handler(event: dict[str, Any], context: object) -> None:
+    _note([orjson.loads(base64.b64decode(r["value"]))["t"]
+           for records in event["records"].values() for r in records])
+
+
+# ---- the producer process ----------------------------------------------------------------
+
+def produce(kind: str, address: str, key: str, rate: float, seconds: float) -> None:
+    """`rate` stamped records a second for `seconds`, on a schedule (no drift)."""
+    send: Callable[[], object]
+    if kind == "redis":
+        import redis
+        client = redis.Redis.from_url(address)
+        send = lambda: client.xadd(key, {"body": stamped()})  # noqa: E731
+    else:
+        from kafka import KafkaProducer
+        producer = KafkaProducer(bootstrap_servers=address, linger_ms=0)
+        send = lambda: producer.send(key, stamped())  # noqa: E731
+    interval, start = 1.0 / rate, time.monotonic()
+    for n in range(int(rate * seconds)):
+        delay = start + n * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        send()
+    if kind == "kafka":
+        producer.flush()
+
+
+def stamped() -> bytes:
+    return orjson.dumps({"t": time.monotonic(), "type": "order"})
+
+
+def run_producer(kind: str, address: str, key: str, rate: float, seconds: float) -> None:
+    subprocess.run([sys.executable, "-m", "tests.bench.bench_latency", "--produce", kind,
+                    address, key, str(rate), str(seconds)], check=True)
+
+
+# ---- consumers ---------------------------------------------------------------------------
+
+MAPPING = """
+mappings:
+  - name: bench
+    source: {source}
+    batch_size: 100
+    maximum_batching_window_in_seconds: 0
+    target: {{type: python, handler: "tests.bench.bench_latency:{handler}", timeout_seconds: 10}}
+server: {{enabled: false}}
+"""
+
+
+@contextmanager
+def esm_consumer(kind: str, address: str, key: str) -> Iterator[None]:
+    if kind == "redis":
+        source = (f'{{type: redis_streams, url: "{address}", streams: [{key}], '
+                  f'consumer_group: esm-{uuid.uuid4().hex[:6]}, starting_position: LATEST}}')
+    else:
+        source = (f'{{type: kafka, bootstrap_servers: ["{address}"], topics: [{key}], '
+                  f'consumer_group_id: esm-{uuid.uuid4().hex[:6]}, '
+                  f'starting_position: LATEST}}')
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(MAPPING.format(source=source, handler=f"{kind}_handler"))
+        daemon = Daemon(load_config([str(path)], {}))
+    daemon.start()
+    try:
+        yield
+    finally:
+        daemon.shutdown()
+
+
+@contextmanager
+def raw_consumer(kind: str, address: str, key: str) -> Iterator[None]:
+    stop = threading.Event()
+    loop = raw_redis if kind == "redis" else raw_kafka
+    thread = threading.Thread(target=loop, args=(address, key, stop))
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def raw_redis(address: str, stream: str, stop: threading.Event) -> None:
+    import redis
+    client, group = redis.Redis.from_url(address), f"raw-{uuid.uuid4().hex[:6]}"
+    client.xgroup_create(stream, group, id="$", mkstream=True)
+    while not stop.is_set():
+        reply = client.xreadgroup(group, "c", {stream: ">"}, count=100, block=100)
+        for _, entries in reply:
+            redis_handler({"Records": [{"body": f[b"body"]} for _, f in entries]}, None)
+            client.xack(stream, group, *[i for i, _ in entries])
+    client.close()
+
+
+def raw_kafka(address: str, topic: str, stop: threading.Event) -> None:
+    from kafka import KafkaConsumer
+    consumer = KafkaConsumer(topic, bootstrap_servers=address, enable_auto_commit=False,
+                             group_id=f"raw-{uuid.uuid4().hex[:6]}", auto_offset_reset="latest")
+    while not stop.is_set():
+        fetched = consumer.poll(timeout_ms=100, max_records=100)
+        for messages in fetched.values():
+            kafka_handler({"records": {"p": [{"value": base64.b64encode(m.value)}
+                                             for m in messages]}}, None)
+        if fetched:
+            consumer.commit()
+    consumer.close()
+
+
+CONSUMERS = {"esm": esm_consumer, "raw": raw_consumer}
+
+
+def one_round(kind: str, contender: str, address: str, key: str, rate: float,
+              seconds: float) -> tuple[float, float, float]:
+    noted().clear()
+    with CONSUMERS[contender](kind, address, key):
+        time.sleep(1.0 if kind == "redis" else 4.0)  # group joined, first read waiting
+        run_producer(kind, address, key, rate, seconds)
+        time.sleep(0.5)
+    kept = sorted(noted()[int(rate):])  # the first second left out
+    assert len(kept) >= rate * (seconds - 1) * 0.99, f"{contender}: {len(kept)} records seen"
+    return (statistics.median(kept), kept[min(len(kept) - 1, int(len(kept) * 0.99))],
+            kept[-1])
+
+
+# ---- servers -----------------------------------------------------------------------------
+
+@contextmanager
+def redis_address() -> Iterator[tuple[str, str]]:
+    from tests.servers.redis_server import RedisServer
+    server = RedisServer(appendfsync="everysec")
+    server.start()
+    try:
+        yield server.url, f"lat-{uuid.uuid4().hex[:6]}"
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def kafka_address() -> Iterator[tuple[str, str]]:
+    from tests.contract.test_kafka_source import make_topic
+    from tests.servers.kafka_server import start_kafka
+    workdir = Path(tempfile.mkdtemp(prefix="esm-kafka-lat-"))
+    server = start_kafka(workdir)
+    try:
+        yield server.bootstrap, make_topic(server, 4)
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+SERVERS = {"redis": redis_address, "kafka": kafka_address}
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--produce"]:
+        kind, address, key, rate, seconds = sys.argv[2:7]
+        produce(kind, address, key, float(rate), float(seconds))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--source", choices=tuple(SERVERS), action="append")
+    args = parser.parse_args()
+    print(f"{args.rate:.0f} rec/s for {args.seconds:.0f} s, window 0, batch 100; medians of "
+          f"{args.rounds} rounds (contenders alternating) of p50 / p99 / max, ms", flush=True)
+    for kind in args.source or list(SERVERS):
+        with SERVERS[kind]() as (address, key):
+            rounds: dict[str, list[tuple[float, float, float]]] = {c: [] for c in CONSUMERS}
+            for n in range(args.rounds):
+                order = list(CONSUMERS) if n % 2 == 0 else list(reversed(CONSUMERS))
+                for contender in order:
+                    rounds[contender].append(
+                        one_round(kind, contender, address, key, args.rate, args.seconds))
+            for contender, figures in rounds.items():
+                p50, p99, worst = (statistics.median(f[i] for f in figures) * 1e3
+                                   for i in range(3))
+                print(f"{kind:5} {contender}: {p50:.2f} / {p99:.2f} / {worst:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
