@@ -234,3 +234,15 @@ def assert_clean(result: Result) -> None:
     problems = result.problems()
     assert not problems, (f"{result.scenario} (seed {result.seed}): " + "; ".join(problems)
                           + f"\n{result.row()}")
+
+
+def run_checked(run: ChaosRun, damage: Damage) -> Result:
+    """Run, close the kit, and refuse both what `assert_clean` refuses and healthy records
+    dead-lettered without an invocation (for sources that promise none)."""
+    try:
+        result = run.run(damage)
+    finally:
+        run.kit.close()
+    assert_clean(result)
+    assert not result.uninvoked_healthy, result.anomalies()
+    return result
