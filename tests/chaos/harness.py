@@ -93,7 +93,8 @@ class ChaosRun:
         self.ledger = Ledger(self.scenario, self.seed, self.tmp_path / "journal.jsonl",
                              self.notices or file_notices(dead_letters),
                              ordered=self.kit.ordered, stream=self.kit.stream,
-                             in_flight_bound=self.kit.in_flight_bound)
+                             in_flight_bound=self.kit.in_flight_bound,
+                             dead_letter_after=self.kit.dead_letter_after)
         self.log = self.tmp_path / "daemon.log"
         env = daemon_env(Path(os.devnull))
         env["ESM_CHAOS_JOURNAL"] = str(self.ledger.journal)
@@ -237,12 +238,13 @@ def assert_clean(result: Result) -> None:
 
 
 def run_checked(run: ChaosRun, damage: Damage) -> Result:
-    """Run, close the kit, and refuse both what `assert_clean` refuses and healthy records
-    dead-lettered without an invocation (for sources that promise none)."""
+    """Run, close the kit, and refuse what `assert_clean` refuses and healthy records
+    dead-lettered early: without an invocation, or (kits with `dead_letter_after`) before
+    failing at the handler that often (for sources that promise neither)."""
     try:
         result = run.run(damage)
     finally:
         run.kit.close()
     assert_clean(result)
-    assert not result.uninvoked_healthy, result.anomalies()
+    assert not (result.uninvoked_healthy or result.early_healthy), result.anomalies()
     return result

@@ -38,6 +38,9 @@ class Kit:
     mapping_keys: dict[str, Any] = field(default_factory=dict)
     knobs: dict[str, str] = field(default_factory=dict)
     target_timeout_seconds: float = 5
+    # failed attempts at the handler before a record may be dead-lettered, when the handler
+    # journals every failure the source counts (no timeouts): the ledger checks it
+    dead_letter_after: int | None = None
     # what the broker says about records the ledger misses (e.g. Kafka: committed past?)
     diagnose: Callable[[list[str]], str] = lambda missing: ""
     # Kafka: record id → (partition, offset) once produced
@@ -297,7 +300,7 @@ def rabbitmq_kit(server: Any, quorum: bool = False, queues: int = 2, batch_size:
         mapping_keys={**QUEUE_KEYS, "batch_size": batch_size,
                       "maximum_batching_window_in_seconds": 0.2,
                       "scaling_config": {"maximum_concurrency": concurrency}},
-        knobs={**QUEUE_KNOBS, "RABBITMQ_PASSWORD": PASSWORD},
+        knobs={**QUEUE_KNOBS, "RABBITMQ_PASSWORD": PASSWORD}, dead_letter_after=3,
         close=close)
 
 
@@ -325,4 +328,4 @@ def activemq_kit(server: Any, batch_size: int = 10, slots: int = 3, credit: int 
         lambda seq: queue, produce, ordered=False, stream=False,
         in_flight_bound=credit + 2 * batch_size * slots,
         mapping_keys={"batch_size": batch_size, "maximum_batching_window_in_seconds": 0.2},
-        knobs={"POISON_MODE": "raise", "ERROR_PER_MILLE": "20"})
+        knobs={"POISON_MODE": "raise", "ERROR_PER_MILLE": "20"}, dead_letter_after=3)
