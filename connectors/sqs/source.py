@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from connectors.aws.clients import AwsSettings, make_client, region_for
+from connectors.counting.failed import FailedAttempts
 from connectors.sqs import ops as sqs_ops
-from connectors.sqs.attempts import FailedAttempts
 from connectors.sqs.checks import check_mapping_rules
 from connectors.sqs.handout import GroupHandout, SlotHandout
 from connectors.sqs.records import (
