@@ -252,7 +252,7 @@ def kinesis_kit(server: Any, tmp_path: Any, leases: str | None = None, shards: i
 def rabbitmq_kit(server: Any, quorum: bool = False, queues: int = 2, batch_size: int = 10,
                  concurrency: int = 2) -> Kit:
     """Classic (or quorum) durable queues; each queue splits into `concurrency` slot lanes,
-    so no order is promised (queue family)."""
+    so no order is promised (queue family). Each produced chunk is one transaction."""
     import pika
 
     from tests.servers.rabbitmq_server import PASSWORD
@@ -267,7 +267,7 @@ def rabbitmq_kit(server: Any, quorum: bool = False, queues: int = 2, batch_size:
         if not held or not held[0].is_open:
             held[:] = [server.connection()]
             opened = held[0].channel()
-            opened.confirm_delivery()  # a publish returns once the broker holds it durably
+            opened.tx_select()  # a chunk is in the queues, durably, once committed
             held.append(opened)
         return held[1]
 
@@ -278,10 +278,11 @@ def rabbitmq_kit(server: Any, quorum: bool = False, queues: int = 2, batch_size:
     def produce(records: list[Produced]) -> None:
         with lock:
             try:
-                publish = channel().basic_publish
+                publishing = channel()
                 for r in records:
-                    publish("", r.lane, json.dumps(r.doc()), pika.BasicProperties(
+                    publishing.basic_publish("", r.lane, json.dumps(r.doc()), pika.BasicProperties(
                         message_id=r.id, delivery_mode=2, content_type="application/json"))
+                publishing.tx_commit()
             except Exception:
                 held.clear()
                 raise
@@ -318,7 +319,8 @@ def activemq_kit(server: Any, batch_size: int = 10, slots: int = 3, credit: int 
         send_messages(server.url, queue, [
             {"messageType": "jms/text-message",
              "data": base64.b64encode(json.dumps(r.doc()).encode()).decode()}
-            for r in records], user=None, password=None, timeout_seconds=10)
+            for r in records], user=None, password=None,
+            timeout_seconds=3)  # a chunk sent to a broker killed meanwhile fails soon
 
     return Kit(
         "activemq",

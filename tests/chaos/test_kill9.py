@@ -78,12 +78,12 @@ def test_rabbitmq_kill_9_under_load_loses_nothing_and_dead_letters_no_healthy_me
     # queues count every return in x-delivery-count, a kill's included: with
     # max_deliveries 3, three kills used to dead-letter such messages uninvoked
     kit = rabbitmq_kit(rabbitmq_server, quorum=quorum)
-    run = ChaosRun(tmp_path, f"{kit.name} kill -9", kit, initial=kills(3000, 8000),
+    run = ChaosRun(tmp_path, f"{kit.name} kill -9", kit, initial=kills(1200, 8000),
                    feed_per_second=200, knobs={**PARTIAL, "SLEEP_SECONDS": "0.05"})
-    run_checked(run, Damage([kill_9] * kills(3)))
+    run_checked(run, Damage([kill_9] * kills(3), gap_seconds=(0.8, 2)))
 
 
 def test_activemq_kill_9_under_load_loses_nothing(tmp_path: Path, activemq_server: Any) -> None:
     run = ChaosRun(tmp_path, "activemq kill -9", activemq_kit(activemq_server), initial=600,
                    feed_per_second=150, knobs={"SLEEP_SECONDS": "0.02"})
-    run_checked(run, Damage([kill_9] * kills(3)))
+    run_checked(run, Damage([kill_9] * kills(3), gap_seconds=(0.8, 2)))
