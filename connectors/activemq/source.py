@@ -13,12 +13,16 @@ Settling, per delivery (ESM-SPEC §2.6, DESIGN §3):
   delivery failed `maximum_redeliveries + 1` times (the 7th, by default) is REJECTED, and
   ActiveMQ moves it to its DLQ, as AWS does. With an on-failure destination the core sends
   such messages there first (`max_deliveries_with_destination`) and acks them instead.
+The attempt a record is (`delivery_count`) is esm's count of its failed deliveries plus one
+(`connectors.counting`), not the broker's delivery-count, which a lost connection's returns
+raise as well: a crashing daemon must not bring healthy messages closer to the DLQ.
 A failed message waiting out its delay stays unsettled, so a lost connection (or a
 restart) hands it and every other unsettled delivery back to the broker: nothing is lost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -28,6 +32,7 @@ from typing import Any, ClassVar
 from connectors.activemq import event
 from connectors.activemq.link import QueueLink
 from connectors.activemq.settings import ActiveMQSettings, mapping_problems, public_url
+from connectors.counting.failed import FailedAttempts
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
 from esm.records import Record
@@ -56,6 +61,7 @@ class ActiveMQSource:
         self._link: QueueLink | None = None
         self._delayed: list[tuple[float, Any]] = []  # (due monotonic, delivery), due order
         self._overhead = sum(len(part) for part in event.envelope(self.event_source_arn))
+        self._attempts = FailedAttempts(settings.maximum_redeliveries + 1)
 
     @classmethod
     def check_mapping(cls, settings: ActiveMQSettings,
@@ -99,8 +105,15 @@ class ActiveMQSource:
             self._settle_due()
         received_ms = int(time.time() * 1000)
         queue = self._settings.queue
-        return [event.to_record(message, queue, lane, received_ms, delivery)
+        return [self._counted(event.to_record(message, queue, lane, received_ms, delivery))
                 for message, delivery in link.take(max_records)]
+
+    def _counted(self, record: Record) -> Record:
+        """The record with its attempt as esm counts it (failed deliveries at the target,
+        `connectors.counting`), not the broker's delivery-count, which a lost connection
+        raises too."""
+        attempt = self._attempts.delivery_count(record.item_id, record.delivery_count)
+        return dataclasses.replace(record, delivery_count=attempt)
 
     def _wait_seconds(self, timeout_seconds: float) -> float:
         """Wait no longer than the next delayed settlement is due."""
@@ -127,18 +140,22 @@ class ActiveMQSource:
     def ack(self, records: Sequence[Record]) -> None:
         for record in records:
             QueueLink.accept(record.handle)
+        self._attempts.finished(r.item_id for r in records)
         self._flush()
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Failed deliveries: MODIFIED(delivery-failed) after `redelivery_delay_seconds` (the
         core's `delay_seconds` is its exponential backoff, which AWS's ActiveMQ redelivery
         does not have), or REJECTED (the broker's DLQ) after `maximum_redeliveries` failed
-        redeliveries."""
+        redeliveries. A stopping mapping's hand-back (delay 0) is no failed delivery."""
         limit = self._settings.maximum_redeliveries
         due = time.monotonic() + self._settings.redelivery_delay_seconds
         spent = [r for r in records if r.delivery_count > limit]
         for record in spent:
             QueueLink.reject(record.handle)
+        self._attempts.finished(r.item_id for r in spent)
+        if delay_seconds > 0 or not self._context.stop.is_set():
+            self._attempts.failed(r.item_id for r in records if r.delivery_count <= limit)
         if spent:
             log.warning("activemq: %d message(s) failed %d deliveries: rejected to the broker's "
                         "dead-letter queue", len(spent), limit + 1)

@@ -50,8 +50,9 @@ class RabbitMQSettings:
     max_deliveries: int | None = field(default=None, metadata={
         "min": 1, "max": 1000,
         "doc": "failed deliveries after which a message goes to the on-failure destination "
-               "(x-delivery-count on quorum queues, else esm's own count); default: the "
-               "broker's delivery limit and dead-letter exchange decide"})
+               "(counted by esm at the target: a lost connection's returns, which quorum "
+               "queues' x-delivery-count includes, do not count); default: the broker's "
+               "delivery limit and dead-letter exchange decide"})
     event_source_arn: str | None = field(default=None, metadata={
         "doc": "eventSourceArn of the events; default arn:aws:mq:local:000000000000:broker:"
                "<host>:<vhost>"})

@@ -18,9 +18,10 @@ Settling (ESM-SPEC §2.6, §3.5): `ack` sends `basic.ack` after success, a filte
 a durable on-failure notice (runs of the oldest tags as one multiple ack, see `tags.py`).
 `release` returns every failed message with `basic.reject(requeue=True)`, one by one, after
 the retry back-off (`delay_seconds`; the messages stay unacked meanwhile). Dead letters:
-with `max_deliveries`, the core sends a message whose attempt number (`attempts.py`) passed
-it to the on-failure destination, then acks it; without it the broker's delivery limit and
-dead-letter exchange decide, as on AWS.
+with `max_deliveries`, the core sends a message whose attempt number (`attempts.py`: failed
+deliveries at the target, never the broker's x-delivery-count, which a lost connection
+raises too) passed it to the on-failure destination, then acks it; without it the broker's
+delivery limit and dead-letter exchange decide, as on AWS.
 
 Failures: any client error becomes SourceUnavailable; the supervisor then builds a new
 source and reconnects with back-off. The broker redelivers every unacked message of the lost
@@ -40,6 +41,7 @@ from typing import Any, ClassVar
 from connectors.rabbitmq import event as ev
 from connectors.rabbitmq.attempts import (
     FailedDeliveries,
+    attempt_number,
     broker_count,
     count_key,
     record_count_key,
@@ -272,10 +274,10 @@ class RabbitMQSource:
                 now: float) -> Record:
         message = ev.message(props, method.redelivered, body)
         encoded = ev.dumps(message)
-        earlier = broker_count(props.headers)
+        failed = 0
         if method.redelivered and self._failed:  # esm counts only what failed before
-            key = count_key(self._keys[queue], props.message_id, message["data"])
-            earlier = max(earlier, self._failed.get(key))
+            failed = self._failed.get(count_key(self._keys[queue], props.message_id,
+                                                message["data"]))
         tag = method.delivery_tag
         # item_id: what batchItemFailures names (messageId), and what the idempotency key
         # hashes, so a message without an id gets a stable stand-in no handler can name.
@@ -283,7 +285,9 @@ class RabbitMQSource:
         return Record(
             lane=lane, position=str(tag), item_id=item_id, payload=message,
             size_bytes=len(encoded), timestamp=float(props.timestamp or now),
-            filter_view=ev.FilterView(message, body), delivery_count=earlier + 1,
+            filter_view=ev.FilterView(message, body),
+            delivery_count=attempt_number(failed, broker_count(props.headers),
+                                          self.settings.max_deliveries),
             handle=ev.Delivery(tag, self._keys[queue], self._channel_id),
             encoded=encoded)
 

@@ -15,7 +15,7 @@ messages are acked, hence deleted (ESM-SPEC §3.5). Lanes and FIFO ordering: see
 `max_receive_count` set, the core sends messages that failed at the target that often to
 the on-failure destination and then acks (deletes) them; `delivery_count` counts failed
 attempts, not SQS receives, so messages a killed daemon had received and never invoked are
-not brought closer to a dead letter (`attempts.py`).
+not brought closer to a dead letter (`connectors.counting`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from connectors.aws.clients import AwsSettings, make_client, region_for
+from connectors.counting.failed import FailedAttempts
 from connectors.sqs import ops as sqs_ops
-from connectors.sqs.attempts import FailedAttempts
 from connectors.sqs.checks import check_mapping_rules
 from connectors.sqs.handout import GroupHandout, SlotHandout
 from connectors.sqs.records import (
@@ -195,7 +195,7 @@ class SqsSource:
             raise error
 
     def _counted(self, received: Received) -> Received:
-        """The message with its attempt at the target as `delivery_count` (attempts.py)."""
+        """The message with its attempt at the target as `delivery_count` (connectors.counting)."""
         count = self._attempts.delivery_count(received.message_id, received.delivery_count)
         return received if count == received.delivery_count else \
             replace(received, delivery_count=count)

@@ -9,8 +9,10 @@ import pytest
 
 from tests.chaos.harness import RESULTS, base_seed, long_run
 from tests.chaos.ledger import TABLE_HEADER
+from tests.servers.activemq_server import activemq_server  # noqa: F401
 from tests.servers.kafka_server import kafka_server  # noqa: F401
 from tests.servers.moto_server import moto_server  # noqa: F401
+from tests.servers.rabbitmq_server import rabbitmq_server  # noqa: F401
 from tests.servers.redis_server import redis_server  # noqa: F401
 from tests.servers.sqs_server import sqs_server  # noqa: F401
 

@@ -3,8 +3,10 @@ handler names in `batchItemFailures`, and the delivery count when the source tel
 
 Every produced record carries a JSON document `{"id", "lane", "seq", "poison"}`: in the
 Kafka value and Kinesis data (base64), the SQS and Redis `body`, the DynamoDB item
-(`NewImage`). The damage handler and the ledger's reading of dead-letter payloads both use
-`event_items`, so what counts as "this record" is the same on both sides.
+(`NewImage`), the RabbitMQ and ActiveMQ message `data` (base64; `aws:rmq` groups messages
+by queue, `aws:mq` lists them). The damage handler and the ledger's reading of
+dead-letter payloads both use `event_items`, so what counts as "this record" is the same on
+both sides.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def event_items(event: dict[str, Any]) -> list[Item]:
         return [Item(_json(base64.b64decode(r["value"])),
                      {"partition": tp, "offset": r["offset"]}, None)
                 for tp, records in event["records"].items() for r in records]
+    if isinstance(event.get("rmqMessagesByQueue"), dict):  # RabbitMQ: messageId names one
+        return [Item(_json(base64.b64decode(m["data"])), m["basicProperties"]["messageId"],
+                     None)
+                for messages in event["rmqMessagesByQueue"].values() for m in messages]
+    if isinstance(event.get("messages"), list):  # ActiveMQ
+        return [Item(_json(base64.b64decode(m["data"])), m["messageID"], None)
+                for m in event["messages"]]
     return [_record_item(r) for r in event.get("Records") or ()]
 
 

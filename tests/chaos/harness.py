@@ -93,7 +93,8 @@ class ChaosRun:
         self.ledger = Ledger(self.scenario, self.seed, self.tmp_path / "journal.jsonl",
                              self.notices or file_notices(dead_letters),
                              ordered=self.kit.ordered, stream=self.kit.stream,
-                             in_flight_bound=self.kit.in_flight_bound)
+                             in_flight_bound=self.kit.in_flight_bound,
+                             dead_letter_after=self.kit.dead_letter_after)
         self.log = self.tmp_path / "daemon.log"
         env = daemon_env(Path(os.devnull))
         env["ESM_CHAOS_JOURNAL"] = str(self.ledger.journal)
@@ -234,3 +235,16 @@ def assert_clean(result: Result) -> None:
     problems = result.problems()
     assert not problems, (f"{result.scenario} (seed {result.seed}): " + "; ".join(problems)
                           + f"\n{result.row()}")
+
+
+def run_checked(run: ChaosRun, damage: Damage) -> Result:
+    """Run, close the kit, and refuse what `assert_clean` refuses and healthy records
+    dead-lettered early: without an invocation, or (kits with `dead_letter_after`) before
+    failing at the handler that often (for sources that promise neither)."""
+    try:
+        result = run.run(damage)
+    finally:
+        run.kit.close()
+    assert_clean(result)
+    assert not (result.uninvoked_healthy or result.early_healthy), result.anomalies()
+    return result

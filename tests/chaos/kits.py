@@ -4,8 +4,10 @@ bound that duplicates are reported against.
 
 Failure settings follow each family: stream sources (Kafka, DynamoDB Streams, Kinesis)
 bisect, report batch item failures and retry twice (`maximum_retry_attempts` 2), and the
-handler raises on a batch holding a poison record; queue sources (Redis Streams, SQS) name
-poison records in batchItemFailures and dead-letter after 3 failed attempts. Every kit has
+handler raises on a batch holding a poison record; queue sources (Redis Streams, SQS,
+RabbitMQ) name poison records in batchItemFailures and dead-letter after 3 failed attempts;
+ActiveMQ, which takes no batchItemFailures (as on AWS), retries a failed batch whole and
+dead-letters after 3 failed deliveries. Every kit has
 a `file` on-failure destination unless the scenario swaps it.
 """
 
@@ -36,6 +38,9 @@ class Kit:
     mapping_keys: dict[str, Any] = field(default_factory=dict)
     knobs: dict[str, str] = field(default_factory=dict)
     target_timeout_seconds: float = 5
+    # failed attempts at the handler before a record may be dead-lettered, when the handler
+    # journals every failure the source counts (no timeouts): the ledger checks it
+    dead_letter_after: int | None = None
     # what the broker says about records the ledger misses (e.g. Kafka: committed past?)
     diagnose: Callable[[list[str]], str] = lambda missing: ""
     # Kafka: record id → (partition, offset) once produced
@@ -242,3 +247,87 @@ def kinesis_kit(server: Any, tmp_path: Any, leases: str | None = None, shards: i
         mapping_keys={**STREAM_KEYS, "batch_size": batch_size,
                       "maximum_batching_window_in_seconds": 0.2},
         knobs=dict(STREAM_KNOBS))
+
+
+def rabbitmq_kit(server: Any, quorum: bool = False, queues: int = 2, batch_size: int = 10,
+                 concurrency: int = 2) -> Kit:
+    """Classic (or quorum) durable queues; each queue splits into `concurrency` slot lanes,
+    so no order is promised (queue family). Each produced chunk is one transaction."""
+    import pika
+
+    from tests.servers.rabbitmq_server import PASSWORD
+
+    prefix = f"chaos-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}-{n}" for n in range(queues)]
+    arguments = {"x-queue-type": "quorum"} if quorum else None
+    lock = threading.Lock()
+    held: list[Any] = []  # the publishing connection, dropped when the broker drops it
+
+    def channel() -> Any:
+        if not held or not held[0].is_open:
+            held[:] = [server.connection()]
+            opened = held[0].channel()
+            opened.tx_select()  # a chunk is in the queues, durably, once committed
+            held.append(opened)
+        return held[1]
+
+    with server.connection() as connection:
+        for name in names:
+            connection.channel().queue_declare(name, durable=True, arguments=arguments)
+
+    def produce(records: list[Produced]) -> None:
+        with lock:
+            try:
+                publishing = channel()
+                for r in records:
+                    publishing.basic_publish("", r.lane, json.dumps(r.doc()), pika.BasicProperties(
+                        message_id=r.id, delivery_mode=2, content_type="application/json"))
+                publishing.tx_commit()
+            except Exception:
+                held.clear()
+                raise
+
+    def close() -> None:
+        if held and held[0].is_open:
+            held[0].close()
+
+    prefetch = 2 * batch_size * concurrency  # the source's default, per queue
+    return Kit(
+        "rabbitmq-quorum" if quorum else "rabbitmq",
+        {"type": "rabbitmq", "url": server.url, "queues": names, "max_deliveries": 3,
+         "password_env": "ESM_CHAOS_RABBITMQ_PASSWORD", "heartbeat_seconds": 10},
+        lambda seq: names[seq % queues], produce, ordered=False, stream=False,
+        in_flight_bound=prefetch * queues,
+        mapping_keys={**QUEUE_KEYS, "batch_size": batch_size,
+                      "maximum_batching_window_in_seconds": 0.2,
+                      "scaling_config": {"maximum_concurrency": concurrency}},
+        knobs={**QUEUE_KNOBS, "RABBITMQ_PASSWORD": PASSWORD}, dead_letter_after=3,
+        close=close)
+
+
+def activemq_kit(server: Any, batch_size: int = 10, slots: int = 3, credit: int = 100) -> Kit:
+    """One queue read by `slots` lanes. AWS takes no batchItemFailures from MQ mappings:
+    a failed batch is retried whole (poison records raise), and a message whose delivery
+    failed 3 times goes to the on-failure destination (`maximum_redeliveries` 2)."""
+    import base64
+
+    from connectors.activemq.sending import send_messages
+
+    queue = f"chaos-{uuid.uuid4().hex[:8]}"
+
+    def produce(records: list[Produced]) -> None:
+        send_messages(server.url, queue, [
+            {"messageType": "jms/text-message",
+             "data": base64.b64encode(json.dumps(r.doc()).encode()).decode()}
+            for r in records], user=None, password=None,
+            timeout_seconds=3)  # a chunk sent to a broker killed meanwhile fails soon
+
+    return Kit(
+        "activemq",
+        {"type": "activemq", "url": server.url, "queue": queue, "slots": slots,
+         "credit": credit, "redelivery_delay_seconds": 0.2, "maximum_redeliveries": 2,
+         "idle_timeout_seconds": 10},
+        lambda seq: queue, produce, ordered=False, stream=False,
+        in_flight_bound=credit + 2 * batch_size * slots,
+        mapping_keys={"batch_size": batch_size, "maximum_batching_window_in_seconds": 0.2},
+        knobs={"POISON_MODE": "raise", "ERROR_PER_MILLE": "20"}, dead_letter_after=3)

@@ -63,6 +63,9 @@ class Result:
     kills: int
     order_breaks: list[str] = field(default_factory=list)
     uninvoked_healthy: list[str] = field(default_factory=list)
+    # healthy records dead-lettered after fewer failed attempts at the handler than the
+    # source's limit (kits that set `dead_letter_after`)
+    early_healthy: list[str] = field(default_factory=list)
     notices_without_payload: int = 0
     diagnosis: str = ""
 
@@ -86,6 +89,9 @@ class Result:
         if self.uninvoked_healthy:
             out.append(f"{len(self.uninvoked_healthy)} healthy record(s) dead-lettered "
                        f"without an invocation: {self.uninvoked_healthy[:10]}")
+        if self.early_healthy:
+            out.append(f"{len(self.early_healthy)} healthy record(s) dead-lettered before "
+                       f"failing the limit's number of times: {self.early_healthy[:10]}")
         return out
 
     def row(self) -> str:
@@ -102,7 +108,8 @@ class Ledger:
     """One scenario's books (see the module docstring)."""
 
     def __init__(self, scenario: str, seed: int, journal: Path, notices: Notices, *,
-                 ordered: bool, stream: bool, in_flight_bound: int) -> None:
+                 ordered: bool, stream: bool, in_flight_bound: int,
+                 dead_letter_after: int | None = None) -> None:
         self.scenario = scenario
         self.seed = seed
         self.journal = journal
@@ -110,6 +117,7 @@ class Ledger:
         self.ordered = ordered
         self.stream = stream
         self.in_flight_bound = in_flight_bound
+        self.dead_letter_after = dead_letter_after
         self.produced: dict[str, Produced] = {}
         self.kills = 0
 
@@ -151,6 +159,7 @@ class Ledger:
             duplicate_bound=self.in_flight_bound * max(1, self.kills), kills=self.kills,
             order_breaks=self._order_breaks() if self.ordered else [],
             uninvoked_healthy=self._uninvoked_healthy(dead),
+            early_healthy=self._early_healthy(dead),
             notices_without_payload=sum(1 for n in notices if not n.get("payload")))
 
     def _duplicates(self) -> int:
@@ -190,6 +199,15 @@ class Ledger:
             if any(_invoke_count(n) == 0 for n in notices):
                 out.append(record_id)
         return sorted(out, key=self._seq)
+
+    def _early_healthy(self, dead: dict[str, list[dict[str, Any]]]) -> list[str]:
+        """Healthy dead letters the handler failed fewer than `dead_letter_after` times (in
+        every process together: a restart forgets the source's count, never the journal)."""
+        if self.dead_letter_after is None:
+            return []
+        failed = Counter(line["id"] for line in self.lines() if line["kind"] == "fail")
+        return sorted((i for i in dead if i in self.produced and not self.produced[i].poison
+                       and failed[i] < self.dead_letter_after), key=self._seq)
 
     def _seq(self, record_id: str) -> int:
         return self.produced[record_id].seq

@@ -13,18 +13,27 @@ import pytest
 import redis
 
 from tests.chaos.events import event_items
-from tests.chaos.harness import ChaosRun, Damage, assert_clean, kill_9
-from tests.chaos.kits import kafka_committed, kafka_kit, redis_kit, sqs_kit
+from tests.chaos.harness import ChaosRun, Damage, assert_clean, kill_9, run_checked
+from tests.chaos.kits import (
+    activemq_kit,
+    kafka_committed,
+    kafka_kit,
+    rabbitmq_kit,
+    redis_kit,
+    sqs_kit,
+)
 from tests.chaos.target_server import DamageTargetServer
 from tests.servers.redis_server import RedisServer
 
 FAILING = {"PARTIAL_PER_MILLE": "30", "SLEEP_SECONDS": "0.02"}
 
 
-def broker_restart(server: Any, down_seconds: tuple[float, float] = (1, 3)) -> Any:
-    """An action: stop the broker, leave it down a moment, start it on the same port/data."""
+def broker_restart(server: Any, down_seconds: tuple[float, float] = (1, 3),
+                   crash: bool = False) -> Any:
+    """An action: stop the broker (with `crash`, SIGKILL it: no clean shutdown), leave it
+    down a moment, start it on the same port and data."""
     def action(run: ChaosRun) -> None:
-        server.stop()
+        (server.kill if crash else server.stop)()
         time.sleep(run.rng.uniform(*down_seconds))
         server.start()
     return action
@@ -55,6 +64,20 @@ def test_elasticmq_restart_mid_run_loses_nothing(tmp_path: Path, sqs_server: Any
     run = ChaosRun(tmp_path, "sqs broker restart", sqs_kit(sqs_server, fifo=False),
                    initial=300, feed_per_second=60, knobs=FAILING)
     assert_clean(run.run(Damage([broker_restart(sqs_server, (0.5, 1))], gap_seconds=(1, 2))))
+
+
+def test_rabbitmq_broker_killed_and_restarted_mid_run_loses_nothing(
+        tmp_path: Path, rabbitmq_server: Any) -> None:
+    run = ChaosRun(tmp_path, "rabbitmq broker restart", rabbitmq_kit(rabbitmq_server),
+                   initial=600, feed_per_second=150, knobs=FAILING)
+    run_checked(run, Damage([broker_restart(rabbitmq_server, (1, 2), crash=True), kill_9]))
+
+
+def test_activemq_broker_killed_and_restarted_mid_run_loses_nothing(
+        tmp_path: Path, activemq_server: Any) -> None:
+    run = ChaosRun(tmp_path, "activemq broker restart", activemq_kit(activemq_server),
+                   initial=500, feed_per_second=100, knobs={"SLEEP_SECONDS": "0.02"})
+    run_checked(run, Damage([broker_restart(activemq_server, (1, 2), crash=True), kill_9]))
 
 
 def test_python_target_hanging_erring_and_malformed_loses_nothing(

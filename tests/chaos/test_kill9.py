@@ -7,11 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.chaos.harness import ChaosRun, Damage, assert_clean, kill_9, kills
+import pytest
+
+from tests.chaos.harness import ChaosRun, Damage, assert_clean, kill_9, kills, run_checked
 from tests.chaos.kits import (
+    activemq_kit,
     dynamodb_kit,
     kafka_kit,
     kinesis_kit,
+    rabbitmq_kit,
     redis_kit,
     sqs_kit,
 )
@@ -65,3 +69,21 @@ def test_kinesis_kill_9_under_load_loses_nothing(tmp_path: Path, moto_server: An
     run = ChaosRun(tmp_path, "kinesis kill -9", kinesis_kit(moto_server, tmp_path),
                    initial=600, feed_per_second=150, knobs=PARTIAL)
     assert_clean(run.run(Damage([kill_9] * kills(3))))
+
+
+@pytest.mark.parametrize("quorum", [False, True], ids=["classic", "quorum"])
+def test_rabbitmq_kill_9_under_load_loses_nothing_and_dead_letters_no_healthy_message(
+        tmp_path: Path, rabbitmq_server: Any, quorum: bool) -> None:
+    # a backlog and a slow handler: each kill returns the prefetched messages. Quorum
+    # queues count every return in x-delivery-count, a kill's included: with
+    # max_deliveries 3, three kills used to dead-letter such messages uninvoked
+    kit = rabbitmq_kit(rabbitmq_server, quorum=quorum)
+    run = ChaosRun(tmp_path, f"{kit.name} kill -9", kit, initial=kills(1200, 8000),
+                   feed_per_second=200, knobs={**PARTIAL, "SLEEP_SECONDS": "0.05"})
+    run_checked(run, Damage([kill_9] * kills(3), gap_seconds=(0.8, 2)))
+
+
+def test_activemq_kill_9_under_load_loses_nothing(tmp_path: Path, activemq_server: Any) -> None:
+    run = ChaosRun(tmp_path, "activemq kill -9", activemq_kit(activemq_server), initial=600,
+                   feed_per_second=150, knobs={"SLEEP_SECONDS": "0.02"})
+    run_checked(run, Damage([kill_9] * kills(3), gap_seconds=(0.8, 2)))

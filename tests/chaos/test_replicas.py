@@ -6,7 +6,8 @@
   every time and others now and then; replicas killed (-9) or stopped (SIGTERM) and
   restarted at once while batches are being retried. Short run: one run of 4 churns; long
   run: 20 consecutive runs of 12.
-- Redis Streams: 2 replicas in one consumer group, kill -9 churn.
+- Redis Streams (2 replicas in one consumer group) and RabbitMQ (2 replicas competing for
+  the same queues): kill -9 churn.
 - DynamoDB Streams and Kinesis: 2 replicas sharing a DynamoDB lease table, one killed for
   good (its leases expire and the other takes its shards from their checkpoints).
 """
@@ -20,8 +21,17 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.harness import ChaosRun, Damage, assert_clean, churn, kill_9, kills, long_run
-from tests.chaos.kits import dynamodb_kit, kafka_kit, kinesis_kit, redis_kit
+from tests.chaos.harness import (
+    ChaosRun,
+    Damage,
+    assert_clean,
+    churn,
+    kill_9,
+    kills,
+    long_run,
+    run_checked,
+)
+from tests.chaos.kits import dynamodb_kit, kafka_kit, kinesis_kit, rabbitmq_kit, redis_kit
 
 FAILING = {"PARTIAL_PER_MILLE": "30", "SLEEP_SECONDS": "0.05"}
 
@@ -38,17 +48,14 @@ def test_kafka_replicas_churning_while_batches_are_retried_lose_nothing(
         kit.close()
 
 
-def test_redis_replicas_in_one_group_under_kill_9_lose_nothing(
-        tmp_path: Path, redis_server: Any) -> None:
-    kit = redis_kit(redis_server)
-    run = ChaosRun(tmp_path, "redis 2 replicas kill -9", kit, replicas=2, initial=2000,
-                   feed_per_second=300, knobs=FAILING)
-    try:
-        result = run.run(Damage([kill_9] * kills(3)))
-    finally:
-        kit.close()
-    assert_clean(result)
-    assert not result.uninvoked_healthy, result.anomalies()
+@pytest.mark.parametrize("source", ["redis", "rabbitmq"])
+def test_queue_replicas_competing_under_kill_9_lose_nothing(
+        tmp_path: Path, request: pytest.FixtureRequest, source: str) -> None:
+    server = request.getfixturevalue(f"{source}_server")
+    kit, initial = (redis_kit(server), 2000) if source == "redis" else (rabbitmq_kit(server), 800)
+    run = ChaosRun(tmp_path, f"{source} 2 replicas kill -9", kit, replicas=2, initial=initial,
+                   feed_per_second=300 if source == "redis" else 200, knobs=FAILING)
+    run_checked(run, Damage([kill_9] * kills(3)))
 
 
 LEASE_SECONDS = 3  # kits.py: lease_duration_seconds of the lease table

@@ -4,7 +4,8 @@
 - the core's leaves (`records`, `interfaces`, `errors`, `clock`) import nothing else of esm;
 - a connector package imports from esm only the seams, from `connectors` only itself and
   the shared helpers (`connectors.aws.clients` for AWS connectors, `connectors.shards` for
-  the shard streams): one broker's package never imports another's;
+  the shard streams, `connectors.counting` for queues whose broker counts every return):
+  one broker's package never imports another's;
 - every package says in its docstring what lives there, and no folder holds more than 12
   modules.
 """
@@ -24,6 +25,7 @@ CONNECTOR_MAY_IMPORT = {"esm.interfaces", "esm.records", "esm.errors", "esm.cloc
 SHARED_HELPERS = {
     "connectors.aws.clients": {"aws", "sqs", "shards", "dynamodb_streams", "kinesis"},
     "connectors.shards": {"dynamodb_streams", "kinesis"},
+    "connectors.counting": {"sqs", "activemq"},
 }
 MAX_MODULES_PER_FOLDER = 12
 

@@ -79,3 +79,21 @@ def test_healthy_records_dead_lettered_uninvoked_are_reported(tmp_path: Path) ->
     result = book.result()
     assert result.uninvoked_healthy == ["r1"]
     assert "without an invocation" in result.anomalies()[0]
+
+
+def test_healthy_records_dead_lettered_before_failing_the_limit_are_reported(
+        tmp_path: Path) -> None:
+    # r1 failed twice at the handler, r3 three times: only r1 went early (poison r2 is
+    # expected there however often it failed)
+    notice = kafka_notice(Produced("r1", "p0", 1), Produced("r2", "p0", 2, True),
+                          Produced("r3", "p0", 3))
+    book = Ledger("unit", 1, tmp_path / "journal.jsonl", lambda: [notice], ordered=False,
+                  stream=False, in_flight_bound=10, dead_letter_after=3)
+    book.add([Produced(f"r{n}", "p0", n, poison=n == 2) for n in range(4)])
+    journal(book.journal, ("ok", "r0", True), *[("fail", "r1", False)] * 2,
+            ("fail", "r2", False), *[("fail", "r3", False)] * 3)
+    result = book.result()
+    assert result.early_healthy == ["r1"] and not result.problems()
+    assert "before failing" in result.anomalies()[0]
+    # without a limit, nothing is checked
+    assert ledger(tmp_path, [notice], stream=False).result().early_healthy == []

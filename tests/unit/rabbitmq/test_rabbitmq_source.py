@@ -83,12 +83,13 @@ class Listener:
         pass
 
 
-def opened(*queues: str, stop: threading.Event | None = None) -> tuple[RabbitMQSource,
-                                                                        FakeConnection,
-                                                                        FakeClock]:
+def opened(*queues: str, stop: threading.Event | None = None,
+           max_deliveries: int | None = None) -> tuple[RabbitMQSource, FakeConnection,
+                                                       FakeClock]:
     connection, clock = FakeConnection(), FakeClock()
     context = ConnectorContext("m", stop or threading.Event(), clock, batch_size=10)
-    source = RabbitMQSource(RabbitMQSettings(queues=queues), context, environ={},
+    settings = RabbitMQSettings(queues=queues, max_deliveries=max_deliveries)
+    source = RabbitMQSource(settings, context, environ={},
                             connector=lambda _params, _address: connection)
     source.open(Listener())
     return source, connection, clock
@@ -137,6 +138,35 @@ def test_a_message_failing_again_counts_one_more_delivery() -> None:
     source.ack([again])  # and the count is forgotten
     redeliver("q", b"same")
     assert source.poll(100, 0.0)[0].delivery_count == 1
+
+
+def _redeliver_with_count(source: RabbitMQSource, connection: FakeConnection,
+                          x_delivery_count: int) -> Any:
+    """A quorum queue's redelivery of m1, counted `x_delivery_count` by the broker."""
+    connection.tag += 1
+    method = pika.spec.Basic.Deliver(delivery_tag=connection.tag, redelivered=True)
+    connection.chan.consumers["q"](connection.chan, method, pika.BasicProperties(
+        message_id="m1", headers={"x-delivery-count": x_delivery_count}), b"same")
+    [record] = source.poll(100, 0.0)
+    return record
+
+
+def test_quorum_redeliveries_after_lost_connections_do_not_count_as_failed_attempts() -> None:
+    # x-delivery-count counts every return, a crashed consumer's included: three daemons
+    # killed while holding m1 unacked made it 3, and max_deliveries 3 dead-lettered it
+    # before any target had seen it. Only failures at the target count.
+    source, connection, _ = opened("q", max_deliveries=3)
+    assert _redeliver_with_count(source, connection, 3).delivery_count == 1
+    source.release([_redeliver_with_count(source, connection, 4)], 0.0)
+    assert _redeliver_with_count(source, connection, 5).delivery_count == 2
+
+
+def test_a_quorum_message_returned_in_a_crash_loop_is_dead_lettered_at_last() -> None:
+    # one that takes the daemon down every time never fails at the target: past ten times
+    # max_deliveries returns the broker's count decides, so it is not redelivered forever
+    source, connection, _ = opened("q", max_deliveries=3)
+    assert _redeliver_with_count(source, connection, 30).delivery_count == 1
+    assert _redeliver_with_count(source, connection, 31).delivery_count == 32
 
 
 def test_settlements_for_an_older_channel_are_ignored() -> None:
