@@ -28,7 +28,7 @@ from tests.servers.common import (
     ServerUnavailable,
     cache_dir,
     free_port,
-    maven_fetch,
+    install_jars,
 )
 
 ACTIVEMQ_VERSION = "6.1.8"
@@ -99,16 +99,8 @@ def _fetch_jars() -> None:
     libs = libs_dir()
     if all((libs / f"{a}-{v}.jar").exists() for _, a, v in _ARTIFACTS):
         return
-    for tool in ("java", "mvn"):
-        if shutil.which(tool) is None:
-            raise ServerUnavailable(f"{tool} is not installed (apt-get install -y "
-                                    f"{'maven' if tool == 'mvn' else 'openjdk-17-jdk-headless'})")
-    root = cache_dir("activemq")
-    staging = root / "libs-staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    maven_fetch(root, _POM, staging, f"ActiveMQ {ACTIVEMQ_VERSION}")
-    shutil.rmtree(libs, ignore_errors=True)
-    staging.rename(libs)
+    install_jars("activemq", libs, _POM, f"ActiveMQ {ACTIVEMQ_VERSION}",
+                 java_package="openjdk-17-jdk-headless")
 
 
 class ActiveMQServer(ServerProcess):

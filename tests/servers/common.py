@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -41,6 +42,22 @@ def maven_fetch(root: Path, pom: str, staging: Path, what: str) -> None:
     if done.returncode != 0:
         raise ServerUnavailable(f"mvn could not fetch {what}: "
                                 f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def install_jars(name: str, libs: Path, pom: str, what: str, java_package: str) -> None:
+    """Fetch `pom`'s runtime jars from Maven Central into `libs` (in the cache folder
+    `name`), through a staging folder so that an interrupted fetch never looks finished;
+    ServerUnavailable naming the missing tool (and the Debian package for it) or Maven's
+    error."""
+    for tool, package in (("java", java_package), ("mvn", "maven")):
+        if shutil.which(tool) is None:
+            raise ServerUnavailable(f"{tool} is not installed (apt-get install -y {package})")
+    root = cache_dir(name)
+    staging = root / "libs-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    maven_fetch(root, pom, staging, what)
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
 
 
 def wait_for_port(port: int, timeout_seconds: float, proc: subprocess.Popen[bytes] | None = None,

@@ -22,7 +22,7 @@ from tests.servers.common import (
     ServerUnavailable,
     cache_dir,
     free_port,
-    maven_fetch,
+    install_jars,
     stop_process,
 )
 
@@ -47,16 +47,8 @@ def ensure_installed() -> None:
     libs = libs_dir()
     if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
         return
-    for tool in ("java", "mvn"):
-        if shutil.which(tool) is None:
-            raise ServerUnavailable(f"{tool} is not installed (apt-get install -y "
-                                    f"{'openjdk-17-jre-headless' if tool == 'java' else 'maven'})")
-    root = cache_dir("kafka")
-    staging = root / "libs-staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    maven_fetch(root, _POM, staging, f"Kafka {KAFKA_VERSION}")
-    shutil.rmtree(libs, ignore_errors=True)
-    staging.rename(libs)
+    install_jars("kafka", libs, _POM, f"Kafka {KAFKA_VERSION}",
+                 java_package="openjdk-17-jre-headless")
 
 
 class KafkaServer:
