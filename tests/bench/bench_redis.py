@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Collection
+from statistics import median_high
 from typing import Any
 
 import orjson
@@ -150,10 +151,6 @@ def _round(client: redis.Redis, url: str, records: int, batch: int,
     return raw, esm, daemon
 
 
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
@@ -170,14 +167,14 @@ def main() -> None:
         source = [e / r for r, e, _ in rounds if e is not None]
         print(f"{args.records} entries per loop, batch {args.batch}, {args.rounds} rounds; "
               f"ratios are per round, to the raw loop of the same round")
-        print(f"raw XREADGROUP+XACK       : {_median([r for r, _, _ in rounds]):9,.0f} "
+        print(f"raw XREADGROUP+XACK       : {median_high([r for r, _, _ in rounds]):9,.0f} "
               f"records/s (median)")
         print(f"whole daemon (reader, lane workers, python target): "
-              f"{_median([d for _, _, d in rounds]):9,.0f} records/s, ratio median "
-              f"{_median(whole):.0%} (rounds: {', '.join(f'{r:.0%}' for r in whole)}; "
+              f"{median_high([d for _, _, d in rounds]):9,.0f} records/s, ratio median "
+              f"{median_high(whole):.0%} (rounds: {', '.join(f'{r:.0%}' for r in whole)}; "
               f"target >= 60%)")
         print(f"source loop only (poll, filter, event, handler, ack on one thread): ratio "
-              f"median {_median(source):.0%}")
+              f"median {median_high(source):.0%}")
         print("batch size effect (one round each, raw reads the same COUNT):")
         for batch in (10, 100, 500):
             raw, _, daemon = _round(client, server.url, args.records, batch, False)
