@@ -257,3 +257,18 @@ def test_a_message_received_over_ten_times_the_limit_without_failing_is_a_crash_
     fake = FakeSqs([received(1, 31)])
     source = make_source(fake, max_receive_count=3)
     assert poll_all(source, 1)[0].delivery_count == 31
+
+
+def test_fifo_messages_handed_back_behind_a_failed_one_count_no_failure() -> None:
+    # Given a FIFO group of three handed out, the first failing at the target
+    fifo = URL + ".fifo"
+    fake = FakeSqs([msg(1, "g"), msg(2, "g"), msg(3, "g")], fifo=True)
+    source = make_source(fake, url=fifo, max_receive_count=3)
+    got = poll_all(source, 3)
+    source.release(got[:1], 1.0)
+    # When the reader hands the later ones back unused, to keep the group's order
+    source.release(got[1:], 0.0)
+    # Then only the failed one counts a failed attempt when the group comes again
+    fake.messages = [msg(1, "g"), msg(2, "g"), msg(3, "g")]
+    again = poll_all(source, 3)
+    assert {r.item_id: r.delivery_count for r in again} == {"m1": 2, "m2": 1, "m3": 1}
