@@ -18,7 +18,9 @@ from esm.records import Record
 
 EVENT_SOURCE = "SelfManagedKafka"
 MSK_EVENT_SOURCE = "aws:kafka"
-_TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
+# confluent-kafka's Message.timestamp() types: 0 TIMESTAMP_NOT_AVAILABLE, 1 CREATE_TIME,
+# 2 LOG_APPEND_TIME (kafka-python counted from 0).
+_TIMESTAMP_TYPES = {1: "CREATE_TIME", 2: "LOG_APPEND_TIME"}
 _ABSENT = object()  # value not in the filter view
 _UNDECODED = object()  # not decoded yet
 
@@ -39,21 +41,25 @@ def signed_bytes(value: bytes | None) -> list[int]:
 
 
 def record_payload(msg: Any) -> dict[str, Any]:
-    """One record object of the event (ESM-SPEC §2.4) for a kafka-python ConsumerRecord.
+    """One record object of the event (ESM-SPEC §2.4) for a confluent-kafka Message.
 
     `key` is omitted when the Kafka key is null (ESM-SPEC §2.4, recommended rule); a null
     value (tombstone) is sent as `"value": null`.
     """
+    return _payload(msg, msg.key(), msg.value())
+
+
+def _payload(msg: Any, key: bytes | None, value: bytes | None) -> dict[str, Any]:
+    stamp_type, stamp = msg.timestamp()
     payload: dict[str, Any] = {
-        "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-        "timestamp": msg.timestamp,
-        "timestampType": _TIMESTAMP_TYPES.get(msg.timestamp_type, "NO_TIMESTAMP_TYPE"),
+        "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+        "timestamp": stamp,
+        "timestampType": _TIMESTAMP_TYPES.get(stamp_type, "NO_TIMESTAMP_TYPE"),
     }
-    if msg.key is not None:
-        payload["key"] = base64.b64encode(msg.key).decode("ascii")
-    value = msg.value
+    if key is not None:
+        payload["key"] = base64.b64encode(key).decode("ascii")
     payload["value"] = None if value is None else base64.b64encode(value).decode("ascii")
-    payload["headers"] = [{name: signed_bytes(data)} for name, data in msg.headers or ()]
+    payload["headers"] = [{name: signed_bytes(data)} for name, data in msg.headers() or ()]
     return payload
 
 
@@ -111,8 +117,8 @@ def decode_value(raw: bytes) -> Any:
 
 
 def to_record(msg: Any, now: float, with_view: bool = True) -> Record:
-    """A Record for one ConsumerRecord; `now` stands in for a missing broker timestamp.
-    `with_view`: build the filter view (False when the mapping has no filter).
+    """A Record for one confluent-kafka Message; `now` stands in for a missing broker
+    timestamp. `with_view`: build the filter view (False when the mapping has no filter).
 
     size_bytes is the encoded record object plus a conservative share of its partition's
     key in the event (`"<topic>-<partition>":[`, `]`, two commas): counting it on every
@@ -122,16 +128,18 @@ def to_record(msg: Any, now: float, with_view: bool = True) -> Record:
     Measuring by encoding is deliberate: orjson encodes a record object in ~0.2 µs, less
     than computing its length by arithmetic in Python (base64 and escaping lengths) costs.
     """
-    lane = lane_name(msg.topic, msg.partition)
-    payload = record_payload(msg)
+    value = msg.value()
+    payload = _payload(msg, msg.key(), value)
+    lane = lane_name(payload["topic"], payload["partition"])
+    offset = payload["offset"]
     size = len(orjson.dumps(payload)) + len(orjson.dumps(lane)) + 5
-    timestamp = msg.timestamp / 1000.0 if msg.timestamp is not None and msg.timestamp >= 0 \
-        else now
+    stamp = payload["timestamp"]
+    timestamp = stamp / 1000.0 if stamp is not None and stamp >= 0 else now
     return Record(
-        lane=lane, position=str(msg.offset), item_id=item_id(lane, msg.offset),
+        lane=lane, position=str(offset), item_id=item_id(lane, offset),
         payload=payload, size_bytes=size, timestamp=timestamp,
-        filter_view=KafkaFilterView(payload, msg.value) if with_view else None,
-        ordering_key=payload.get("key"), handle=getattr(msg, "leader_epoch", None),
+        filter_view=KafkaFilterView(payload, value) if with_view else None,
+        ordering_key=payload.get("key"), handle=msg.leader_epoch(),
     )
 
 

@@ -1,16 +1,15 @@
 """Pausing Kafka lanes cheaply: records fetched for a lane the core paused are held here,
-and the partition is paused in kafka-python only once the holding area is full.
+and the partition is paused in librdkafka only once the holding area is full.
 
 Why: the core pauses a lane whenever a closed batch waits behind the one in flight, and
-resumes it as soon as that batch is dispatched: under load, once per batch. In
-kafka-python a pause parks what was already fetched for the partition, and on resume
-esm must drop it (internals.drop_parked_fetches), so every cycle fetched and
-parsed the same records again; at batch size 10 that cost more than the whole raw
-consume loop (tests/bench/bench_kafka.py). Held records are handed out, in order and
-before anything newer of their lane, once the lane is resumed.
+resumes it as soon as that batch is dispatched: under load, once per batch. librdkafka
+drops what it prefetched for a paused partition and on resume fetches it again from the
+consumed position, so pausing the client every cycle would fetch (and decode) the same
+records again and stall the lane for a fetch round trip each time. Held records are handed
+out, in order and before anything newer of their lane, once the lane is resumed.
 
 Memory stays bounded: when the held records of all lanes reach `max_records` or
-`max_bytes`, every soft-paused lane is paused in kafka-python too (the old behaviour).
+`max_bytes`, every soft-paused lane is paused in librdkafka too.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ class LaneHold:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.paused: set[str] = set()  # paused by the core
-        self.hard: set[str] = set()  # ...and in kafka-python
+        self.hard: set[str] = set()  # ...and in librdkafka
         self._held: dict[str, list[Record]] = {}
         self._records = 0
         self._bytes = 0
@@ -42,9 +41,9 @@ class LaneHold:
         self.paused.difference_update(lanes)
 
     def to_resume_hard(self) -> list[str]:
-        """Lanes paused in kafka-python that the core resumed and whose held records have
-        all been handed out (now unmarked): resuming earlier would only fetch again what
-        kafka-python parked, while the held records still cover the lane."""
+        """Lanes paused in librdkafka that the core resumed and whose held records have
+        all been handed out (now unmarked): librdkafka then fetches on from after the last
+        of them (its consumed position)."""
         lanes = [lane for lane in self.hard if lane not in self.paused and lane not in self._held]
         self.hard.difference_update(lanes)
         return lanes
@@ -61,7 +60,7 @@ class LaneHold:
         self._bytes += sum(r.size_bytes for r in records)
 
     def to_pause_hard(self) -> list[str]:
-        """Once full: the soft-paused lanes not yet paused in kafka-python (now marked)."""
+        """Once full: the soft-paused lanes not yet paused in librdkafka (now marked)."""
         if self._records < self.max_records and self._bytes < self.max_bytes:
             return []
         lanes = sorted(self.paused - self.hard)

@@ -17,6 +17,7 @@ from connectors.kafka.msk import arn_problems
 from connectors.kafka.security import KafkaSecuritySettings, security_problems
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
+_RESETS = {"TRIM_HORIZON": "earliest", "LATEST": "latest", "AT_TIMESTAMP": "earliest"}
 
 # ESM-SPEC §1.2: ConsumerGroupId 1–200 chars of this set; topic names per the Topics rule.
 _GROUP_ID = re.compile(r"[a-zA-Z0-9\-/*:_+=.@]{1,200}")
@@ -107,3 +108,28 @@ def _destination_problems(settings: KafkaSourceSettings,
         return [f"destination_config.on_failure.topic: {topic!r} is a source topic; "
                 "a Kafka on-failure destination must be another topic"]
     return []
+
+
+def consumer_config(s: KafkaSourceSettings) -> dict[str, Any]:
+    """librdkafka's consumer configuration for the settings (security and callbacks are
+    added by the source); auto-commit and the offset store are off: esm commits on ack."""
+    session_ms = int(s.session_timeout_seconds * 1000)
+    return {
+        "bootstrap.servers": ",".join(s.bootstrap_servers), "group.id": s.consumer_group_id,
+        "client.id": s.client_id, "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": _RESETS[s.starting_position],
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": min(3000, session_ms // 3),
+        "socket.timeout.ms": int(s.request_timeout_seconds * 1000),
+        # Records of aborted transactions never reach a function, as with a Java consumer
+        # reading read_committed (librdkafka's default, kept explicit).
+        "isolation.level": "read_committed",
+        # An idle partition's fetch is held by the broker this long; a partition just
+        # resumed waits behind it (500 ms by default: half-second stalls).
+        "fetch.wait.max.ms": 100,
+        # Bounded prefetch (librdkafka keeps up to 64 MiB / 100k messages by default): the
+        # daemon's memory stays small whatever the backlog.
+        "queued.max.messages.kbytes": 8192, "queued.min.messages": 20000,
+        "fetch.max.bytes": 8 * 1024 * 1024,
+    }

@@ -1,4 +1,4 @@
-"""Kafka source on kafka-python: a consumer group, one lane per topic-partition.
+"""Kafka source on confluent-kafka (librdkafka): a consumer group, one lane per topic-partition.
 
 Guarantees (ESM-SPEC §4.4, §8 items 56-61):
 - offsets are committed only when the core acks (success, filter rejection, durable dead
@@ -10,74 +10,56 @@ Guarantees (ESM-SPEC §4.4, §8 items 56-61):
   first offset at or after the timestamp, else the end);
 - paused partitions keep the consumer polling (heartbeats and group membership stay alive)
   and yield nothing; what was fetched for them is held and handed out after resume, and
-  kafka-python pauses them only once the holding area is full (hold.py);
+  librdkafka pauses them only once the holding area is full (hold.py);
 - acks for partitions this replica no longer owns are ignored (never committed);
-- every assignment reads positions from the group again (positions.py): records dropped
+- every assignment sets positions from the group again (positions.py): records dropped
   when a lane was revoked are read again even when the same consumer gets the lane back;
 - with parallelization_factor > 1 a partition runs up to that many batches at once, one
   per key slot (records keep their order per key; null keys share one slot); the core
   acks only the partition's finished contiguous prefix, so the committed offset never
   passes a record still in flight in another slot.
 
-Rebalances. kafka-python 3 runs rebalance callbacks on its own IO thread, where blocking
-calls (commit) are forbidden, so the callbacks here only queue what changed. Before each
-poll the reader thread checks whether the group wants a rejoin; if so it first hands every
-owned lane to `LaneListener.lanes_revoked`, whose in-flight batches settle and commit while
-this replica still owns them, and only then lets the poll join the group. A rebalance that
-starts between that check and the poll is reported after the poll, when commits are no
-longer possible: those in-flight batches are redelivered to the new owner (duplicates
-bounded by in-flight batches, nothing lost).
+Rebalances. librdkafka runs the rebalance callbacks on the thread that calls `consume()`,
+the reader thread, inside `poll()` here. On revoke, the owned lanes go to
+`LaneListener.lanes_revoked` (their in-flight batches settle), their acked offsets are
+committed synchronously while this member still owns them, then they are forgotten. On
+assign (eager protocol), each partition's start offset is computed (positions.py) and the
+callback assigns the partitions itself with those offsets. Records of a revoked partition
+still in librdkafka's queue are discarded by librdkafka; records of lanes not owned any
+more are dropped here too (never acked: the new owner reads them).
 """
 
 from __future__ import annotations
 
 import base64
-import collections
 import logging
 import os
 import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from kafka import (  # type: ignore[import-untyped]
-    ConsumerRebalanceListener,
-    KafkaConsumer,
-    KafkaProducer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from kafka import KafkaProducer  # type: ignore[import-untyped]
 from kafka import errors as kafka_errors
 
-from connectors.kafka import bootstrap_errors
-from connectors.kafka.commits import OffsetCommitter
+from connectors.kafka.bootstrap_errors import ConnectionErrors
+from connectors.kafka.commits import Key, OffsetCommitter
 from connectors.kafka.event import KafkaEvents, lane_name, parse_item_identifier, to_record
 from connectors.kafka.hold import LaneHold
-from connectors.kafka.internals import drop_parked_fetches, rejoin_pending
-from connectors.kafka.positions import StartPositions
-from connectors.kafka.security import client_options
-from connectors.kafka.settings import KafkaSourceSettings, source_problems
+from connectors.kafka.positions import StartPositions, committed_offsets, fresh_starts
+from connectors.kafka.security import client_config, client_options
+from connectors.kafka.settings import KafkaSourceSettings, consumer_config, source_problems
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
 from esm.records import Record
 
 log = logging.getLogger(__name__)
 
-_RESETS = {"TRIM_HORIZON": "earliest", "LATEST": "latest", "AT_TIMESTAMP": "earliest"}
-
-
-class _QueueingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Runs on kafka-python's IO thread: records changes for the reader thread, nothing else."""
-
-    def __init__(self) -> None:
-        self.changes: collections.deque[tuple[str, list[TopicPartition]]] = collections.deque()
-
-    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        self.changes.append(("revoked", list(revoked)))
-
-    def on_partitions_lost(self, lost: Collection[TopicPartition]) -> None:
-        self.changes.append(("revoked", list(lost)))
-
-    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        self.changes.append(("assigned", list(assigned)))
+# A message carrying one of these errors means this consumer cannot go on as it is.
+_FATAL_MESSAGE_ERRORS = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                                   KafkaError.GROUP_AUTHORIZATION_FAILED,
+                                   KafkaError._AUTHENTICATION,
+                                   KafkaError.SASL_AUTHENTICATION_FAILED})
 
 
 class KafkaSource:
@@ -93,22 +75,26 @@ class KafkaSource:
     )
 
     def __init__(self, settings: KafkaSourceSettings, context: ConnectorContext, *,
-                 consumer_factory: Any = KafkaConsumer,
+                 consumer_factory: Any = Consumer,
                  environ: Mapping[str, str] | None = None) -> None:
         self._settings = settings
         self._context = context
         self._factory = consumer_factory
-        self._security = client_options(settings, os.environ if environ is None else environ,
-                                        owner=f"{context.mapping}: kafka source")
+        environ = os.environ if environ is None else environ
+        owner = f"{context.mapping}: kafka source"
+        self._security_config = client_config(settings, environ, owner)
+        self._security = client_options(settings, environ, owner=owner)  # for produce()
         self._events = KafkaEvents(settings.bootstrap_servers, settings.msk_cluster_arn)
+        self._where = self._events.bootstrap_servers
         self._consumer: Any = None
+        self._errors = ConnectionErrors()
         self._listener: LaneListener | None = None
-        self._rebalance = _QueueingRebalanceListener()
-        self._assigned: dict[str, TopicPartition] = {}
+        self._assigned: dict[str, Key] = {}
         self._hold = LaneHold()  # paused lanes: their records wait here (hold.py)
         self._starts = StartPositions()  # where an assigned lane reads from (positions.py)
-        self._commits = OffsetCommitter(context.mapping,
-                                        timeout_ms=int(settings.request_timeout_seconds * 1000))
+        self._commits = OffsetCommitter(context.mapping)
+        self._closing = False
+        self._failure: Exception | None = None  # raised in a rebalance callback
 
     @classmethod
     def check_mapping(cls, settings: KafkaSourceSettings,
@@ -118,51 +104,49 @@ class KafkaSource:
 
     # ---- connection ------------------------------------------------------------------
 
-    def consumer_options(self) -> dict[str, Any]:
-        """Everything passed to KafkaConsumer; auto-commit is off: esm commits on ack."""
-        s = self._settings
-        return {
-            "bootstrap_servers": list(s.bootstrap_servers), "group_id": s.consumer_group_id,
-            "client_id": s.client_id, "enable_auto_commit": False,
-            "auto_offset_reset": _RESETS[s.starting_position],
-            "session_timeout_ms": int(s.session_timeout_seconds * 1000),
-            "heartbeat_interval_ms": min(3000, int(s.session_timeout_seconds * 1000) // 3),
-            "request_timeout_ms": int(s.request_timeout_seconds * 1000),
-            # kafka-python keeps one fetch in flight per broker; on an idle partition the
-            # broker holds it up to this long, and a partition just resumed waits behind it
-            # (500 ms by default: seen as half-second stalls after back-pressure).
-            "fetch_max_wait_ms": 100,
-            **self._security,
-        }
+    def consumer_config(self) -> dict[str, Any]:
+        """librdkafka's configuration (settings.consumer_config) with esm's callbacks."""
+        return {**consumer_config(self._settings),
+                "logger": logging.getLogger("connectors.kafka.librdkafka"),
+                "error_cb": self._errors.on_error, "on_commit": self._commits.on_commit,
+                **self._security_config}
 
     def open(self, listener: LaneListener) -> None:
         self._listener = listener
-        with bootstrap_errors.watch() as failures:
-            try:
-                consumer = self._factory(**self.consumer_options())
-                consumer.subscribe(topics=list(self._settings.topics), listener=self._rebalance)
-            except kafka_errors.KafkaError as exc:
-                raise SourceUnavailable(f"kafka {self._events.bootstrap_servers}: "
-                                        f"{failures.explain(exc)}") from exc
+        try:
+            consumer = self._factory(self.consumer_config())
+        except KafkaException as exc:
+            raise SourceUnavailable(f"kafka {self._where}: {exc}") from exc
+        try:
+            # librdkafka's constructor never fails on unreachable brokers: without this, a
+            # wrong address or password would look like an idle topic.
+            self._errors.check(consumer, self._settings.request_timeout_seconds, self._where)
+            consumer.subscribe(list(self._settings.topics), on_assign=self._on_assign,
+                               on_revoke=self._on_revoke, on_lost=self._on_lost)
+        except BaseException:
+            consumer.close()
+            raise
         self._consumer = consumer
 
     def close(self) -> None:
-        """Commit the latest acked offsets synchronously, then leave the group."""
+        """Commit the latest acked offsets synchronously, then leave the group (the revoke
+        callback close serves does not reach the core)."""
         consumer, self._consumer = self._consumer, None
-        self._assigned.clear()
-        self._hold = LaneHold()
-        self._starts = StartPositions()
         if consumer is None:
             return
+        self._closing = True
         try:
             self._commits.commit_sync(consumer, self._commits.unconfirmed())
         except SourceUnavailable as exc:  # the records come again: duplicates, no loss
             log.warning("kafka final commit failed mapping=%s: %s", self._context.mapping, exc)
         try:
-            consumer.close(autocommit=False)
+            consumer.close()
         except Exception:  # closing is best effort; the broker expires the member anyway
             log.warning("kafka consumer close failed mapping=%s", self._context.mapping,
                         exc_info=True)
+        self._assigned.clear()
+        self._hold = LaneHold()
+        self._starts = StartPositions()
 
     def _client(self) -> Any:
         if self._consumer is None:
@@ -173,9 +157,8 @@ class KafkaSource:
 
     def poll(self, max_records: int, timeout_seconds: float) -> Sequence[Record]:
         consumer = self._client()
+        self._errors.raise_if_fatal(self._where)
         self._commits.flush(consumer)  # every lane acked since the last turn, one request
-        if self._assigned and rejoin_pending(consumer):
-            self._revoke(list(self._assigned))
         hold = self._hold
         records = hold.release(max_records)  # held records of resumed lanes go first
         self._resume_hard(hold.to_resume_hard())
@@ -187,40 +170,70 @@ class KafkaSource:
         if records or (self._assigned and hold.paused.issuperset(self._assigned)):
             timeout_seconds = 0.0
         try:
-            fetched = consumer.poll(timeout_ms=max(0, int(timeout_seconds * 1000)),
-                                    max_records=room)
-        except kafka_errors.KafkaError as exc:
-            raise SourceUnavailable(f"kafka poll failed: {exc}") from exc
-        sought = self._apply_rebalance_changes()
-        now = self._context.clock.now()
-        views = self._context.wants_filter_view
-        for tp, messages in fetched.items():
-            lane = lane_name(tp.topic, tp.partition)
-            if lane in self._assigned and lane not in sought:
-                if messages and self._starts.to_pin(tp, messages[0].offset):
-                    self._commits.note(tp, messages[0].offset, -1)
-                new = [to_record(m, now, views) for m in messages]
-                if hold.waiting(lane):
-                    hold.hold(lane, new)
-                else:
-                    records.extend(new)
-        full = [self._assigned[lane] for lane in hold.to_pause_hard() if lane in self._assigned]
+            messages = consumer.consume(room, max(0.0, timeout_seconds))
+        except KafkaException as exc:
+            raise SourceUnavailable(f"kafka {self._where}: poll failed: {exc}") from exc
+        failure, self._failure = self._failure, None
+        if failure is not None:  # a rebalance callback failed: the supervisor rebuilds
+            raise SourceUnavailable(f"kafka {self._where}: rebalance: {failure}") from failure
+        self._take(messages, records)
+        full = [self._tp(lane) for lane in hold.to_pause_hard() if lane in self._assigned]
         if full:
-            consumer.pause(*full)
+            consumer.pause(full)
         return records
 
-    def _apply_rebalance_changes(self) -> set[str]:
-        """Tell the reader about queued rebalance changes; return the lanes whose position
-        was just set (their records from this poll were fetched from the old place)."""
-        sought: set[str] = set()
-        changes = self._rebalance.changes
-        while changes:
-            kind, tps = changes.popleft()
-            if kind == "revoked":
-                self._revoke([lane_name(tp.topic, tp.partition) for tp in tps])
+    def _take(self, messages: list[Any], records: list[Record]) -> None:
+        """Append the records of owned lanes (held when their lane waits)."""
+        now = self._context.clock.now()
+        views = self._context.wants_filter_view
+        hold, assigned = self._hold, self._assigned
+        for msg in messages:
+            if msg.error() is not None:
+                self._message_error(msg.error())
+                continue
+            record = to_record(msg, now, views)
+            lane = record.lane
+            if lane not in assigned:
+                continue  # revoked meanwhile: the new owner reads it
+            tp = assigned[lane]
+            if self._starts.to_pin(tp, msg.offset()):
+                self._commits.note(tp, msg.offset(), None)
+            if hold.waiting(lane):
+                hold.hold(lane, [record])
             else:
-                sought |= self._assign(tps)
-        return sought
+                records.append(record)
+
+    def _message_error(self, error: KafkaError) -> None:
+        if error.fatal() or error.code() in _FATAL_MESSAGE_ERRORS:
+            raise SourceUnavailable(f"kafka {self._where}: {error.str()}")
+        log.warning("kafka consumer error mapping=%s: %s", self._context.mapping, error.str())
+
+    # ---- rebalances (librdkafka calls these inside consume(), on the reader thread) ----
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        try:
+            self._assign(consumer, partitions)
+        except Exception as exc:  # raised from poll(); librdkafka assigns the list as is
+            self._failure = exc
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if self._closing:
+            return  # close() committed already; the core is not told about its own exit
+        try:
+            self._revoke([lane_name(p.topic, p.partition) for p in partitions])
+        except Exception as exc:
+            self._failure = exc
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """The group gave the partitions to others already: forget them, commit nothing."""
+        if self._closing:
+            return
+        lanes = [lane for p in partitions if (lane := lane_name(p.topic, p.partition))
+                 in self._assigned]
+        log.warning("kafka lanes lost mapping=%s lanes=%s", self._context.mapping, lanes)
+        self._forget(lanes)
+        if self._listener is not None and lanes:
+            self._listener.lanes_revoked(lanes)
 
     def _revoke(self, lanes: list[str]) -> None:
         """In-flight batches of owned lanes settle and commit (synchronously) first, then
@@ -231,57 +244,48 @@ class KafkaSource:
         log.info("kafka lanes revoked mapping=%s lanes=%s", self._context.mapping, owned)
         if self._listener is not None:
             self._listener.lanes_revoked(owned)
-        tps = [self._assigned.pop(lane) for lane in owned]
-        self._hold.forget(owned)
+        tps = [self._assigned[lane] for lane in owned]
         try:
             self._commits.commit_sync(self._client(), tps)
         finally:
-            self._starts.revoked((tp, self._commits.position(tp)) for tp in tps)
-            self._commits.forget(tps)
+            self._forget(owned)
 
-    def _assign(self, tps: list[TopicPartition]) -> set[str]:
-        new = {lane_name(tp.topic, tp.partition): tp for tp in tps}
+    def _forget(self, lanes: list[str]) -> None:
+        tps = [self._assigned.pop(lane) for lane in lanes if lane in self._assigned]
+        self._hold.forget(lanes)
+        self._starts.revoked((tp, self._commits.position(tp)) for tp in tps)
+        self._commits.forget(tps)
+
+    def _assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Assign the partitions at the offsets positions.py picks (never where librdkafka
+        stood before the rebalance), then tell the core."""
+        new = {lane_name(p.topic, p.partition): (p.topic, p.partition) for p in partitions}
+        starts = self._start_offsets(consumer, list(new.values()))
+        for p in partitions:
+            p.offset = starts[(p.topic, p.partition)]
+        consumer.assign(partitions)
+        # librdkafka keeps a partition's pause across unassign/assign: the core starts the
+        # lanes afresh, unpaused.
+        consumer.resume(partitions)
         self._assigned.update(new)
         log.info("kafka lanes assigned mapping=%s lanes=%s", self._context.mapping, list(new))
-        sought = self._position(tps)
         if self._listener is not None and new:
             self._listener.lanes_assigned(list(new))
-        return sought
 
-    def _position(self, tps: list[TopicPartition]) -> set[str]:
-        """Set where each assigned partition reads from (positions.py: the group's
-        committed offset, never the position kafka-python kept across the rebalance) and
-        undo any pause kafka-python kept: the core starts the lanes afresh. Returns the
-        lanes moved."""
-        consumer = self._client()
-        tps = [tp for tp in tps if tp in consumer.assignment()]  # a later change took it
-        if not tps:
-            return set()
-        try:
-            starts = self._starts.on_assigned({tp: consumer.committed(tp) for tp in tps})
-            for tp, offset in starts.items():
-                consumer.seek(tp, offset)
-            fresh = [tp for tp in tps if tp not in starts]
-            if fresh and self._settings.starting_position == "AT_TIMESTAMP":
-                self._seek_to_timestamp(fresh)
-                starts.update(dict.fromkeys(fresh, 0))
-        except kafka_errors.KafkaError as exc:
-            raise SourceUnavailable(f"kafka committed offsets lookup failed: {exc}") from exc
-        consumer.resume(*tps)
-        drop_parked_fetches(consumer, tps)
-        return {lane_name(tp.topic, tp.partition) for tp in starts}
-
-    def _seek_to_timestamp(self, fresh: list[TopicPartition]) -> None:
-        """AT_TIMESTAMP for partitions the group never committed (ESM-SPEC §1.2)."""
-        consumer = self._client()
-        stamp_ms = int((self._settings.starting_position_timestamp or 0) * 1000)
-        found = consumer.offsets_for_times({tp: stamp_ms for tp in fresh})
-        for tp in fresh:
-            hit = found.get(tp)
-            if hit is None:
-                consumer.seek_to_end(tp)
-            else:
-                consumer.seek(tp, hit.offset)
+    def _start_offsets(self, consumer: Any, tps: list[Key]) -> dict[Key, int]:
+        """positions.py: the group's committed offset, else this consumer's restart point,
+        else the starting position."""
+        s = self._settings
+        group = committed_offsets(consumer, tps, s.request_timeout_seconds)
+        # Known as the group's position from now on (lag, and the restart point if the
+        # lane is revoked before anything is acked).
+        self._commits.committed.update({tp: o for tp, o in group.items() if o is not None})
+        starts = self._starts.on_assigned(group)
+        fresh = [tp for tp in tps if tp not in starts]
+        if fresh:
+            starts.update(fresh_starts(consumer, fresh, s.starting_position,
+                                       s.starting_position_timestamp, s.request_timeout_seconds))
+        return starts
 
     # ---- settling --------------------------------------------------------------------
 
@@ -292,52 +296,65 @@ class KafkaSource:
             tp = self._assigned.get(record.lane)
             if tp is None:
                 continue  # revoked: the new owner redelivers from the last commit
-            epoch = record.handle if isinstance(record.handle, int) else -1
+            epoch = record.handle if isinstance(record.handle, int) else None
             self._commits.note(tp, int(record.position) + 1, epoch)
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
         """Stream family: the core never releases; a failed batch is retried in place."""
 
     def pause(self, lanes: Collection[str]) -> None:
-        """Soft: the lanes' records are held back here; kafka-python pauses the partitions
+        """Soft: the lanes' records are held back here; librdkafka pauses the partitions
         only once the holding area is full (hold.py)."""
         self._hold.pause(lane for lane in lanes if lane in self._assigned)
 
     def resume(self, lanes: Collection[str]) -> None:
         """Soft too: the lanes' held records are handed out first; once they are, the next
-        poll resumes the partitions kafka-python paused (hold.py)."""
+        poll resumes the partitions librdkafka paused (hold.py)."""
         self._hold.resume(lanes)
 
     def _resume_hard(self, lanes: list[str]) -> None:
-        """Resume in kafka-python, and refetch what it parked for these partitions while
-        paused (internals.drop_parked_fetches: otherwise a lane can stall)."""
-        tps = [self._assigned[lane] for lane in lanes if lane in self._assigned]
+        tps = [self._tp(lane) for lane in lanes if lane in self._assigned]
         if tps:
-            consumer = self._client()
-            consumer.resume(*tps)
-            drop_parked_fetches(consumer, tps)
+            self._client().resume(tps)
+
+    def _tp(self, lane: str) -> TopicPartition:
+        topic, partition = self._assigned[lane]
+        return TopicPartition(topic, partition)
 
     def lag(self) -> Mapping[str, float]:
         """Per owned partition: log end offset − acked position (ESM-SPEC §6 OffsetLag; an
         acked offset counts as processed even before its async commit is confirmed).
         Partitions the group never committed nor acked are left out (unknown)."""
         consumer = self._client()
-        tps = dict(self._assigned)
-        if not tps:
-            return {}
-        commits = self._commits
+        lags: dict[str, float] = {}
         try:
-            ends = consumer.end_offsets(list(tps.values()))
-            for tp in tps.values():
-                if commits.position(tp) is None:
-                    meta = consumer.committed(tp)
-                    if meta is not None:
-                        commits.committed[tp] = int(meta)
-        except kafka_errors.KafkaError as exc:
+            for lane, tp in list(self._assigned.items()):
+                position = self._position(consumer, tp)
+                end = self._log_end(consumer, tp)
+                if position is not None and end >= 0:
+                    lags[lane] = float(max(0, end - position))
+        except KafkaException as exc:
             log.warning("kafka lag unknown mapping=%s: %s", self._context.mapping, exc)
             return {}
-        return {lane: float(max(0, ends[tp] - position)) for lane, tp in tps.items()
-                if (position := commits.position(tp)) is not None and tp in ends}
+        return lags
+
+    def _position(self, consumer: Any, tp: Key) -> int | None:
+        position = self._commits.position(tp)
+        if position is None:
+            (found,) = consumer.committed([TopicPartition(*tp)],
+                                          timeout=self._settings.request_timeout_seconds)
+            if found.offset >= 0:
+                self._commits.committed[tp] = found.offset
+                position = found.offset
+        return position
+
+    def _log_end(self, consumer: Any, tp: Key) -> int:
+        """The high watermark librdkafka learnt from its fetches (free), else asked for."""
+        _, high = consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        if high < 0:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(*tp), timeout=self._settings.request_timeout_seconds)
+        return int(high)
 
     def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
         """`esm redrive --to source`: each record's key, value and headers (decoded from the

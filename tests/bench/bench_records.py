@@ -12,21 +12,20 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 from connectors.kafka.event import to_record
 from connectors.redis.entries import EntryDecoder
+from tests.unit.kafka.fake_messages import Msg
 
 N = 100
 ROUNDS = 7
 
 
 def kafka_messages() -> list[Any]:
-    return [SimpleNamespace(topic="bench", partition=i % 4, offset=1000 + i,
-                            timestamp=1_700_000_000_000 + i, timestamp_type=0,
-                            key=b"k%d" % i, value=b'{"amount": %d, "id": "abc%d"}' % (i, i),
-                            headers=[], leader_epoch=0) for i in range(N)]
+    return [Msg(1000 + i, topic="bench", partition=i % 4, timestamp=1_700_000_000_000 + i,
+                key=b"k%d" % i, value=b'{"amount": %d, "id": "abc%d"}' % (i, i))
+            for i in range(N)]
 
 
 def redis_entries() -> list[Any]:

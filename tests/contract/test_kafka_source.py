@@ -34,9 +34,12 @@ class FakeLanes:
         self.assigned: set[str] = set()
         self.revoked: list[list[str]] = []
         self.on_revoke: Callable[[Collection[str]], None] | None = None
+        self.on_assign: Callable[[Collection[str]], None] | None = None
 
     def lanes_assigned(self, lanes: Collection[str]) -> None:
         self.assigned |= set(lanes)
+        if self.on_assign is not None:
+            self.on_assign(lanes)
 
     def lanes_revoked(self, lanes: Collection[str]) -> None:
         if self.on_revoke is not None:
@@ -335,6 +338,9 @@ def churn(kafka_server: KafkaServer, topic: str, group: str, member: KafkaSource
     b, b_lanes = open_source(kafka_server, topic, group)
     stop = threading.Event()
     handed_out: list[Record] = []
+    # A full core takes nothing new, not even from lanes assigned inside a poll (librdkafka
+    # goes on fetching for them within the same consume call).
+    lanes.on_assign = lambda new: member.pause(sorted(new))
 
     def keep_polling() -> None:
         while not stop.is_set():
@@ -355,6 +361,7 @@ def churn(kafka_server: KafkaServer, topic: str, group: str, member: KafkaSource
     stop.set()
     for thread in threads:
         thread.join(10)
+    lanes.on_assign = None
     member.resume(sorted(lanes.assigned))
     assert handed_out == []
 
@@ -381,10 +388,10 @@ def test_a_member_that_keeps_its_partitions_across_a_rebalance_redelivers_what_i
         a.close()
 
 
-def test_partitions_paused_in_kafka_python_resume_after_a_rebalance(
+def test_partitions_paused_in_librdkafka_resume_after_a_rebalance(
         kafka_server: KafkaServer) -> None:
     # Given member A whose lanes are all paused with a full holding area, so that the
-    # partitions are paused in kafka-python itself
+    # partitions are paused in librdkafka itself
     topic, group = make_topic(kafka_server, 2), f"g-{uuid.uuid4().hex}"
     produce(kafka_server, topic, 2400, 2)
     a, a_lanes = open_source(kafka_server, topic, group)
@@ -392,12 +399,12 @@ def test_partitions_paused_in_kafka_python_resume_after_a_rebalance(
         poll_until([a], lambda g: len(a_lanes.assigned) == 2)
         a.pause(sorted(a_lanes.assigned))
         deadline = time.monotonic() + 30
-        while len(a._consumer.paused()) < 2:
+        while len(a._hold.hard) < 2:
             assert time.monotonic() < deadline, "the holding area never filled"
             assert list(a.poll(500, 0.2)) == []
         # When the group rebalances (B joins and leaves) and the core resumes the lanes
         churn(kafka_server, topic, group, a, a_lanes)
-        # Then every record is delivered: no partition stays paused inside kafka-python
+        # Then every record is delivered: no partition stays paused inside librdkafka
         got = poll_until([a], lambda g: len(set(numbers(g))) >= 2400, timeout_seconds=60,
                          ack=True)
         assert set(numbers(got)) == set(range(2400))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import strategies as st
 
 from tests.unit.fuzz.json_values import deep_nesting, json_values
+from tests.unit.kafka.fake_messages import Msg
 
 # Text a broker can hold (UTF-8: no lone surrogates), and text that is not quite that.
 TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30)
@@ -34,13 +34,13 @@ DATETIMES = st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetim
 
 
 def kafka_messages() -> st.SearchStrategy[Any]:
-    """kafka-python ConsumerRecords (the fields esm reads)."""
+    """confluent-kafka Messages (the methods esm reads), as tests.unit.kafka's fake."""
     return st.builds(
-        SimpleNamespace,
+        Msg,
         topic=st.from_regex(r"[a-zA-Z0-9._-]{1,40}", fullmatch=True),
         partition=st.integers(0, 2**31 - 1), offset=st.integers(0, 2**63 - 1),
         timestamp=st.one_of(st.none(), st.just(-1), MILLIS, st.integers(-(2**63), -2)),
-        timestamp_type=st.sampled_from([0, 1, -1, None]),
+        timestamp_type=st.sampled_from([0, 1, 2, -1]),
         key=st.none() | PAYLOADS, value=st.none() | PAYLOADS,
         headers=st.lists(st.tuples(TEXT, st.none() | st.binary(max_size=8)), max_size=3),
         leader_epoch=st.none() | st.integers(0, 100))

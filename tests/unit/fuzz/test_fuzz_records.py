@@ -91,14 +91,14 @@ def test_kafka_records_and_events_from_any_consumer_record(
     for message, record in zip(messages, records, strict=True):
         payload = orjson.loads(assert_json(record.payload))
         assert set(payload) - {"key"} == KAFKA_KEYS and ("key" in payload) == (
-            message.key is not None)
-        assert payload["offset"] == message.offset and record.size_bytes >= len(
+            message.key() is not None)
+        assert payload["offset"] == message.offset() and record.size_bytes >= len(
             orjson.dumps(record.payload))
         value = payload["value"]
-        assert (value is None) if message.value is None else (
-            base64.b64decode(value) == message.value)
+        assert (value is None) if message.value() is None else (
+            base64.b64decode(value) == message.value())
         assert parse_item_identifier({"partition": record.lane,
-                                      "offset": message.offset}) == record.item_id
+                                      "offset": message.offset()}) == record.item_id
     event = orjson.loads(assert_json(events.build_event(records)))
     assert event["eventSource"] == "SelfManagedKafka"
     assert sum(len(rs) for rs in event["records"].values()) == len(records)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 
 import orjson
 from hypothesis import given
@@ -14,19 +13,7 @@ from connectors.kafka.event import (
     parse_item_identifier,
     to_record,
 )
-
-
-@dataclass
-class Msg:  # the ConsumerRecord fields the source reads
-    offset: int
-    value: bytes | None = b'{"type": "order", "amount": 12}'
-    key: bytes | None = b"k1"
-    topic: str = "orders"
-    partition: int = 2
-    timestamp: int = 1_545_084_650_987
-    timestamp_type: int = 0
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    leader_epoch: int = 0
+from tests.unit.kafka.fake_messages import Msg
 
 
 def test_record_has_aws_shape_with_base64_key_value_and_signed_header_bytes() -> None:
@@ -65,7 +52,21 @@ def test_size_covers_the_encoded_record_and_its_partition_key_share() -> None:
 
 
 def test_missing_broker_timestamp_falls_back_to_poll_time() -> None:
-    assert to_record(Msg(1, timestamp=-1), now=123.0).timestamp == 123.0
+    record = to_record(Msg(1, timestamp=-1, timestamp_type=0), now=123.0)
+    assert record.timestamp == 123.0
+    assert record.payload["timestampType"] == "NO_TIMESTAMP_TYPE"
+
+
+def test_timestamp_types_are_confluents_numbering() -> None:
+    # confluent-kafka: 1 CREATE_TIME, 2 LOG_APPEND_TIME (kafka-python counted from 0)
+    assert to_record(Msg(1, timestamp_type=1), now=0.0).payload["timestampType"] == "CREATE_TIME"
+    assert to_record(Msg(1, timestamp_type=2), now=0.0).payload["timestampType"] == \
+        "LOG_APPEND_TIME"
+
+
+def test_the_leader_epoch_rides_on_the_record_for_its_commit() -> None:
+    assert to_record(Msg(1, leader_epoch=7), now=0.0).handle == 7
+    assert to_record(Msg(1, leader_epoch=None), now=0.0).handle is None
 
 
 def test_filter_view_decodes_json_values() -> None:

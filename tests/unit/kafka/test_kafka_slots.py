@@ -11,13 +11,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kafka import TopicPartition
+from confluent_kafka import TopicPartition
 
 from connectors.kafka.source import KafkaSource
 from esm.interfaces import ConnectorContext
 from esm.pipeline.lane_buffer import key_slot
 from esm.records import Event, InvokeResult, Returned
-from tests.unit.kafka.test_kafka_event import Msg
+from tests.unit.kafka.fake_messages import Msg
 from tests.unit.kafka.test_kafka_source import FakeConsumer, assign
 from tests.unit.runtime_fakes import Rig, mapping_config
 
@@ -50,8 +50,8 @@ class SlowKeyTarget:
 def kafka_rig(target: SlowKeyTarget, pool: Any = None) -> tuple[Rig, list[FakeConsumer]]:
     consumers: list[FakeConsumer] = []
 
-    def factory(**options: Any) -> FakeConsumer:
-        consumers.append(FakeConsumer(**options))
+    def factory(config: dict[str, Any]) -> FakeConsumer:
+        consumers.append(FakeConsumer(config))
         return consumers[-1]
 
     def build(context: ConnectorContext) -> KafkaSource:
@@ -127,4 +127,4 @@ def test_slots_unfinished_at_a_rebalance_are_read_again_from_the_first_unfinishe
     rig.reader.step()
     # Then no commit passed offset 3, and the partition restarts at offset 3
     assert all(c[TP0] <= 3 for c in [*consumer.async_commits, *consumer.commits])
-    assert consumer.seeks[-1] == (TP0, 3)
+    assert consumer.starts[-1] == (TP0, 3)

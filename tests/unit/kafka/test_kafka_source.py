@@ -2,92 +2,134 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Collection
 from typing import Any
 
 import pytest
-from kafka import TopicPartition
-from kafka import errors as kafka_errors
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from connectors.kafka.source import KafkaSource
 from esm.clock import FakeClock
 from esm.errors import ConfigError, SourceUnavailable
 from esm.interfaces import ConnectorContext, Source
-from tests.unit.kafka.test_kafka_event import Msg
+from tests.unit.kafka.fake_messages import Msg
 
 TP0, TP1 = TopicPartition("orders", 0), TopicPartition("orders", 1)
 
 
-class FakeCoordinator:
-    def __init__(self) -> None:
-        self.rejoin = False
+def kafka_error(code: int, fatal: bool = False) -> KafkaException:
+    return KafkaException(KafkaError(code, fatal=fatal))
 
-    def need_rejoin(self) -> bool:
-        return self.rejoin
+
+class Rebalancer:
+    """Plays librdkafka's rebalance callbacks (served inside consume, on the caller's
+    thread) from test steps."""
+
+    def __init__(self, consumer: FakeConsumer, callbacks: dict[str, Any]) -> None:
+        self._consumer = consumer
+        self._callbacks = callbacks
+
+    def _call(self, name: str, tps: Collection[TopicPartition]) -> None:
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in sorted(tps, key=str)]
+        self._callbacks[name](self._consumer, partitions)
+
+    def on_partitions_revoked(self, tps: Collection[TopicPartition]) -> None:
+        self._call("on_revoke", tps)
+        self._consumer.assigned -= set(tps)
+
+    def on_partitions_lost(self, tps: Collection[TopicPartition]) -> None:
+        self._call("on_lost", tps)
+        self._consumer.assigned -= set(tps)
+
+    def on_partitions_assigned(self, tps: Collection[TopicPartition]) -> None:
+        self._call("on_assign", tps)
 
 
 class FakeConsumer:
-    """Just enough of KafkaConsumer; `script` is what successive polls do."""
+    """Just enough of confluent-kafka's Consumer; `script` is what successive consume calls
+    do (a step returns {partition: messages}, or is a callable doing a rebalance first)."""
 
-    def __init__(self, **options: Any) -> None:
-        self.options = options
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
         self.commits: list[dict[TopicPartition, int]] = []
         self.async_commits: list[dict[TopicPartition, int]] = []
-        self.callbacks: list[tuple[Any, dict[TopicPartition, Any]]] = []
+        self.unanswered: list[list[TopicPartition]] = []
         self.paused: set[TopicPartition] = set()
         self.script: list[Any] = []
         self.listener: Any = None
-        self._coordinator = FakeCoordinator()
         self.commit_error: Exception | None = None
         self.assigned: set[TopicPartition] = set()
         self.group_offsets: dict[TopicPartition, int | None] = {}
-        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.starts: list[tuple[TopicPartition, int]] = []
+        self.high_cached = 10
+        self.closed = False
 
-    def subscribe(self, topics: list[str], listener: Any) -> None:
-        self.listener = listener
+    def list_topics(self, timeout: float) -> object:
+        return object()
 
-    def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Msg]]:
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.listener = Rebalancer(self, callbacks)
+
+    def consume(self, num_messages: int, timeout: float) -> list[Msg]:
         step = self.script.pop(0) if self.script else {}
         if callable(step):
-            return step(self)  # type: ignore[no-any-return]
-        return step  # type: ignore[no-any-return]
+            step = step(self)
+        return [m for messages in step.values() for m in messages]
 
-    def commit(self, offsets: dict[TopicPartition, Any], timeout_ms: int | None = None) -> None:
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> Any:
+        sent = {TopicPartition(tp.topic, tp.partition): tp.offset for tp in offsets}
+        if asynchronous:
+            self.async_commits.append(sent)
+            self.unanswered.append(offsets)
+            return None
         if self.commit_error is not None:
             raise self.commit_error
-        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+        self.commits.append(sent)
+        return offsets
 
-    def commit_async(self, offsets: dict[TopicPartition, Any], callback: Any) -> None:
-        self.async_commits.append({tp: meta.offset for tp, meta in offsets.items()})
-        self.callbacks.append((callback, offsets))
+    def complete_commits(self, error: KafkaError | None = None) -> None:
+        """The broker answers every async commit sent so far (librdkafka then serves
+        on_commit inside a later consume call)."""
+        for offsets in self.unanswered:
+            self.config["on_commit"](error, offsets)
+        self.unanswered.clear()
 
-    def complete_commits(self, error: Exception | None = None) -> None:
-        """The broker answers every async commit sent so far (kafka-python then runs the
-        callbacks inside a later poll or commit call)."""
-        for callback, offsets in self.callbacks:
-            callback(offsets, error if error is not None else object())
-        self.callbacks.clear()
-
-    def pause(self, *tps: TopicPartition) -> None:
+    def pause(self, tps: list[TopicPartition]) -> None:
         self.paused |= set(tps)
 
-    def resume(self, *tps: TopicPartition) -> None:
+    def resume(self, tps: list[TopicPartition]) -> None:
         self.paused -= set(tps)
 
-    def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: 10 for tp in tps}
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float | None = None,
+                              cached: bool = False) -> tuple[int, int]:
+        return (0, self.high_cached if cached else 10)
 
-    def committed(self, tp: TopicPartition) -> int | None:
-        return self.group_offsets.get(tp, 3)
+    def committed(self, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        offsets = {tp: self.group_offsets.get(tp, 3) for tp in tps}
+        return [TopicPartition(tp.topic, tp.partition, OFFSET_INVALID if o is None else o)
+                for tp, o in offsets.items()]
 
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.assigned)
+    def offsets_for_times(self, tps: list[TopicPartition], timeout: float
+                          ) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, 7) for tp in tps]
 
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.seeks.append((tp, offset))
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned |= set(partitions)
+        self.starts += [(TopicPartition(p.topic, p.partition), p.offset) for p in partitions]
 
-    def close(self, autocommit: bool) -> None:
+    def close(self) -> None:
+        """librdkafka serves a last revoke callback while leaving the group."""
+        if self.assigned:
+            self.listener.on_partitions_revoked(set(self.assigned))
         self.closed = True
 
 
@@ -113,10 +155,18 @@ def assign(*tps: TopicPartition, fetched: dict[TopicPartition, list[Msg]] | None
     return step
 
 
+def revoke(*tps: TopicPartition, fetched: dict[TopicPartition, list[Msg]] | None = None
+           ) -> Any:
+    def step(consumer: FakeConsumer) -> dict[TopicPartition, list[Msg]]:
+        consumer.listener.on_partitions_revoked(set(tps))
+        return fetched or {}
+    return step
+
+
 def rebalance(*tps: TopicPartition, fetched: dict[TopicPartition, list[Msg]] | None = None
               ) -> Any:
     """The group rebalances inside a poll and gives this member `tps` (eager protocol:
-    everything revoked first); kafka-python keeps the state of partitions it keeps."""
+    everything revoked first)."""
     def step(consumer: FakeConsumer) -> dict[TopicPartition, list[Msg]]:
         consumer.listener.on_partitions_revoked(set(consumer.assigned))
         consumer.assigned = set(tps)
@@ -130,8 +180,8 @@ def make(**settings: Any) -> tuple[KafkaSource, FakeConsumer, Lanes]:
                "consumer_group_id": "g"} | settings
     consumers: list[FakeConsumer] = []
 
-    def factory(**kw: Any) -> FakeConsumer:
-        consumers.append(FakeConsumer(**kw))
+    def factory(config: dict[str, Any]) -> FakeConsumer:
+        consumers.append(FakeConsumer(config))
         return consumers[-1]
 
     context = ConnectorContext(mapping="m", stop=threading.Event(), clock=FakeClock())
@@ -149,8 +199,12 @@ def test_is_a_stream_source_with_kafka_defaults() -> None:
     assert source.traits.default_batching_window_seconds == 0.5
     assert source.traits.caps_infinite_retries_with_destination
     assert source.traits.batch_info_key == "KafkaBatchInfo"
-    assert consumer.options["enable_auto_commit"] is False
-    assert consumer.options["auto_offset_reset"] == "earliest"
+    config = consumer.config
+    assert config["enable.auto.commit"] is False and config["enable.auto.offset.store"] is False
+    assert config["auto.offset.reset"] == "earliest"
+    assert config["isolation.level"] == "read_committed"
+    assert config["security.protocol"] == "PLAINTEXT"
+    assert isinstance(config["logger"], logging.Logger)  # librdkafka never prints to stderr
 
 
 def at(offset: int, partition: int = 0) -> Msg:
@@ -189,15 +243,15 @@ def test_nothing_is_committed_without_an_ack() -> None:
     assert consumer.commits == []
 
 
-def test_pending_rejoin_settles_owned_lanes_before_the_poll_joins() -> None:
-    # Given a lane with records in flight and a group that wants a rejoin
+def test_a_revocation_settles_owned_lanes_and_commits_before_they_go() -> None:
+    # Given a lane with records in flight
     source, consumer, lanes = make()
     consumer.script = [assign(TP0), {TP0: [Msg(4, partition=0)]}]
     source.poll(10, 0.1)
     in_flight = source.poll(10, 0.1)
     lanes.on_revoke = lambda revoked: source.ack(in_flight)
-    consumer._coordinator.rejoin = True
-    # When the reader polls
+    # When the group revokes the lane inside a poll (librdkafka's callback)
+    consumer.script = [revoke(TP0)]
     source.poll(10, 0.1)
     # Then the core was asked to settle first, and its ack was committed synchronously
     assert lanes.calls[-1] == ("revoked", ["orders-0"])
@@ -211,10 +265,7 @@ def test_acks_for_revoked_lanes_are_never_committed() -> None:
     source.poll(10, 0.1)
     records = source.poll(10, 0.1)
 
-    def revoke(c: FakeConsumer) -> dict[TopicPartition, list[Msg]]:
-        c.listener.on_partitions_revoked({TP0})
-        return {TP0: [Msg(5, partition=0)]}  # stale fetch for a lane just lost
-    consumer.script = [revoke]
+    consumer.script = [revoke(TP0, fetched={TP0: [Msg(5, partition=0)]})]  # stale fetch
     assert source.poll(10, 0.1) == []
     source.ack(records)
     source.poll(10, 0.1)
@@ -224,7 +275,7 @@ def test_acks_for_revoked_lanes_are_never_committed() -> None:
 
 
 def test_a_paused_lane_holds_its_records_and_hands_them_out_first_on_resume() -> None:
-    # Given two owned lanes, orders-0 paused by the core (soft: kafka-python keeps fetching)
+    # Given two owned lanes, orders-0 paused by the core (soft: librdkafka keeps fetching)
     source, consumer, _ = polled(TP0, TP1)
     source.pause(["orders-0", "unknown-3"])
     assert consumer.paused == set()
@@ -241,7 +292,7 @@ def test_a_paused_lane_holds_its_records_and_hands_them_out_first_on_resume() ->
     assert consumer.paused == set()
 
 
-def test_a_full_holding_area_pauses_the_partitions_in_kafka_python() -> None:
+def test_a_full_holding_area_pauses_the_partitions_in_librdkafka() -> None:
     source, consumer, _ = polled(TP0, TP1)
     source._hold.max_records = 3
     source.pause(["orders-0"])
@@ -249,9 +300,9 @@ def test_a_full_holding_area_pauses_the_partitions_in_kafka_python() -> None:
     source.poll(10, 0.1)
     assert consumer.paused == set()  # two held: room left
     source.poll(10, 0.1)
-    assert consumer.paused == {TP0}  # three held: full, so kafka-python pauses it
-    # When resumed, the held records come first, once; kafka-python resumes the partition
-    # only when they are all handed out (before that it would refetch what it parked)
+    assert consumer.paused == {TP0}  # three held: full, so librdkafka pauses it
+    # When resumed, the held records come first, once; librdkafka resumes the partition
+    # only when they are all handed out (it then fetches on after the last of them)
     source.resume(["orders-0"])
     assert [r.position for r in source.poll(2, 0.1)] == ["5", "6"]
     assert consumer.paused == {TP0}
@@ -279,14 +330,14 @@ def test_a_partition_kept_across_a_rebalance_reads_again_from_the_group_offset()
     lanes.on_revoke = lambda revoked: source.ack(records[:1])
     consumer.group_offsets[TP0] = None
     consumer.commit_error = None
-    # When the group rebalances and gives the lane back to this member, kafka-python
-    # keeping its fetch position after offset 6 (and fetching 7 in the same poll)
-    consumer.script = [rebalance(TP0, fetched={TP0: [at(7)]})]
+    # When the group rebalances and gives the lane back to this member (librdkafka had
+    # fetched up to offset 6)
+    consumer.script = [rebalance(TP0)]
     consumer.group_offsets[TP0] = 5  # what the revocation's commit made durable
     assert source.poll(10, 0.1) == []
-    # Then the lane is moved back to the group's offset: 5 and 6 are read again
+    # Then the lane is assigned at the group's offset: 5 and 6 are read again
     assert consumer.commits == [{TP0: 5}]
-    assert consumer.seeks[-1] == (TP0, 5)
+    assert consumer.starts[-1] == (TP0, 5)
     assert lanes.calls[-2:] == [("revoked", ["orders-0"]), ("assigned", ["orders-0"])]
 
 
@@ -299,12 +350,12 @@ def test_without_a_group_offset_a_kept_partition_restarts_at_its_first_unfinishe
     consumer.script = [assign(TP0), {TP0: [at(4), at(5), at(6)]}]
     source.poll(10, 0.1)
     assert len(source.poll(10, 0.1)) == 3
-    consumer.commit_error = kafka_errors.RebalanceInProgressError()
+    consumer.commit_error = kafka_error(KafkaError.REBALANCE_IN_PROGRESS)
     # When the lane is revoked and given back while the group still has no offset for it
     consumer.script = [rebalance(TP0)]
     source.poll(10, 0.1)
     # Then it restarts at the first record it had fetched, not after the last
-    assert consumer.seeks[-1] == (TP0, 4)
+    assert consumer.starts[-1] == (TP0, 4)
 
 
 def test_a_never_committed_partition_is_pinned_at_its_first_fetched_offset() -> None:
@@ -321,7 +372,7 @@ def test_a_never_committed_partition_is_pinned_at_its_first_fetched_offset() -> 
     assert consumer.async_commits == [{TP0: 40}]
 
 
-def test_a_partition_paused_in_kafka_python_is_resumed_when_assigned_again() -> None:
+def test_a_partition_paused_in_librdkafka_is_resumed_when_assigned_again() -> None:
     source, consumer, _ = polled(TP0, TP1)
     source._hold.max_records = 1
     source.pause(["orders-0"])
@@ -337,7 +388,7 @@ def test_broker_errors_become_source_unavailable() -> None:
     source, consumer, _ = make()
 
     def fail(c: FakeConsumer) -> dict[TopicPartition, list[Msg]]:
-        raise kafka_errors.KafkaConnectionError()
+        raise kafka_error(KafkaError._TRANSPORT)
     consumer.script = [fail]
     with pytest.raises(SourceUnavailable):
         source.poll(10, 0.1)
@@ -348,7 +399,7 @@ def test_retriable_async_commit_failure_is_sent_again_on_the_next_poll() -> None
     source.ack(records)
     source.poll(10, 0.1)
     # When the broker fails the commit with a retriable error
-    consumer.complete_commits(kafka_errors.NotCoordinatorError())
+    consumer.complete_commits(KafkaError(KafkaError.NOT_COORDINATOR))
     source.poll(10, 0.1)
     # Then the same offset goes out again
     assert consumer.async_commits == [{TP0: 5}, {TP0: 5}]
@@ -359,11 +410,11 @@ def test_failed_async_commit_never_moves_an_offset_back_past_a_later_one() -> No
     source, consumer, records = polled(TP0, p0=[at(4), at(5)])
     source.ack(records[:1])
     source.poll(10, 0.1)
-    first = consumer.callbacks.pop()
+    first = consumer.unanswered.pop()
     source.ack(records[1:])
     source.poll(10, 0.1)
-    # When the earlier commit fails retriably
-    first[0](first[1], kafka_errors.RequestTimedOutError())
+    # When the earlier commit fails retriably (answered after the later one went out)
+    consumer.config["on_commit"](KafkaError(KafkaError.REQUEST_TIMED_OUT), first)
     source.poll(10, 0.1)
     # Then it is not resent: offset 6 already covers it
     assert consumer.async_commits == [{TP0: 5}, {TP0: 6}]
@@ -373,17 +424,17 @@ def test_async_commit_refused_after_a_rebalance_is_dropped() -> None:
     source, consumer, records = polled(TP0, p0=[at(4)])
     source.ack(records)
     source.poll(10, 0.1)
-    consumer.complete_commits(kafka_errors.CommitFailedError())
+    consumer.complete_commits(KafkaError(KafkaError._ASSIGNMENT_LOST))
     source.poll(10, 0.1)  # no raise: the new owner redelivers from the last commit
     assert consumer.async_commits == [{TP0: 5}]
 
 
 @pytest.mark.parametrize("errors", [
-    [kafka_errors.GroupAuthorizationFailedError()],  # not retriable: surfaced at once
-    [kafka_errors.NotCoordinatorError()] * 11,  # retriable, but failing for too long
+    [KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED)],  # not retriable: surfaced at once
+    [KafkaError(KafkaError.NOT_COORDINATOR)] * 11,  # retriable, but failing for too long
 ])
 def test_persistent_async_commit_failures_surface_as_source_unavailable(
-        errors: list[Exception]) -> None:
+        errors: list[KafkaError]) -> None:
     source, consumer, records = polled(TP0, p0=[at(4)])
     source.ack(records)
     source.poll(10, 0.1)
@@ -410,10 +461,10 @@ def test_close_commits_acked_offsets_the_broker_has_not_confirmed() -> None:
 def test_close_survives_a_failed_final_commit_and_revoke_surfaces_broker_errors() -> None:
     source, consumer, records = polled(TP0, p0=[at(4)])
     source.ack(records)
-    consumer.commit_error = kafka_errors.KafkaTimeoutError()
-    consumer._coordinator.rejoin = True
-    with pytest.raises(SourceUnavailable):
-        source.poll(10, 0.1)  # revoking before the rejoin: the commit must not be lost
+    consumer.commit_error = kafka_error(KafkaError._TIMED_OUT)
+    consumer.script = [revoke(TP0)]
+    with pytest.raises(SourceUnavailable, match="commit failed"):
+        source.poll(10, 0.1)  # the revocation's commit failed: the records must come again
     source.close()  # logged, not raised: the records come again
     assert consumer.closed
 
@@ -431,16 +482,91 @@ def test_poll_returns_at_once_when_every_owned_lane_is_paused() -> None:
     # Given a source owning two lanes, both paused (each has a batch waiting in the core)
     source, consumer, _ = polled(TP0, TP1)
     timeouts: list[int] = []
-    real_poll = consumer.poll
+    real_poll = consumer.consume
 
-    def spy(timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Msg]]:
-        timeouts.append(timeout_ms)
-        return real_poll(timeout_ms, max_records)
-    consumer.poll = spy  # type: ignore[method-assign]
+    def spy(num_messages: int, timeout: float) -> list[Msg]:
+        timeouts.append(timeout)
+        return real_poll(num_messages, timeout)
+    consumer.consume = spy  # type: ignore[method-assign]
     source.pause(["orders-0", "orders-1"])
     # When the reader polls with a timeout: nothing can arrive, so it must not block
     source.poll(10, 0.5)
     source.resume(["orders-1"])
     source.poll(10, 0.5)
     # Then the paused poll did not wait, and a poll with a running lane waits as asked
-    assert timeouts == [0, 500]
+    assert timeouts == [0, 0.5]
+
+
+def test_close_commits_then_leaves_without_calling_the_core_from_its_revoke_callback(
+        ) -> None:
+    # Given an owned lane with an acked record
+    source, consumer, records = polled(TP0, p0=[at(4)])
+    lanes_before = list(source._listener.calls)  # type: ignore[union-attr]
+    source.ack(records)
+    # When the source closes (librdkafka serves a last revoke callback inside close)
+    source.close()
+    # Then the ack was committed once, and the core heard nothing from the callback
+    assert consumer.commits == [{TP0: 5}] and consumer.closed
+    assert source._listener.calls == lanes_before  # type: ignore[union-attr]
+
+
+def test_lost_partitions_are_forgotten_without_a_commit() -> None:
+    source, consumer, lanes = make()
+    consumer.script = [assign(TP0), {TP0: [at(4)]}]
+    source.poll(10, 0.1)
+    records = source.poll(10, 0.1)
+    lanes.on_revoke = lambda revoked: source.ack(records)  # settles, but too late to commit
+    consumer.script = [lambda c: (c.listener.on_partitions_lost({TP0}), {})[1]]
+    source.poll(10, 0.1)
+    source.poll(10, 0.1)
+    assert lanes.calls[-1] == ("revoked", ["orders-0"])
+    assert consumer.commits == [] and consumer.async_commits == []
+
+
+class ErrorMessage(Msg):
+    def __init__(self, code: int, fatal: bool = False) -> None:
+        super().__init__(0)
+        self._error = KafkaError(code, fatal=fatal)
+
+    def error(self) -> KafkaError:  # type: ignore[override]
+        return self._error
+
+
+def test_a_message_carrying_an_error_is_no_record_and_fatal_ones_stop_the_source() -> None:
+    source, consumer, _ = polled(TP0)
+    consumer.script = [{TP0: [ErrorMessage(KafkaError.UNKNOWN_TOPIC_OR_PART), at(4)]}]
+    assert [r.position for r in source.poll(10, 0.1)] == ["4"]  # logged, skipped
+    for code, fatal in [(KafkaError.TOPIC_AUTHORIZATION_FAILED, False),
+                        (KafkaError._FATAL, True)]:
+        consumer.script = [{TP0: [ErrorMessage(code, fatal)]}]
+        with pytest.raises(SourceUnavailable):
+            source.poll(10, 0.1)
+
+
+def test_a_failing_rebalance_callback_surfaces_from_poll() -> None:
+    source, consumer, _ = make()
+    consumer.group_offsets = None  # type: ignore[assignment]  # committed() now raises
+    consumer.script = [assign(TP0)]
+    with pytest.raises(SourceUnavailable, match="rebalance"):
+        source.poll(10, 0.1)
+
+
+@pytest.mark.parametrize(("position", "start"), [
+    ("TRIM_HORIZON", OFFSET_BEGINNING), ("LATEST", OFFSET_END), ("AT_TIMESTAMP", 7)])
+def test_a_partition_the_group_never_committed_starts_at_the_starting_position(
+        position: str, start: int) -> None:
+    stamp = {"starting_position_timestamp": 1.0} if position == "AT_TIMESTAMP" else {}
+    source, consumer, _ = make(starting_position=position, **stamp)
+    consumer.group_offsets[TP0] = None
+    consumer.script = [assign(TP0)]
+    source.poll(10, 0.1)
+    assert consumer.starts == [(TP0, start)]
+
+
+def test_lag_uses_the_cached_high_watermark_and_asks_when_it_is_unknown() -> None:
+    source, consumer, records = polled(TP0, p0=[at(4)])
+    source.ack(records)
+    consumer.high_cached = 8
+    assert source.lag() == {"orders-0": 3.0}
+    consumer.high_cached = OFFSET_INVALID  # nothing fetched yet: one request
+    assert source.lag() == {"orders-0": 5.0}

@@ -11,14 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kafka import TopicPartition
+from confluent_kafka import TopicPartition
 
 from connectors.file.window_store import SqliteWindowStore, SqliteWindowStoreSettings
 from connectors.kafka.source import KafkaSource
 from esm.config.types import ConnectorSpec
 from esm.interfaces import ConnectorContext
 from esm.records import Event, InvokeResult, Returned
-from tests.unit.kafka.test_kafka_event import Msg
+from tests.unit.kafka.fake_messages import Msg
 from tests.unit.kafka.test_kafka_source import FakeConsumer, assign
 from tests.unit.runtime_fakes import Rig, mapping_config
 
@@ -55,8 +55,8 @@ def kafka_rig(target: SumTarget, path: Path, committed: int | None = None
     consumers: list[FakeConsumer] = []
 
     def build(context: ConnectorContext) -> KafkaSource:
-        def factory(**options: Any) -> FakeConsumer:
-            consumers.append(FakeConsumer(**options))
+        def factory(config: dict[str, Any]) -> FakeConsumer:
+            consumers.append(FakeConsumer(config))
             consumers[-1].group_offsets[TP0] = committed
             return consumers[-1]
         settings = KafkaSource.Settings(bootstrap_servers=("b:9092",), topics=("orders",),
