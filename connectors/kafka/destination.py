@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from kafka import errors as kafka_errors
-from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from connectors.kafka.bootstrap_errors import ConnectionErrors
+from connectors.kafka.clients import base_config, producer_config, send_all
 from connectors.kafka.event import envelope
-from connectors.kafka.security import KafkaSecuritySettings, client_options
+from connectors.kafka.security import KafkaSecuritySettings, client_config
 from esm.errors import DestinationError
 from esm.records import Record
 
@@ -50,30 +50,34 @@ class KafkaDestinationSettings(KafkaSecuritySettings):
 
 
 class KafkaDestination:
-    """Writes failed records to a Kafka topic. Thread-safe (KafkaProducer is)."""
+    """Writes failed records to a Kafka topic. Thread-safe (librdkafka's producer is)."""
 
     Settings = KafkaDestinationSettings
 
     def __init__(self, settings: KafkaDestinationSettings, context: Any, *,
-                 producer_factory: Any = KafkaProducer,
+                 producer_factory: Any = Producer,
                  environ: Mapping[str, str] | None = None) -> None:
         self._settings = settings
         self._factory = producer_factory
-        self._security = client_options(settings, os.environ if environ is None else environ,
-                                        owner="kafka destination")
+        self._errors = ConnectionErrors()
+        self._config = producer_config(
+            base_config(settings.bootstrap_servers, settings.client_id,
+                        client_config(settings, os.environ if environ is None else environ,
+                                      owner="kafka destination"), self._errors),
+            timeout_seconds=settings.timeout_seconds)
         self._producer: Any = None
         self._lock = threading.Lock()
 
     def _client(self) -> Any:
+        """The producer, made on first use once the cluster answered (so a wrong address
+        or password is reported as such, not as a send timeout)."""
         with self._lock:
             if self._producer is None:
-                try:
-                    self._producer = self._factory(
-                        bootstrap_servers=list(self._settings.bootstrap_servers),
-                        client_id=self._settings.client_id, acks="all", retries=5,
-                        max_request_size=8 * 1024 * 1024, **self._security)
-                except kafka_errors.KafkaError as exc:
-                    raise DestinationError(f"kafka destination unreachable: {exc}") from exc
+                producer = self._factory(self._config)
+                self._errors.check(producer, self._settings.timeout_seconds,
+                                   f"destination {self._settings.topic!r}",
+                                   error=DestinationError)
+                self._producer = producer
             return self._producer
 
     def send(self, notice: Mapping[str, Any], records: Sequence[Record]) -> None:
@@ -83,19 +87,19 @@ class KafkaDestination:
                                        "the failed record's own topic; refusing to write")
         producer = self._client()
         try:
-            futures = [producer.send(self._settings.topic, key=record_key(record),
-                                     value=orjson.dumps(record_notice(notice, record)))
-                       for record in records]
-            for future in futures:
-                future.get(timeout=self._settings.timeout_seconds)
-        except kafka_errors.KafkaError as exc:
-            raise DestinationError(f"kafka destination {self._settings.topic!r}: {exc}") from exc
+            send_all(producer, [(self._settings.topic, record_key(record),
+                                 orjson.dumps(record_notice(notice, record)), ())
+                                for record in records],
+                     self._settings.timeout_seconds, self._errors)
+        except KafkaException as exc:
+            raise DestinationError(f"kafka destination {self._settings.topic!r}: "
+                                   f"{exc.args[0] if exc.args else exc}") from exc
 
     def close(self) -> None:
         with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            producer.close(timeout=self._settings.timeout_seconds)
+            producer.flush(self._settings.timeout_seconds)
 
 
 def record_key(record: Record) -> bytes | None:
@@ -124,50 +128,62 @@ Notice = tuple[str, dict[str, Any], Callable[[], None]]
 
 
 def iter_notices(settings: KafkaDestinationSettings, environ: Mapping[str, str], *,
-                 mapping: str, consumer_factory: Any = KafkaConsumer,
+                 mapping: str, consumer_factory: Any = Consumer,
                  idle_seconds: float = 30.0) -> Iterator[Notice]:
     """`esm redrive`'s reader: (id, notice, ack) per message; see the module docstring.
     Gives up with a warning when no message arrives for `idle_seconds` before the end."""
-    consumer = _redrive_consumer(settings, environ, mapping, consumer_factory)
+    errors = ConnectionErrors()
+    consumer = consumer_factory(_redrive_config(settings, environ, mapping, errors))
+    where = f"destination {settings.topic!r}: redrive read failed"
     try:
-        partitions = consumer.partitions_for_topic(settings.topic) or set()
-        tps = [TopicPartition(settings.topic, p) for p in sorted(partitions)]
-        if not tps:
-            return
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        prefix = _CommitPrefix(consumer)
-        left = {tp for tp in tps if consumer.position(tp) < ends[tp]}
-        deadline = time.monotonic() + idle_seconds
-        while left and time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=500)
-            for tp, messages in batch.items():
-                for message in messages:
-                    if message.offset < ends[tp]:
-                        deadline = time.monotonic() + idle_seconds
-                        yield _entry(message, prefix)
-            left = {tp for tp in left if consumer.position(tp) < ends[tp]}
-        if left:
-            log.warning("kafka redrive of %s stopped before the end of partitions %s: no "
-                        "message for %.0f s", settings.topic, sorted(tp.partition for tp in left),
-                        idle_seconds)
-    except kafka_errors.KafkaError as exc:
-        raise DestinationError(f"kafka destination {settings.topic!r}: redrive read failed: "
-                               f"{exc}") from exc
+        errors.check(consumer, settings.timeout_seconds, where, error=DestinationError)
+        yield from _read_to_end(consumer, settings, idle_seconds)
+    except KafkaException as exc:
+        raise DestinationError(f"kafka {where}: {errors.explain(exc.args[0])}") from exc
     finally:
-        consumer.close(autocommit=False)
+        consumer.close()
 
 
-def _redrive_consumer(settings: KafkaDestinationSettings, environ: Mapping[str, str],
-                      mapping: str, factory: Any) -> Any:
-    try:
-        return factory(bootstrap_servers=list(settings.bootstrap_servers),
-                       group_id=f"esm-redrive-{mapping}",
-                       client_id=f"{settings.client_id}-redrive", enable_auto_commit=False,
-                       auto_offset_reset="earliest",
-                       **client_options(settings, environ, owner="kafka destination"))
-    except kafka_errors.KafkaError as exc:
-        raise DestinationError(f"kafka destination unreachable: {exc}") from exc
+def _read_to_end(consumer: Any, settings: KafkaDestinationSettings,
+                 idle_seconds: float) -> Iterator[Notice]:
+    """Every message up to the end offsets taken now, from the group's committed offsets."""
+    topic = settings.topic
+    meta = consumer.list_topics(topic, timeout=settings.timeout_seconds).topics.get(topic)
+    partitions = sorted(meta.partitions) if meta is not None and meta.error is None else []
+    tps = [TopicPartition(topic, p) for p in partitions]
+    if not tps:
+        return
+    ends = {tp.partition: consumer.get_watermark_offsets(
+        tp, timeout=settings.timeout_seconds)[1] for tp in tps}
+    starts = {tp.partition: tp.offset for tp in consumer.committed(
+        tps, timeout=settings.timeout_seconds)}
+    consumer.assign(tps)  # OFFSET_STORED: the group's offsets, else the earliest
+    prefix = _CommitPrefix(consumer)
+    left = {p for p in partitions if max(starts[p], 0) < ends[p]}
+    deadline = time.monotonic() + idle_seconds
+    while left and time.monotonic() < deadline:
+        for message in consumer.consume(num_messages=500, timeout=0.5):
+            if message.error() is not None:
+                raise KafkaException(message.error())
+            partition, offset = message.partition(), message.offset()
+            if offset < ends[partition]:
+                deadline = time.monotonic() + idle_seconds
+                yield _entry(message, prefix)
+        # The consumed position, not the last offset seen: transaction markers and
+        # compacted gaps leave offsets no message carries.
+        left = {tp.partition for tp in consumer.position(tps)
+                if tp.partition in left and tp.offset < ends[tp.partition]}
+    if left:
+        log.warning("kafka redrive of %s stopped before the end of partitions %s: no "
+                    "message for %.0f s", topic, sorted(left), idle_seconds)
+
+
+def _redrive_config(settings: KafkaDestinationSettings, environ: Mapping[str, str],
+                    mapping: str, errors: ConnectionErrors) -> dict[str, Any]:
+    base = base_config(settings.bootstrap_servers, f"{settings.client_id}-redrive",
+                       client_config(settings, environ, owner="kafka destination"), errors)
+    return {**base, "group.id": f"esm-redrive-{mapping}", "enable.auto.commit": False,
+            "enable.auto.offset.store": False, "auto.offset.reset": "earliest"}
 
 
 class _CommitPrefix:
@@ -176,12 +192,12 @@ class _CommitPrefix:
 
     def __init__(self, consumer: Any) -> None:
         self.consumer = consumer
-        self.open: dict[Any, dict[int, bool]] = {}  # tp → offset → acked, in read order
+        self.open: dict[tuple[str, int], dict[int, bool]] = {}  # tp → offset → acked
 
-    def track(self, tp: Any, offset: int) -> None:
+    def track(self, tp: tuple[str, int], offset: int) -> None:
         self.open.setdefault(tp, {})[offset] = False
 
-    def ack(self, tp: Any, offset: int) -> None:
+    def ack(self, tp: tuple[str, int], offset: int) -> None:
         pending = self.open[tp]
         pending[offset] = True
         finished: list[int] = []
@@ -195,21 +211,24 @@ class _CommitPrefix:
             del pending[read]
         upto = finished[-1]
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(upto + 1, "", -1)})
-        except kafka_errors.KafkaError as exc:
-            raise DestinationError(f"kafka redrive commit of {tp.topic}-{tp.partition} at "
-                                   f"{upto + 1} failed: {exc}") from exc
+            self.consumer.commit(offsets=[TopicPartition(tp[0], tp[1], upto + 1)],
+                                 asynchronous=False)
+        except KafkaException as exc:
+            raise DestinationError(f"kafka redrive commit of {tp[0]}-{tp[1]} at "
+                                   f"{upto + 1} failed: {exc.args[0]}") from exc
 
 
 def _entry(message: Any, prefix: _CommitPrefix) -> Notice:
-    tp = TopicPartition(message.topic, message.partition)
+    tp = (message.topic(), message.partition())
+    offset = message.offset()
+    value = message.value()
     try:
-        notice = orjson.loads(message.value) if message.value is not None else None
+        notice = orjson.loads(value) if value is not None else None
     except orjson.JSONDecodeError:
         notice = None
     notice = notice if isinstance(notice, dict) else {}
-    prefix.track(tp, message.offset)
-    return notice_id(notice, message), notice, lambda: prefix.ack(tp, message.offset)
+    prefix.track(tp, offset)
+    return notice_id(notice, message), notice, lambda: prefix.ack(tp, offset)
 
 
 def notice_id(notice: Mapping[str, Any], message: Any) -> str:
@@ -223,4 +242,4 @@ def notice_id(notice: Mapping[str, Any], message: Any) -> str:
             if request_id and isinstance(record, dict):
                 return (f"kafka:{request_id}:{record.get('topic')}-{record.get('partition')}"
                         f"@{record.get('offset')}")
-    return f"kafka-message:{message.topic}-{message.partition}@{message.offset}"
+    return f"kafka-message:{message.topic()}-{message.partition()}@{message.offset()}"

@@ -54,12 +54,12 @@ def default_signer(region: str) -> tuple[str, int]:
     return str(token), int(expiry_ms)
 
 
-class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
-    """kafka-python's OAUTHBEARER token provider for MSK IAM."""
+class MskIamTokens:
+    """MSK IAM tokens for SASL/OAUTHBEARER, signed once and reused until a minute before
+    they expire; `oauth_cb` is librdkafka's token callback. Thread-safe."""
 
     def __init__(self, region: str, signer: Signer | None = None,
                  now: Callable[[], float] = time.time) -> None:
-        super().__init__()
         self.region = region
         self._signer = signer or default_signer
         self._now = now
@@ -73,6 +73,20 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
                 self._token, expiry_ms = self._signer(self.region)
                 self._expires_at = expiry_ms / 1000.0
             return self._token
+
+    def oauth_cb(self, _config: str) -> tuple[str, float]:
+        """librdkafka's `oauth_cb`: the token and its expiry in epoch seconds."""
+        token = self.token()
+        return token, self._expires_at
+
+
+class MskIamTokenProvider(MskIamTokens, AbstractTokenProvider):  # type: ignore[misc]
+    """kafka-python's OAUTHBEARER token provider for MSK IAM."""
+
+    def __init__(self, region: str, signer: Signer | None = None,
+                 now: Callable[[], float] = time.time) -> None:
+        AbstractTokenProvider.__init__(self)
+        MskIamTokens.__init__(self, region, signer, now)
 
     def extensions(self) -> dict[str, Any]:
         return {}

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from connectors.kafka.msk import MskIamTokenProvider, region_of
+from connectors.kafka.msk import MskIamTokenProvider, MskIamTokens, region_of
 from esm.errors import ConfigError
 
 Auth = Literal["NONE", "BASIC_AUTH", "SASL_SCRAM_256_AUTH", "SASL_SCRAM_512_AUTH",
@@ -142,6 +142,42 @@ def client_options(settings: KafkaSecuritySettings, environ: Mapping[str, str],
         if settings.client_key_password_env:
             options["ssl_password"] = environ[settings.client_key_password_env]
     return options
+
+
+def client_config(settings: KafkaSecuritySettings, environ: Mapping[str, str],
+                  owner: str = "kafka") -> dict[str, Any]:
+    """librdkafka configuration (`security.protocol`, `sasl.*`, `ssl.*`, and `oauth_cb` for
+    MSK IAM) for the settings, as confluent-kafka's clients take it.
+
+    Raises ConfigError naming `owner` and every problem when the settings are inconsistent
+    or a named environment variable is missing (the config check reports them earlier).
+    """
+    problems = security_problems(settings, environ)
+    if problems:
+        raise ConfigError(f"{owner}: {p}" for p in problems)
+    tls = uses_tls(settings)
+    mechanism = _SASL_MECHANISMS.get(settings.auth)
+    iam = settings.auth == "AWS_MSK_IAM"
+    config: dict[str, Any] = {"security.protocol": _protocol(tls, sasl=iam or bool(mechanism))}
+    if iam:
+        config["sasl.mechanism"] = "OAUTHBEARER"
+        config["oauth_cb"] = MskIamTokens(iam_region(settings) or "").oauth_cb
+    elif mechanism is not None:
+        config["sasl.mechanism"] = mechanism
+        config["sasl.username"] = settings.username
+        config["sasl.password"] = environ[settings.password_env or ""]
+    if tls:
+        # librdkafka verifies the broker's host name only when told to ("https").
+        config["ssl.endpoint.identification.algorithm"] = (
+            "https" if settings.check_hostname else "none")
+        if settings.server_root_ca_file:
+            config["ssl.ca.location"] = settings.server_root_ca_file
+        if settings.client_certificate_file:
+            config["ssl.certificate.location"] = settings.client_certificate_file
+            config["ssl.key.location"] = settings.client_key_file
+        if settings.client_key_password_env:
+            config["ssl.key.password"] = environ[settings.client_key_password_env]
+    return config
 
 
 def _protocol(tls: bool, *, sasl: bool) -> str:

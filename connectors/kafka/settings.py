@@ -111,12 +111,12 @@ def _destination_problems(settings: KafkaSourceSettings,
 
 
 def consumer_config(s: KafkaSourceSettings) -> dict[str, Any]:
-    """librdkafka's consumer configuration for the settings (security and callbacks are
-    added by the source); auto-commit and the offset store are off: esm commits on ack."""
+    """librdkafka's consumer configuration for the settings (brokers, security, logs and
+    callbacks are added by the source); auto-commit and the offset store are off: esm
+    commits on ack."""
     session_ms = int(s.session_timeout_seconds * 1000)
     return {
-        "bootstrap.servers": ",".join(s.bootstrap_servers), "group.id": s.consumer_group_id,
-        "client.id": s.client_id, "enable.auto.commit": False,
+        "group.id": s.consumer_group_id, "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": _RESETS[s.starting_position],
         "session.timeout.ms": session_ms,

@@ -38,16 +38,15 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from kafka import KafkaProducer  # type: ignore[import-untyped]
-from kafka import errors as kafka_errors
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from connectors.kafka.bootstrap_errors import ConnectionErrors
+from connectors.kafka.clients import base_config, producer_config, send_all
 from connectors.kafka.commits import Key, OffsetCommitter
 from connectors.kafka.event import KafkaEvents, lane_name, parse_item_identifier, to_record
 from connectors.kafka.hold import LaneHold
 from connectors.kafka.positions import StartPositions, committed_offsets, fresh_starts
-from connectors.kafka.security import client_config, client_options
+from connectors.kafka.security import client_config
 from connectors.kafka.settings import KafkaSourceSettings, consumer_config, source_problems
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
@@ -81,9 +80,8 @@ class KafkaSource:
         self._context = context
         self._factory = consumer_factory
         environ = os.environ if environ is None else environ
-        owner = f"{context.mapping}: kafka source"
-        self._security_config = client_config(settings, environ, owner)
-        self._security = client_options(settings, environ, owner=owner)  # for produce()
+        self._client_security = client_config(settings, environ,
+                                              owner=f"{context.mapping}: kafka source")
         self._events = KafkaEvents(settings.bootstrap_servers, settings.msk_cluster_arn)
         self._where = self._events.bootstrap_servers
         self._consumer: Any = None
@@ -105,11 +103,12 @@ class KafkaSource:
     # ---- connection ------------------------------------------------------------------
 
     def consumer_config(self) -> dict[str, Any]:
-        """librdkafka's configuration (settings.consumer_config) with esm's callbacks."""
-        return {**consumer_config(self._settings),
-                "logger": logging.getLogger("connectors.kafka.librdkafka"),
-                "error_cb": self._errors.on_error, "on_commit": self._commits.on_commit,
-                **self._security_config}
+        """librdkafka's configuration: the shared base (clients.base_config), the
+        consumer's own (settings.consumer_config) and the commit answers' callback."""
+        s = self._settings
+        return {**base_config(s.bootstrap_servers, s.client_id, self._client_security,
+                              self._errors),
+                **consumer_config(s), "on_commit": self._commits.on_commit}
 
     def open(self, listener: LaneListener) -> None:
         self._listener = listener
@@ -359,27 +358,25 @@ class KafkaSource:
     def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
         """`esm redrive --to source`: each record's key, value and headers (decoded from the
         event's base64 and signed-byte forms, ESM-SPEC §2.4) sent again to its topic, the
-        partition chosen by the key as the original producer's would be; returns once the
-        brokers acknowledged all (acks=all). Its own short-lived producer: the consumer's
-        group membership is untouched."""
-        producer: Any = None
+        partition chosen by the key as the original (Java) producer's would be; returns
+        once the brokers acknowledged all (acks=all). Its own short-lived producer: the
+        consumer's group membership is untouched."""
+        s = self._settings
+        errors = ConnectionErrors()
+        config = producer_config(base_config(s.bootstrap_servers, f"{s.client_id}-redrive",
+                                             self._client_security, errors),
+                                 timeout_seconds=s.request_timeout_seconds)
         try:
-            producer = KafkaProducer(bootstrap_servers=list(self._settings.bootstrap_servers),
-                                     acks="all", **self._security)
-            futures = [producer.send(
-                r.get("topic") or self._settings.topics[0],
-                key=None if r.get("key") is None else base64.b64decode(r["key"]),
-                value=None if r.get("value") is None else base64.b64decode(r["value"]),
-                headers=[(name, bytes(b & 0xFF for b in data))
-                         for header in r.get("headers") or () for name, data in header.items()])
-                for r in records]
-            for future in futures:
-                future.get(timeout=self._settings.request_timeout_seconds)
-        except kafka_errors.KafkaError as exc:
-            raise SourceUnavailable(f"kafka produce to {self._settings.topics}: {exc}") from exc
-        finally:
-            if producer is not None:
-                producer.close(timeout=self._settings.request_timeout_seconds)
+            send_all(Producer(config), [(
+                r.get("topic") or s.topics[0],
+                None if r.get("key") is None else base64.b64decode(r["key"]),
+                None if r.get("value") is None else base64.b64decode(r["value"]),
+                [(name, bytes(b & 0xFF for b in data))
+                 for header in r.get("headers") or () for name, data in header.items()])
+                for r in records], s.request_timeout_seconds, errors)
+        except KafkaException as exc:
+            raise SourceUnavailable(f"kafka produce to {s.topics}: "
+                                    f"{exc.args[0] if exc.args else exc}") from exc
 
     # ---- pure: events ------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ Event shape: ESM-SPEC §2.1 and checklist §8 items 14–15. Filter view: ESM-SP
 from __future__ import annotations
 
 import base64
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +16,8 @@ import orjson
 
 from esm.clock import iso_utc
 from esm.records import Record
+
+log = logging.getLogger(__name__)
 
 EVENT_SOURCE = "aws:sqs"
 # `{"Records":[]}`: the envelope around the records (ESM-SPEC §1.4, 6 MB includes it).
@@ -79,15 +83,39 @@ def convert(message: Mapping[str, Any], queue: QueueInfo) -> Received:
     }
     sent_ms = attributes.get("SentTimestamp")
     group = attributes.get("MessageGroupId") if queue.fifo else None
+    try:
+        size_bytes = len(orjson.dumps(payload))
+    except orjson.JSONEncodeError:  # a lone UTF-16 surrogate: no JSON event can carry it
+        payload = _without_lone_surrogates(payload)
+        size_bytes = len(orjson.dumps(payload))
+        log.warning("sqs message %s holds lone UTF-16 surrogates; each is sent to the "
+                    "target as U+FFFD", payload["messageId"])
     return Received(
         payload=payload,
         filter_view=filter_view(payload),
-        size_bytes=len(orjson.dumps(payload)),
+        size_bytes=size_bytes,
         timestamp=int(sent_ms) / 1000.0 if sent_ms else 0.0,
         delivery_count=int(attributes.get("ApproximateReceiveCount", "1")),
         group=group,
         position=attributes.get("SequenceNumber") or payload["messageId"],
     )
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings replaced by U+FFFD. Python strings
+    decoded from JSON escapes can hold them; UTF-8, and so the event, cannot — without this
+    the message would fail conversion at every delivery and block its queue."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    return value
 
 
 def message_attributes(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -4,17 +4,17 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import orjson
 import pytest
-from kafka import KafkaConsumer
 
 from connectors.kafka.destination import KafkaDestination
-from connectors.kafka.event import KafkaEvents, to_record
+from connectors.kafka.event import KafkaEvents
+from esm.errors import DestinationError
 from tests.contract.test_kafka_source import make_topic
+from tests.integration.kafka_e2e_support import read_topic
 from tests.servers.kafka_server import KafkaServer, kafka_server  # noqa: F401
-from tests.unit.kafka.test_kafka_event import Msg
+from tests.unit.kafka.test_kafka_destination import record
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +25,26 @@ def test_writes_one_durable_message_per_failed_record_with_its_key(
     topic = make_topic(kafka_server, 1)
     dest = KafkaDestination(KafkaDestination.Settings(
         bootstrap_servers=(kafka_server.bootstrap,), topic=topic), None)
-    records = [to_record(Msg(7, key=b"a"), now=0.0), to_record(Msg(8, key=b"b"), now=0.0)]
+    records = [record(7, key=b"a"), record(8, key=b"b")]
     notice = {"requestContext": {"condition": "RetryAttemptsExhausted"},
               "KafkaBatchInfo": KafkaEvents([kafka_server.bootstrap]).batch_info(records)}
     # When the notice is sent
     dest.send(notice, records)
     dest.close()
     # Then the topic holds one message per record, keyed like the original
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_server.bootstrap,
-                             auto_offset_reset="earliest", group_id=f"r-{uuid.uuid4().hex}")
-    got = []
-    deadline = time.monotonic() + 30
-    while len(got) < 2 and time.monotonic() < deadline:
-        for messages in consumer.poll(500).values():
-            got.extend(messages)
-    consumer.close()
+    got = read_topic(kafka_server, topic, 2)
     assert [m.key for m in got] == [b"a", b"b"]
     bodies = [orjson.loads(m.value) for m in got]
     assert [b["KafkaBatchInfo"]["recordInfo"]["offset"] for b in bodies] == ["7", "8"]
     assert bodies[0]["payload"]["records"]["orders-2"][0]["offset"] == 7
+
+
+def test_an_unreachable_cluster_is_named_not_taken_for_a_slow_send() -> None:
+    # Given a destination whose bootstrap address nothing listens on
+    dest = KafkaDestination(KafkaDestination.Settings(
+        bootstrap_servers=("127.0.0.1:1",), topic="dlq", timeout_seconds=2), None)
+    # When a notice is sent, Then the send fails naming the refused connection
+    started = time.monotonic()
+    with pytest.raises(DestinationError, match="kafka destination 'dlq': .*Connection refused"):
+        dest.send({}, [record(1)])
+    assert time.monotonic() - started < 10

@@ -7,6 +7,7 @@ offsets against the log end offsets (the "nothing left behind" check).
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -69,6 +70,23 @@ def produce(server: KafkaServer, topic: str, partitions: int, count: int, start:
         producer.flush(60)
     finally:
         producer.close()
+
+
+def read_topic(server: KafkaServer, topic: str, count: int, timeout_seconds: float = 30
+               ) -> list[Any]:
+    """The first `count` messages of `topic` (fewer if they do not come in time), read
+    from the start by a fresh consumer group."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=server.bootstrap,
+                             auto_offset_reset="earliest", group_id=f"r-{uuid.uuid4().hex}")
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            for messages in consumer.poll(500).values():
+                got.extend(messages)
+    finally:
+        consumer.close()
+    return got
 
 
 def journal_lines(journal: Path, kind: str | None = None) -> list[dict[str, Any]]:

@@ -25,11 +25,13 @@ from typing import Any
 import pytest
 
 from connectors.kafka import msk
+from connectors.kafka.destination import KafkaDestination
 from esm.config.loading import load_config
+from esm.errors import DestinationError
 from esm.runtime.daemon import Daemon
 from tests.contract.test_kafka_source import make_topic
 from tests.integration.e2e_support import DaemonProcess, daemon_env, wait_until, write_config
-from tests.integration.kafka_e2e_support import journal_lines, kafka_mapping, produce
+from tests.integration.kafka_e2e_support import journal_lines, kafka_mapping, produce, read_topic
 from tests.servers.kafka_secure_server import (  # noqa: F401
     PASSWORD,
     USER,
@@ -94,6 +96,28 @@ def test_wrong_password_is_named_and_readyz_stays_not_ready(
         assert daemon.get("/readyz")[0] != 200
         assert journal_lines(journal) == []
         assert "wrong" not in daemon.log_tail(100_000)
+
+
+def test_the_destination_writes_over_sasl_ssl_and_names_a_wrong_password(
+        kafka_secure_server: SecureKafkaServer,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a dead-letter topic behind the SCRAM-SHA-512 listener
+    from tests.unit.kafka.test_kafka_destination import record
+    server = kafka_secure_server
+    topic = make_topic(server, 1)
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    settings = {**sasl(server, "SASL_SCRAM_512_AUTH"), "topic": topic, "timeout_seconds": 20}
+    settings["bootstrap_servers"] = tuple(settings["bootstrap_servers"])
+    # When a failed record is sent with the right password, Then it is on the topic
+    dest = KafkaDestination(KafkaDestination.Settings(**settings), None)
+    dest.send({}, [record(3)])
+    dest.close()
+    assert [m.key for m in read_topic(server, topic, 1)] == [b"k1"]
+    # And with a wrong one the send fails at once, naming the failed authentication
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    dest = KafkaDestination(KafkaDestination.Settings(**settings), None)
+    with pytest.raises(DestinationError, match="uthentication failed"):
+        dest.send({}, [record(4)])
 
 
 ARN = "arn:aws:kafka:eu-west-1:123456789012:cluster/orders/751d2973-a626-431c-9d4e-d7975eb44dd7-2"

@@ -210,8 +210,9 @@ class FakeConsumer:
     def __init__(self) -> None:
         self.commits: list[int] = []
 
-    def commit(self, offsets: Any) -> None:
-        self.commits += [meta.offset for meta in offsets.values()]
+    def commit(self, offsets: Any, asynchronous: bool) -> None:
+        assert not asynchronous  # the redrive run must know the commit is durable
+        self.commits += [tp.offset for tp in offsets]
 
 
 def test_kafka_commits_only_up_to_the_first_notice_not_acked():
@@ -219,19 +220,26 @@ def test_kafka_commits_only_up_to_the_first_notice_not_acked():
     consumer = FakeConsumer()
     prefix = kafka_destination._CommitPrefix(consumer)
     for offset in (4, 5, 7):
-        prefix.track("tp", offset)
+        prefix.track(("dlq", 0), offset)
     # When 5 and 7 are acked before 4, then 4
-    prefix.ack("tp", 5)
-    prefix.ack("tp", 7)
+    prefix.ack(("dlq", 0), 5)
+    prefix.ack(("dlq", 0), 7)
     held = list(consumer.commits)
-    prefix.ack("tp", 4)
+    prefix.ack(("dlq", 0), 4)
     # Then nothing was committed while 4 was open, then everything at once
     assert held == [] and consumer.commits == [8]
 
 
 def test_kafka_notice_id_names_the_request_and_the_failed_record():
-    class Message:
-        topic, partition, offset = "dlq", 0, 9
+    class Message:  # confluent_kafka.Message's accessors
+        def topic(self) -> str:
+            return "dlq"
+
+        def partition(self) -> int:
+            return 0
+
+        def offset(self) -> int:
+            return 9
 
     notice_doc = {"requestContext": {"requestId": "r"},
                   "payload": {"records": {"src-1": [{"topic": "src", "partition": 1,

@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.parser.models.kafka import (
 
 from connectors.kafka.destination import record_notice
 from connectors.kafka.event import KafkaEvents, to_record
-from connectors.kafka.msk import MskIamTokenProvider, arn_problems, region_of
-from connectors.kafka.security import KafkaSecuritySettings, client_options
+from connectors.kafka.msk import MskIamTokens, arn_problems, region_of
+from connectors.kafka.security import KafkaSecuritySettings, client_config
 from connectors.kafka.settings import source_problems
 from tests.unit.kafka.test_kafka_event import Msg
 from tests.unit.kafka.test_kafka_security import settings
@@ -80,17 +80,18 @@ def test_a_bad_cluster_arn_is_named(arn: str) -> None:
 
 
 def test_iam_auth_maps_to_sasl_ssl_oauthbearer_with_the_arn_region() -> None:
-    options = client_options(settings(auth="AWS_MSK_IAM", msk_cluster_arn=ARN), {})
-    assert options["security_protocol"] == "SASL_SSL"
-    assert options["sasl_mechanism"] == "OAUTHBEARER"
-    provider = options["sasl_oauth_token_provider"]
-    assert isinstance(provider, MskIamTokenProvider) and provider.region == "eu-west-1"
-    assert "sasl_plain_username" not in options and options["ssl_check_hostname"] is True
+    config = client_config(settings(auth="AWS_MSK_IAM", msk_cluster_arn=ARN), {})
+    assert config["security.protocol"] == "SASL_SSL"
+    assert config["sasl.mechanism"] == "OAUTHBEARER"
+    tokens = config["oauth_cb"].__self__
+    assert isinstance(tokens, MskIamTokens) and tokens.region == "eu-west-1"
+    assert "sasl.username" not in config
+    assert config["ssl.endpoint.identification.algorithm"] == "https"
 
 
 def test_iam_region_setting_wins_and_is_needed_without_an_arn() -> None:
     sec = KafkaSecuritySettings(auth="AWS_MSK_IAM", region="us-east-2")
-    assert client_options(sec, {})["sasl_oauth_token_provider"].region == "us-east-2"
+    assert client_config(sec, {})["oauth_cb"].__self__.region == "us-east-2"
     problems = source_problems(settings(auth="AWS_MSK_IAM"), {}, {}, 0.0)
     assert problems == ["source.region: required when auth is AWS_MSK_IAM (or set "
                         "msk_cluster_arn, whose region is used)"]
@@ -106,13 +107,13 @@ def test_token_provider_reuses_a_token_until_a_minute_before_it_expires() -> Non
         calls.append(region)
         return f"token-{len(calls)}", int((clock[0] + 900) * 1000)
 
-    provider = MskIamTokenProvider("eu-west-1", signer, now=lambda: clock[0])
-    assert provider.token() == provider.token() == "token-1"
+    tokens = MskIamTokens("eu-west-1", signer, now=lambda: clock[0])
+    assert tokens.token() == tokens.token() == "token-1"
     clock[0] += 900 - 61
-    assert provider.token() == "token-1"
+    # librdkafka's callback gets the token with its expiry in epoch seconds
+    assert tokens.oauth_cb("") == ("token-1", 1900.0)
     clock[0] += 2
-    assert provider.token() == "token-2" and calls == ["eu-west-1", "eu-west-1"]
-    assert provider.extensions() == {}
+    assert tokens.token() == "token-2" and calls == ["eu-west-1", "eu-west-1"]
 
 
 def test_real_signer_makes_a_sigv4_connect_url_for_the_region(
@@ -120,7 +121,7 @@ def test_real_signer_makes_a_sigv4_connect_url_for_the_region(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    token = MskIamTokenProvider("eu-west-1").token()
+    token = MskIamTokens("eu-west-1").token()
     url = urlsplit(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
     query = parse_qs(url.query)
     assert url.hostname == "kafka.eu-west-1.amazonaws.com"

@@ -1,4 +1,4 @@
-"""Kafka settings: AWS SourceAccessConfigurations → kafka-python options, config checks."""
+"""Kafka settings: AWS SourceAccessConfigurations → librdkafka configuration, config checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka.security import KafkaSecuritySettings, client_options
+from connectors.kafka.security import KafkaSecuritySettings, client_config
 from connectors.kafka.settings import KafkaSourceSettings, source_problems
 from tests.unit.checklist_support import problems_of
 
@@ -21,7 +21,7 @@ def settings(**kw: object) -> KafkaSourceSettings:
 
 
 def test_no_auth_is_plaintext() -> None:
-    assert client_options(KafkaSecuritySettings(), {}) == {"security_protocol": "PLAINTEXT"}
+    assert client_config(KafkaSecuritySettings(), {}) == {"security.protocol": "PLAINTEXT"}
 
 
 @pytest.mark.parametrize(("auth", "mechanism"), [
@@ -30,30 +30,31 @@ def test_no_auth_is_plaintext() -> None:
 def test_sasl_auth_maps_to_mechanism_with_password_from_env(auth: str, mechanism: str) -> None:
     sec = KafkaSecuritySettings(auth=auth, username="u", password_env="KAFKA_PW",  # type: ignore[arg-type]
                                 tls=True, server_root_ca_file="ca.pem")
-    assert client_options(sec, ENV) == {
-        "security_protocol": "SASL_SSL", "sasl_mechanism": mechanism,
-        "sasl_plain_username": "u", "sasl_plain_password": "s3cret",
-        "ssl_check_hostname": True, "ssl_cafile": "ca.pem"}
+    assert client_config(sec, ENV) == {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": mechanism,
+        "sasl.username": "u", "sasl.password": "s3cret",
+        "ssl.endpoint.identification.algorithm": "https", "ssl.ca.location": "ca.pem"}
 
 
 def test_sasl_without_tls_is_sasl_plaintext() -> None:
     sec = KafkaSecuritySettings(auth="BASIC_AUTH", username="u", password_env="KAFKA_PW")
-    assert client_options(sec, ENV)["security_protocol"] == "SASL_PLAINTEXT"
+    assert client_config(sec, ENV)["security.protocol"] == "SASL_PLAINTEXT"
 
 
 def test_client_certificate_auth_is_mutual_tls() -> None:
     sec = KafkaSecuritySettings(auth="CLIENT_CERTIFICATE_TLS_AUTH",
                                 client_certificate_file="c.pem", client_key_file="k.pem",
                                 client_key_password_env="KEY_PW", check_hostname=False)
-    assert client_options(sec, ENV) == {
-        "security_protocol": "SSL", "ssl_check_hostname": False, "ssl_certfile": "c.pem",
-        "ssl_keyfile": "k.pem", "ssl_password": "kp"}
+    assert client_config(sec, ENV) == {
+        "security.protocol": "SSL", "ssl.endpoint.identification.algorithm": "none",
+        "ssl.certificate.location": "c.pem", "ssl.key.location": "k.pem",
+        "ssl.key.password": "kp"}
 
 
 def test_missing_password_variable_is_named() -> None:
     sec = KafkaSecuritySettings(auth="BASIC_AUTH", username="u", password_env="NOPE")
     with pytest.raises(ValueError, match="password_env: environment variable .NOPE. is not set"):
-        client_options(sec, ENV)
+        client_config(sec, ENV)
 
 
 def test_inconsistent_security_settings_are_all_reported() -> None:

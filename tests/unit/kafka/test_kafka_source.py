@@ -76,6 +76,9 @@ class FakeConsumer:
     def list_topics(self, timeout: float) -> object:
         return object()
 
+    def poll(self, timeout: float) -> None:
+        """Serves callbacks only (before subscribing, nothing to consume)."""
+
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
         self.listener = Rebalancer(self, callbacks)
 

@@ -115,3 +115,16 @@ def test_batch_info_of_a_message_sent_past_year_9999_does_not_raise() -> None:
     record = convert(message, QUEUE).to_record("slot-0")
     info = batch_info([record], QUEUE, "http://q")
     assert info["approximateSentOfFirstMessage"] == "9999-12-31T23:59:59.000Z"
+
+
+def test_a_body_with_a_lone_surrogate_converts_with_a_replacement_character() -> None:
+    # Given a message whose body (decoded from a JSON escape) holds a lone surrogate
+    message = {"MessageId": "m-1", "ReceiptHandle": "r-1", "Body": '{"a": "x\ud800y"}',
+               "MessageAttributes": {"n\udc00": {"StringValue": "v", "DataType": "String"}}}
+    # When it is converted
+    received = convert(message, QueueInfo("arn:aws:sqs:r:1:q", "r", False))
+    # Then it becomes a record an event can carry, the surrogates replaced, nothing else
+    assert received.payload["body"] == '{"a": "x\ufffdy"}'
+    assert list(received.payload["messageAttributes"]) == ["n\ufffd"]
+    assert received.filter_view["body"] == {"a": "x\ufffdy"}
+    assert received.size_bytes == len(orjson.dumps(received.payload))
