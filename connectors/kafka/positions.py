@@ -8,7 +8,10 @@ the client stood would skip the dropped records, and the next ack would commit p
 itself (the source assigns the partitions with these offsets in librdkafka's on_assign),
 from what the group knows, never from what the client remembers:
 
-1. the group's committed offset, when there is one: the first record not acked;
+1. the group's committed offset, when there is one: the first record not acked — or this
+   consumer's restart point (below) when that is further: every record before it was
+   acked here, only the commit never landed (an assignment lost when a broker outage
+   outlasted the session), and running them again would be needless duplicates;
 2. else the restart point this consumer noted when it last gave the lane up (the first
    record it had not finished), for when the revocation's own commit failed;
 3. else the starting position, as for a group that never read the partition (earliest,
@@ -57,7 +60,7 @@ class StartPositions:
                     starts[tp] = restart
             else:
                 self._unpinned.discard(tp)
-                starts[tp] = offset
+                starts[tp] = offset if restart is None else max(offset, restart)
         return starts
 
     def to_pin(self, tp: Key, first_offset: int) -> bool:

@@ -280,6 +280,9 @@ class KafkaSource:
         # lane is revoked before anything is acked).
         self._commits.committed.update({tp: o for tp, o in group.items() if o is not None})
         starts = self._starts.on_assigned(group)
+        for tp, start in starts.items():
+            if (offset := group.get(tp)) is not None and start > offset:
+                self._commits.note(tp, start, None)  # acked here before: make it the group's
         fresh = [tp for tp in tps if tp not in starts]
         if fresh:
             starts.update(fresh_starts(consumer, fresh, s.starting_position,

@@ -573,3 +573,21 @@ def test_lag_uses_the_cached_high_watermark_and_asks_when_it_is_unknown() -> Non
     assert source.lag() == {"orders-0": 3.0}
     consumer.high_cached = OFFSET_INVALID  # nothing fetched yet: one request
     assert source.lag() == {"orders-0": 5.0}
+
+
+def test_a_lost_partition_given_back_restarts_after_what_was_acked_here() -> None:
+    # Given a lane whose records 4..6 were acked here, the commit never confirmed
+    source, consumer, lanes = make()
+    consumer.script = [assign(TP0), {TP0: [at(4), at(5), at(6)]}]
+    source.poll(10, 0.1)
+    source.ack(source.poll(10, 0.1))
+    source.poll(10, 0.1)  # the async commit of 7 goes out, and never answers
+    # When the assignment is lost (the session expired in a broker outage) and given back,
+    # the group still at offset 3
+    consumer.script = [lambda c: (c.listener.on_partitions_lost({TP0}), {})[1], assign(TP0)]
+    source.poll(10, 0.1)
+    source.poll(10, 0.1)
+    # Then the lane restarts at 7 (4..6 succeeded already), and 7 is committed again
+    assert consumer.starts[-1] == (TP0, 7)
+    assert consumer.async_commits[-1] == {TP0: 7}
+    assert lanes.calls[-2:] == [("revoked", ["orders-0"]), ("assigned", ["orders-0"])]
