@@ -187,8 +187,8 @@ class KafkaSource:
         views = self._context.wants_filter_view
         hold, assigned = self._hold, self._assigned
         for msg in messages:
-            if msg.error() is not None:
-                self._message_error(msg.error())
+            if (error := msg.error()) is not None:
+                self._message_error(error)
                 continue
             record = to_record(msg, now, views)
             lane = record.lane
@@ -224,15 +224,19 @@ class KafkaSource:
             self._failure = exc
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """The group gave the partitions to others already: forget them, commit nothing."""
+        """The group may have given the partitions to others already: commit nothing. The
+        core still settles their in-flight batches first: what it acks meanwhile becomes
+        this consumer's restart point, should the group hand the lanes back (positions.py)."""
         if self._closing:
             return
         lanes = [lane for p in partitions if (lane := lane_name(p.topic, p.partition))
                  in self._assigned]
         log.warning("kafka lanes lost mapping=%s lanes=%s", self._context.mapping, lanes)
-        self._forget(lanes)
-        if self._listener is not None and lanes:
-            self._listener.lanes_revoked(lanes)
+        try:
+            if self._listener is not None and lanes:
+                self._listener.lanes_revoked(lanes)
+        finally:
+            self._forget(lanes)
 
     def _revoke(self, lanes: list[str]) -> None:
         """In-flight batches of owned lanes settle and commit (synchronously) first, then

@@ -524,6 +524,10 @@ def test_lost_partitions_are_forgotten_without_a_commit() -> None:
     source.poll(10, 0.1)
     assert lanes.calls[-1] == ("revoked", ["orders-0"])
     assert consumer.commits == [] and consumer.async_commits == []
+    # And what the core acked while settling is where the lane restarts if given back
+    consumer.script = [assign(TP0)]
+    source.poll(10, 0.1)
+    assert consumer.starts[-1] == (TP0, 5)
 
 
 class ErrorMessage(Msg):
