@@ -132,4 +132,7 @@ def consumer_config(s: KafkaSourceSettings) -> dict[str, Any]:
         # daemon's memory stays small whatever the backlog.
         "queued.max.messages.kbytes": 8192, "queued.min.messages": 20000,
         "fetch.max.bytes": 8 * 1024 * 1024,
+        # Once those bounds are reached librdkafka waits this long before fetching the
+        # partition again (1 s by default: the reader sat idle behind a drained queue).
+        "fetch.queue.backoff.ms": 20,
     }

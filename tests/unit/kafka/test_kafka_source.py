@@ -55,8 +55,8 @@ class Rebalancer:
 
 
 class FakeConsumer:
-    """Just enough of confluent-kafka's Consumer; `script` is what successive consume calls
-    do (a step returns {partition: messages}, or is a callable doing a rebalance first)."""
+    """Just enough of confluent-kafka's Consumer; `script` is what successive polls find
+    (a step returns {partition: messages}, or is a callable doing a rebalance first)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -83,6 +83,10 @@ class FakeConsumer:
         self.listener = Rebalancer(self, callbacks)
 
     def consume(self, num_messages: int, timeout: float) -> list[Msg]:
+        """A step is what librdkafka has queued when a poll starts (the source's first,
+        non-blocking call); nothing more arrives while the source then waits."""
+        if timeout > 0:
+            return []
         step = self.script.pop(0) if self.script else {}
         if callable(step):
             step = step(self)
@@ -496,8 +500,9 @@ def test_poll_returns_at_once_when_every_owned_lane_is_paused() -> None:
     source.poll(10, 0.5)
     source.resume(["orders-1"])
     source.poll(10, 0.5)
-    # Then the paused poll did not wait, and a poll with a running lane waits as asked
-    assert timeouts == [0, 0.5]
+    # Then the paused poll did not wait, and a poll with a running lane, finding nothing
+    # queued, waits as asked (for a first message only)
+    assert timeouts == [0, 0, 0.5]
 
 
 def test_close_commits_then_leaves_without_calling_the_core_from_its_revoke_callback(
@@ -595,3 +600,24 @@ def test_a_lost_partition_given_back_restarts_after_what_was_acked_here() -> Non
     assert consumer.starts[-1] == (TP0, 7)
     assert consumer.async_commits[-1] == {TP0: 7}
     assert lanes.calls[-2:] == [("revoked", ["orders-0"]), ("assigned", ["orders-0"])]
+
+
+def test_poll_never_waits_for_a_full_batch_only_for_a_first_message() -> None:
+    # librdkafka's consume(n, timeout) waits until n messages or the timeout: asked for a
+    # full room it would sit out the timeout whenever fewer are queued
+    source, consumer, _ = polled(TP0)
+    calls: list[tuple[int, float]] = []
+    arriving = [at(5)]
+
+    def spy(num_messages: int, timeout: float) -> list[Msg]:
+        calls.append((num_messages, timeout))
+        if timeout > 0:
+            return [arriving.pop()] if arriving else []
+        return [at(4)] if len(calls) == 1 else [at(6)] if len(calls) == 4 else []
+    consumer.consume = spy  # type: ignore[method-assign]
+    # When a message is queued: taken at once, without a blocking call
+    assert [r.position for r in source.poll(10, 0.5)] == ["4"]
+    assert calls == [(10, 0)]
+    # When nothing is queued: wait for one message, then take what else is queued
+    assert [r.position for r in source.poll(10, 0.5)] == ["5", "6"]
+    assert calls[1:] == [(10, 0), (1, 0.5), (9, 0)]
