@@ -130,7 +130,7 @@ def consumer_config(s: KafkaSourceSettings) -> dict[str, Any]:
         "fetch.wait.max.ms": 100,
         # Bounded prefetch (librdkafka keeps up to 64 MiB / 100k messages by default): the
         # daemon's memory stays small whatever the backlog.
-        "queued.max.messages.kbytes": 8192, "queued.min.messages": 20000,
+        "queued.max.messages.kbytes": 4096, "queued.min.messages": 20000,
         "fetch.max.bytes": 8 * 1024 * 1024,
         # Once those bounds are reached librdkafka waits this long before fetching the
         # partition again (1 s by default: the reader sat idle behind a drained queue).
