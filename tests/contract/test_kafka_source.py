@@ -397,6 +397,7 @@ def test_partitions_paused_in_librdkafka_resume_after_a_rebalance(
     a, a_lanes = open_source(kafka_server, topic, group)
     try:
         poll_until([a], lambda g: len(a_lanes.assigned) == 2)
+        a._hold.max_records = 1000  # fills with the 2400 records
         a.pause(sorted(a_lanes.assigned))
         deadline = time.monotonic() + 30
         while len(a._hold.hard) < 2:
