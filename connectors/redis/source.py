@@ -181,7 +181,7 @@ class RedisStreamsSource:
         with self._translate("ack"):
             for stream, ids in by_stream.items():
                 if ids:
-                    self._pipe.send(None, "XACK", stream, self._group, *ids)
+                    self._pipe.send_with_ids(None, ("XACK", stream, self._group), ids)
             self._forget_failed_attempts(records)
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
