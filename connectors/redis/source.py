@@ -22,8 +22,8 @@ Guarantees and how they are kept (DESIGN §3):
   through another replica: delivery is at least once (ESM-SPEC §7).
 - Reads and XACKs go through one pipelined connection (`RedisPipe`): an XACK is sent at
   once and its reply read by the next poll, lag or close, and while a stream is being read
-  fast the next XREADGROUP is sent ahead (no BLOCK), so Redis answers it while the reader
-  ingests. An XACK lost with a crash leaves its entries pending: delivered again later.
+  fast the next XREADGROUP is sent ahead (`StreamReads`), so Redis answers it while the
+  reader ingests. An XACK lost with a crash leaves its entries pending: delivered again.
 - With parallelization_factor > 1 a stream runs up to that many batches at once, one per
   slot of the `ordering_key_field` value: entries of one key are invoked in stream order,
   one batch at a time; entries without the field share the stream's own slot.
@@ -37,7 +37,6 @@ import base64
 import logging
 import os
 import socket
-from collections import deque
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import groupby
@@ -48,10 +47,12 @@ import orjson
 import redis
 
 from connectors.redis.attempts import forget_command, increment_commands
-from connectors.redis.client import build_client, read_credentials, stream_reply_pairs
+from connectors.redis.client import build_client, read_credentials
 from connectors.redis.entries import EntryDecoder, fresh_payload
 from connectors.redis.entries import text as _text
+from connectors.redis.group import create_groups, forget_consumer_if_idle
 from connectors.redis.pipe import RedisPipe
+from connectors.redis.reads import StreamReads
 from connectors.redis.reclaim import Reclaimer
 from connectors.redis.settings import (
     RedisStreamsSettings,
@@ -66,17 +67,6 @@ log = logging.getLogger(__name__)
 
 _ENVELOPE_BYTES = len(b'{"Records":[]}')
 _lane_of = attrgetter("lane")
-# Redis times blocked reads out on its cron tick (hz 10: every 100 ms), so a shorter BLOCK
-# is answered after up to 100 ms anyway. The reader polls with a 1 ms timeout while batches
-# are in flight; blocking then stalled each settlement by a tick once the stream was read.
-_SHORTEST_BLOCK_MS = 100
-# Entries asked for per XREADGROUP. A smaller reply is decoded, filtered and invoked while
-# still in the CPU cache (bench_redis: 1,700-entry reads cost ~20% more CPU per record than
-# 128-entry ones), and the pipe keeps one read ahead, so round trips are not waited for.
-_READ_COUNT = 128
-# Polls shorter than this (the reader's 1 ms polls while batches are in flight) do not wait
-# for a read sent ahead to be answered.
-_SHORTEST_WAIT_SECONDS = 0.005
 
 
 class RedisStreamsSource:
@@ -107,18 +97,18 @@ class RedisStreamsSource:
                                      settings.body_field, settings.ordering_key_field,
                                      context.wants_filter_view)
         self._paused: set[str] = set()
-        # Entries this instance has read and not yet seen acked or released, per stream.
-        self._held: dict[str, set[str]] = {s: set() for s in self._streams}
-        # Read from Redis (so pending for this consumer) but not yet handed to the core.
-        self._buffer: dict[str, deque[Record]] = {s: deque() for s in self._streams}
         self._reclaimer = Reclaimer(self._client, self._group, self.consumer,
                                     settings.visibility_timeout_seconds,
                                     settings.max_deliveries)
         self._pipe = RedisPipe(self._client, decode_text=True)  # EntryDecoder.new_entries
-        self._read_count = 0
-        self._read_ahead = False  # the last read filled its COUNT: more is likely there
-        self._next_reclaim = 0.0
-        self._reclaim_interval = min(1.0, settings.visibility_timeout_seconds / 2)
+        self._reads = StreamReads(
+            pipe=self._pipe, decoder=self._decoder, reclaimer=self._reclaimer,
+            streams=self._streams, group=self._group, consumer=self.consumer,
+            clock=context.clock, block_milliseconds=settings.block_milliseconds,
+            reclaim_interval_seconds=min(1.0, settings.visibility_timeout_seconds / 2),
+            handle=self)
+        # Entries this instance has read and not yet seen acked or released, per stream.
+        self._held = self._reads.held
 
     @classmethod
     def check_mapping(cls, settings: RedisStreamsSettings,
@@ -141,22 +131,18 @@ class RedisStreamsSource:
                 # XACK replies, and a read sent ahead. While batches are in flight (a
                 # short timeout) only what has arrived: the reader has settlements to
                 # apply meanwhile, and comes back within a batch.
-                wait = timeout_seconds >= _SHORTEST_WAIT_SECONDS
+                wait = self._reads.waits(timeout_seconds)
                 self._pipe.collect(wait)
                 if not active:
                     return []  # at once: the reader waits for the settlements that resume one
-                self._fill(active, max_records, timeout_seconds, wait)
+                self._reads.fill(active, max_records, timeout_seconds, wait)
             except redis.ResponseError as exc:
                 if not str(exc).startswith("NOGROUP"):
                     raise
                 log.warning("redis_streams: group %s vanished (stream deleted?); recreating",
                             self._group)
                 self._create_groups()
-        records = self._take(active, max_records)
-        if self._read_ahead and records:
-            with self._translate("poll"):
-                self._send_read(active, max_records, 0)
-        return records
+            return self._reads.take(active, max_records)
 
     def ack(self, records: Sequence[Record]) -> None:
         """XACK per stream, sent on the pipe (its reply is read by the next poll). A record
@@ -181,7 +167,7 @@ class RedisStreamsSource:
         with self._translate("ack"):
             for stream, ids in by_stream.items():
                 if ids:
-                    self._pipe.send(None, "XACK", stream, self._group, *ids)
+                    self._pipe.send_with_ids(None, ("XACK", stream, self._group), ids)
             self._forget_failed_attempts(records)
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
@@ -236,7 +222,7 @@ class RedisStreamsSource:
         try:
             self._pipe.close()  # confirms the acks sent so far
             for stream in self._streams:
-                self._forget_consumer_if_idle(stream)
+                forget_consumer_if_idle(self._client, stream, self._group, self.consumer)
         except redis.RedisError as exc:
             log.debug("redis_streams: could not remove consumer on close: %s", exc)
         finally:
@@ -283,79 +269,8 @@ class RedisStreamsSource:
     # -- internals ----------------------------------------------------------------------
 
     def _create_groups(self) -> None:
-        start = "0" if self.settings.starting_position == "TRIM_HORIZON" else "$"
-        for stream in self._streams:
-            try:
-                self._client.xgroup_create(stream, self._group, id=start, mkstream=True)
-                log.info("redis_streams: created group %s on %s at %s",
-                         self._group, stream, start)
-            except redis.ResponseError as exc:
-                if not str(exc).startswith("BUSYGROUP"):
-                    raise  # an existing group keeps its position, as Kafka's (ESM-SPEC §1.2)
-
-    def _fill(self, active: list[str], max_records: int, timeout_seconds: float,
-              wait: bool) -> None:
-        """Reclaim idle pending entries when due, then read new ones into the buffer
-        (unless a read sent ahead is still owed and `wait` is False)."""
-        now = self.context.clock.monotonic()
-        if now >= self._next_reclaim:
-            self._next_reclaim = now + self._reclaim_interval
-            for stream in active:
-                held = self._held[stream]
-                for entry_id, fields, count, attempt in self._reclaimer.claim(
-                        stream, max_records, held):
-                    self._hold(self._decoder.record(stream, entry_id, fields, count, self,
-                                                    attempt))
-        if any(self._buffer[s] for s in active):
-            return  # hand these out; the read sent ahead after them brings the next ones
-        if self._reading() and not wait:
-            return  # the read sent ahead is not answered yet: the next poll takes it
-        block_ms = min(self.settings.block_milliseconds, int(timeout_seconds * 1000))
-        if block_ms < _SHORTEST_BLOCK_MS:
-            block_ms = 0  # no BLOCK: answered at once, and the reader waits if it must
-        self._send_read(active, max_records, block_ms)
-        self._pipe.collect()
-
-    def _send_read(self, streams: list[str], count: int, block_ms: int) -> None:
-        """XREADGROUP '>' on the pipe; `_store_read` decodes the reply when it is read."""
-        if self._reading():
-            return
-        count = min(count, _READ_COUNT)
-        block = ("BLOCK", block_ms) if block_ms else ()
-        self._pipe.send(self._store_read, "XREADGROUP", "GROUP", self._group, self.consumer,
-                        "COUNT", count, *block, "STREAMS", *streams, *[">"] * len(streams))
-        self._read_count = count
-
-    def _reading(self) -> bool:
-        """An XREADGROUP was sent on the pipe and its reply not read yet."""
-        return self._pipe.owes(self._store_read)
-
-    def _store_read(self, reply: Any) -> None:
-        got = 0
-        for raw_stream, entries in stream_reply_pairs(reply):
-            stream = _text(raw_stream)
-            records = self._decoder.new_entries(stream, entries, self)
-            self._held[stream].update([record.item_id for record in records])
-            self._buffer[stream].extend(records)
-            got += len(entries)
-        self._read_ahead = got >= self._read_count
-
-    def _hold(self, record: Record) -> None:
-        self._held[record.lane].add(record.item_id)
-        self._buffer[record.lane].append(record)
-
-    def _take(self, active: list[str], max_records: int) -> list[Record]:
-        out: list[Record] = []
-        for stream in active:
-            buffer = self._buffer[stream]
-            room = max_records - len(out)
-            if len(buffer) <= room:  # the usual case: hand over the whole buffer at once
-                out.extend(buffer)
-                buffer.clear()
-                continue
-            while buffer and len(out) < max_records:
-                out.append(buffer.popleft())
-        return out
+        create_groups(self._client, self._streams, self._group,
+                      self.settings.starting_position)
 
     def _forget_failed_attempts(self, records: Sequence[Record]) -> None:
         """HDEL the failed-attempt counts of finished entries. Only a record delivered after
@@ -365,11 +280,6 @@ class RedisStreamsSource:
             command = forget_command(self._group, lane, [r.item_id for r in group])
             if command:
                 self._pipe.send(None, *command)
-
-    def _forget_consumer_if_idle(self, stream: str) -> None:
-        for consumer in self._client.xinfo_consumers(stream, self._group):
-            if _text(consumer.get("name")) == self.consumer and not consumer.get("pending"):
-                self._client.xgroup_delconsumer(stream, self._group, self.consumer)
 
     @contextmanager
     def _translate(self, action: str) -> Iterator[None]:

@@ -171,7 +171,7 @@ def test_without_max_deliveries_failures_are_still_counted_for_deliverycount(
 def _reclaimed(src: RedisStreamsSource, entry_id: str):  # type: ignore[no-untyped-def]
     """The record `src` hands out for `entry_id` after reclaiming it at once."""
     src._reclaimer._min_idle_ms = 0
-    src._next_reclaim = 0.0
+    src._reads.next_reclaim = 0.0
     got = [r for r in src.poll(10, 0) if r.item_id == entry_id]
     assert got, f"{entry_id} was not reclaimed"
     return got[0]

@@ -73,3 +73,37 @@ def test_close_reads_what_is_owed_and_gives_the_connection_back() -> None:
     pipe.send(got.append, "PING")
     pipe.close()
     assert got == [b"PONG"] and pipe._conn is None
+
+
+@pytest.mark.parametrize("stream", ["orders", "commandes-été"])
+def test_ids_packed_by_the_pipe_reach_redis_as_the_command_redis_py_would_send(
+        stream: str) -> None:
+    # Given entries read through a group (a stream name that is not ASCII too)
+    client = fakeredis.FakeRedis()
+    ids = [client.xadd(stream, {"n": str(n)}).decode() for n in range(30)]
+    client.xgroup_create(stream, "g", id="0")
+    client.xreadgroup("g", "c", {stream: ">"})
+    pipe = RedisPipe(client)
+    sent: list[Any] = []
+    conn = pipe._connection()
+    conn.send_packed_command = lambda command, check_health=True: sent.append(command)
+    # When the pipe packs an XACK of them itself
+    pipe.send_with_ids(None, ("XACK", stream, "g"), ids[:20])
+    # Then the bytes are redis-py's packing of the same command
+    expected = b"".join(conn.pack_command("XACK", stream, "g", *ids[:20]))
+    assert [b"".join(c) for c in sent] == [expected]
+    del conn.send_packed_command
+    pipe._waiting.clear()
+    got: list[Any] = []
+    pipe.send_with_ids(got.append, ("XACK", stream, "g"), ids[:20])
+    pipe.collect()
+    assert got == [20] and client.xpending(stream, "g")["pending"] == 10
+
+
+def test_ids_that_are_not_ascii_go_through_redis_py() -> None:
+    client = fakeredis.FakeRedis()
+    pipe = RedisPipe(client)
+    got: list[Any] = []
+    pipe.send_with_ids(got.append, ("SADD", "s"), ["é", "a"])
+    pipe.collect()
+    assert got == [2] and client.smembers("s") == {"é".encode(), b"a"}
