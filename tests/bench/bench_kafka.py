@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from connectors.kafka.source import KafkaSource
@@ -48,7 +48,20 @@ def fill(server: KafkaServer, count: int) -> str:
         producer.send(topic, key=f"k{n}".encode(), value=value, partition=n % PARTITIONS)
     producer.flush(120)
     producer.close()
+    warm_offsets(server, topic)
     return topic
+
+
+def warm_offsets(server: KafkaServer, topic: str) -> None:
+    """Commit once for a throwaway group: a fresh broker creates its offsets topic (50
+    partitions, ~3 s here) at the first commit, which would otherwise be charged to
+    whichever contender happens to read first."""
+    consumer = KafkaConsumer(bootstrap_servers=server.bootstrap, enable_auto_commit=False,
+                             group_id=f"warm-{uuid.uuid4().hex}")
+    try:
+        consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(0, "", -1)})
+    finally:
+        consumer.close()
 
 
 def raw_loop(server: KafkaServer, topic: str, count: int) -> float:
