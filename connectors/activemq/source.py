@@ -22,7 +22,6 @@ restart) hands it and every other unsettled delivery back to the broker: nothing
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -105,15 +104,12 @@ class ActiveMQSource:
             self._settle_due()
         received_ms = int(time.time() * 1000)
         queue = self._settings.queue
-        return [self._counted(event.to_record(message, queue, lane, received_ms, delivery))
+        # Each record's attempt is as esm counts it (failed deliveries at the target,
+        # `connectors.counting`), not the broker's delivery-count, which a lost connection
+        # raises too.
+        attempt = self._attempts.delivery_count
+        return [event.to_record(message, queue, lane, received_ms, delivery, attempt)
                 for message, delivery in link.take(max_records)]
-
-    def _counted(self, record: Record) -> Record:
-        """The record with its attempt as esm counts it (failed deliveries at the target,
-        `connectors.counting`), not the broker's delivery-count, which a lost connection
-        raises too."""
-        attempt = self._attempts.delivery_count(record.item_id, record.delivery_count)
-        return dataclasses.replace(record, delivery_count=attempt)
 
     def _wait_seconds(self, timeout_seconds: float) -> float:
         """Wait no longer than the next delayed settlement is due."""
