@@ -136,7 +136,7 @@ class ActiveMQSource:
     def ack(self, records: Sequence[Record]) -> None:
         for record in records:
             QueueLink.accept(record.handle)
-        self._attempts.finished(r.item_id for r in records)
+        self._attempts.finished(event.attempt_key(r.payload) for r in records)
         self._flush()
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
@@ -149,9 +149,10 @@ class ActiveMQSource:
         spent = [r for r in records if r.delivery_count > limit]
         for record in spent:
             QueueLink.reject(record.handle)
-        self._attempts.finished(r.item_id for r in spent)
+        self._attempts.finished(event.attempt_key(r.payload) for r in spent)
         if delay_seconds > 0 or not self._context.stop.is_set():
-            self._attempts.failed(r.item_id for r in records if r.delivery_count <= limit)
+            self._attempts.failed(event.attempt_key(r.payload) for r in records
+                                  if r.delivery_count <= limit)
         if spent:
             log.warning("activemq: %d message(s) failed %d deliveries: rejected to the broker's "
                         "dead-letter queue", len(spent), limit + 1)
