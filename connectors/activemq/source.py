@@ -22,7 +22,6 @@ restart) hands it and every other unsettled delivery back to the broker: nothing
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -105,15 +104,12 @@ class ActiveMQSource:
             self._settle_due()
         received_ms = int(time.time() * 1000)
         queue = self._settings.queue
-        return [self._counted(event.to_record(message, queue, lane, received_ms, delivery))
+        # Each record's attempt is as esm counts it (failed deliveries at the target,
+        # `connectors.counting`), not the broker's delivery-count, which a lost connection
+        # raises too.
+        attempt = self._attempts.delivery_count
+        return [event.to_record(message, queue, lane, received_ms, delivery, attempt)
                 for message, delivery in link.take(max_records)]
-
-    def _counted(self, record: Record) -> Record:
-        """The record with its attempt as esm counts it (failed deliveries at the target,
-        `connectors.counting`), not the broker's delivery-count, which a lost connection
-        raises too."""
-        attempt = self._attempts.delivery_count(record.item_id, record.delivery_count)
-        return dataclasses.replace(record, delivery_count=attempt)
 
     def _wait_seconds(self, timeout_seconds: float) -> float:
         """Wait no longer than the next delayed settlement is due."""
@@ -140,7 +136,7 @@ class ActiveMQSource:
     def ack(self, records: Sequence[Record]) -> None:
         for record in records:
             QueueLink.accept(record.handle)
-        self._attempts.finished(r.item_id for r in records)
+        self._attempts.finished(event.attempt_key(r.payload) for r in records)
         self._flush()
 
     def release(self, records: Sequence[Record], delay_seconds: float) -> None:
@@ -153,9 +149,10 @@ class ActiveMQSource:
         spent = [r for r in records if r.delivery_count > limit]
         for record in spent:
             QueueLink.reject(record.handle)
-        self._attempts.finished(r.item_id for r in spent)
+        self._attempts.finished(event.attempt_key(r.payload) for r in spent)
         if delay_seconds > 0 or not self._context.stop.is_set():
-            self._attempts.failed(r.item_id for r in records if r.delivery_count <= limit)
+            self._attempts.failed(event.attempt_key(r.payload) for r in records
+                                  if r.delivery_count <= limit)
         if spent:
             log.warning("activemq: %d message(s) failed %d deliveries: rejected to the broker's "
                         "dead-letter queue", len(spent), limit + 1)

@@ -19,8 +19,8 @@ No client here: callable from lane-worker threads (esm.interfaces.Source).
 
 from __future__ import annotations
 
-import base64
 from array import array
+from binascii import b2a_base64
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -132,7 +132,7 @@ def message(props: Any, redelivered: bool, body: bytes) -> dict[str, Any]:
     """One element of `rmqMessagesByQueue[key]`."""
     return {"basicProperties": basic_properties(props, len(body)),
             "redelivered": bool(redelivered),
-            "data": base64.b64encode(body).decode("ascii")}
+            "data": b2a_base64(body, newline=False).decode("ascii")}
 
 
 def envelope(arn: str) -> dict[str, Any]:

@@ -56,3 +56,14 @@ class SlotPlan:
                 return None
         self._given[queue] += 1
         return lanes[self._current[queue]]
+
+    def lane_run(self, queue: str, limit: int) -> tuple[str | None, int]:
+        """The lane for the next deliveries of `queue` and how many of the next `limit` go
+        to it in a row (`next_lane` for each of them, in one call); (None, 0) when all its
+        lanes pause."""
+        lane = self.next_lane(queue)
+        if lane is None:
+            return None, 0
+        more = max(0, min(limit - 1, self._run - self._given[queue]))
+        self._given[queue] += more
+        return lane, 1 + more

@@ -263,33 +263,38 @@ class RabbitMQSource:
         now = self.context.clock.now()
         for queue in self.plan.open_queues():
             buffer = self._buffer[queue]
+            key = self._keys[queue]
             while buffer and len(out) < max_records:
-                lane = self.plan.next_lane(queue)
+                lane, run = self.plan.lane_run(queue, min(len(buffer), max_records - len(out)))
                 if lane is None:
                     break
-                out.append(self._record(queue, lane, *buffer.popleft(), now))
+                for _ in range(run):
+                    out.append(self._record(key, lane, *buffer.popleft(), now))
         return out
 
-    def _record(self, queue: str, lane: str, method: Any, props: Any, body: bytes,
+    def _record(self, key: str, lane: str, method: Any, props: Any, body: bytes,
                 now: float) -> Record:
+        """One delivery as a record. Runs per message on the reader thread: a first
+        delivery without headers (the common case) skips the attempt bookkeeping."""
         message = ev.message(props, method.redelivered, body)
         encoded = ev.dumps(message)
-        failed = 0
-        if method.redelivered and self._failed:  # esm counts only what failed before
-            failed = self._failed.get(count_key(self._keys[queue], props.message_id,
-                                                message["data"]))
         tag = method.delivery_tag
         # item_id: what batchItemFailures names (messageId), and what the idempotency key
         # hashes, so a message without an id gets a stable stand-in no handler can name.
-        item_id = props.message_id or count_key(self._keys[queue], None, message["data"])
+        item_id = props.message_id or count_key(key, None, message["data"])
+        if method.redelivered or props.headers:
+            failed = 0
+            if method.redelivered and self._failed:  # esm counts only what failed before
+                failed = self._failed.get(count_key(key, props.message_id, message["data"]))
+            attempt = attempt_number(failed, broker_count(props.headers),
+                                     self.settings.max_deliveries)
+        else:
+            attempt = 1
         return Record(
             lane=lane, position=str(tag), item_id=item_id, payload=message,
             size_bytes=len(encoded), timestamp=float(props.timestamp or now),
-            filter_view=ev.FilterView(message, body),
-            delivery_count=attempt_number(failed, broker_count(props.headers),
-                                          self.settings.max_deliveries),
-            handle=ev.Delivery(tag, self._keys[queue], self._channel_id),
-            encoded=encoded)
+            filter_view=ev.FilterView(message, body), delivery_count=attempt,
+            handle=ev.Delivery(tag, key, self._channel_id), encoded=encoded)
 
     def _send_due_rejects(self) -> None:
         for tag in self._tags.due_rejects(self.context.clock.monotonic()):

@@ -39,15 +39,17 @@ class TagBook:
     def acks(self, tags: Iterable[int]) -> tuple[int | None, list[int]]:
         """(tag for one multiple ack or None, tags to ack singly) for `tags`; tags not
         owed (answered already, or waiting for a reject) are left out."""
-        wanted = {t for t in tags if t in self}
-        last = None
-        while wanted and self._open:
-            first = next(iter(self._open))
-            if first not in wanted:
+        owed, rejecting = self._open, self._rejecting
+        wanted = {t for t in tags if t in owed and t not in rejecting}
+        run: list[int] = []  # the oldest owed tags, while they are all wanted
+        for tag in owed:
+            if tag not in wanted:
                 break
-            self._open.popitem(last=False)
-            wanted.discard(first)
-            last = first
+            run.append(tag)
+        for tag in run:
+            del owed[tag]
+        wanted.difference_update(run)
+        last = run[-1] if run else None
         singles = sorted(wanted)
         for tag in singles:
             del self._open[tag]

@@ -1,12 +1,16 @@
 """Every source's throughput in one run: esm, the raw client loop and FastStream.
 
     python -m tests.bench [--redis-records 100000] [--kafka-records 50000] [--rounds 3]
-                          [--batch 100] [--only redis|kafka|kafka-linger0]
+                          [--batch 100] [--only redis|kafka|kafka-linger0|sqs|rabbitmq|
+                          activemq|kinesis|dynamodb] [--sqs-records 5000]
+                          [--rabbitmq-records 50000] [--activemq-records 20000]
+                          [--kinesis-records 20000] [--dynamodb-records 10000]
 
 Needs the `bench` extra (FastStream, confluent-kafka); servers come from tests/servers.
 Each consumer runs in a process of its own (tests/bench/consumers.py) on a consumer group
-of its own, reading
-the same prefilled stream or topic (4 partitions) from its start; rounds alternate the
+of its own, reading the same prefilled stream or topic (4 partitions) from its start (a
+queue source fills a fresh queue alike for each run: tests/bench/sources.py); rounds
+alternate the
 order of the contenders. Prints, per source, the median over rounds of records/s, CPU
 seconds per 100k records and peak RSS, and the median of each round's esm/contender
 records/s ratio. Kafka runs twice: broker defaults, and `group.coordinator.append.linger.ms
@@ -20,11 +24,15 @@ import argparse
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import orjson
+
+from tests.bench import sources
+from tests.bench.contenders import CONTENDERS as MORE_CONTENDERS
 
 CONTENDERS = {"redis": ("esm", "raw", "faststream"),
               "kafka": ("esm", "raw", "confluent", "faststream")}
@@ -60,6 +68,21 @@ def kafka_source(properties: dict[str, str] | None) -> Callable[[int], Iterator[
 SOURCES = {"redis": ("redis", redis_source),
            "kafka": ("kafka", kafka_source(None)),
            "kafka-linger0": ("kafka", kafka_source(LINGER_0))}
+
+# -- the queue and shard sources (tests/bench/sources.py, tests/bench/contenders.py) ------
+CONTENDERS.update(MORE_CONTENDERS)
+SOURCES.update({"sqs": ("sqs", sources.sqs_source),
+                "rabbitmq": ("rabbitmq", sources.rabbitmq_source),
+                "activemq": ("activemq", sources.activemq_source),
+                "kinesis": ("kinesis", sources.kinesis_source),
+                "dynamodb": ("dynamodb", sources.dynamodb_source)})
+RECORDS = {"sqs": 5_000, "rabbitmq": 50_000, "activemq": 20_000, "kinesis": 20_000,
+           "dynamodb": 10_000}
+
+
+def fresh(key: sources.Key) -> str:
+    """The key a contender reads: a queue source makes a freshly filled queue per run."""
+    return key() if callable(key) else key
 
 
 def consume(contender: str, kind: str, address: str, key: str, count: int,
@@ -99,20 +122,25 @@ def main() -> None:
     parser.add_argument("--kafka-records", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100)
+    for kind, records in RECORDS.items():
+        parser.add_argument(f"--{kind}-records", type=int, default=records)
     parser.add_argument("--only", choices=tuple(SOURCES), action="append")
     args = parser.parse_args()
+    started = time.perf_counter()
     for name in args.only or list(SOURCES):
         kind, source = SOURCES[name]
-        count = args.redis_records if kind == "redis" else args.kafka_records
+        count = getattr(args, f"{kind}_records")
         rounds: list[dict[str, dict[str, float]]] = []
         with source(count) as (address, key):
             contenders = CONTENDERS[kind]
             for n in range(args.rounds):
                 first = n % len(contenders)  # each leads in turn
                 order = contenders[first:] + contenders[:first]
-                figures = {c: consume(c, kind, address, key, count, args.batch) for c in order}
+                figures = {c: consume(c, kind, address, fresh(key), count, args.batch)
+                           for c in order}
                 rounds.append({c: figures[c] for c in contenders})
         print("\n".join(table(name, count, rounds)), flush=True)
+    print(f"total {time.perf_counter() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

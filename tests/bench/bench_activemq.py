@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,27 @@ def fill(server: ActiveMQServer, queue: str, count: int) -> float:
 
 def raw_proton(server: ActiveMQServer, queue: str, count: int, credit: int) -> float:
     """Receive and accept `count` messages with proton's blocking API; seconds taken."""
-    conn = BlockingConnection(server.url, timeout=30)
+    return drain(server.url, queue, count, credit, batch=1)
+
+
+def drain(url: str, queue: str, count: int, credit: int, batch: int,
+          on_start: Callable[[], None] = lambda: None) -> float:
+    """Receive `count` messages; each `batch`, once all of it has arrived, goes to `handle`
+    and is then accepted (proton settles the oldest unsettled delivery per accept). Seconds
+    from the receiver's attach, when `on_start` is called."""
+    conn = BlockingConnection(url, timeout=30)
     try:
         receiver = conn.create_receiver(queue, credit=credit)
-        started = time.perf_counter()
-        for _ in range(count):
-            receiver.receive(timeout=30)
-            receiver.accept()
-        return time.perf_counter() - started
+        start = time.perf_counter()
+        on_start()
+        done = 0
+        while done < count:
+            run = [receiver.receive(timeout=30) for _ in range(min(batch, count - done))]
+            handle({"messages": run}, None)
+            for _ in run:
+                receiver.accept()
+            done += len(run)
+        return time.perf_counter() - start
     finally:
         conn.close()
 

@@ -58,6 +58,16 @@ def produce(server: RabbitMQServer, queue: str, count: int) -> None:
 def raw_loop(server: RabbitMQServer, queue: str, count: int, batch: int) -> float:
     """Records/s of a bare consume + ack-per-batch loop."""
     connection = server.connection()
+    started = time.perf_counter()
+    drain(connection, queue, count, batch)
+    rate = count / (time.perf_counter() - started)
+    connection.close()
+    return rate
+
+
+def drain(connection: Any, queue: str, count: int, batch: int) -> None:
+    """Consume `count` messages (prefetch 2 x batch, esm's default), each `batch` handed to
+    the no-op handler, then acked with one basic.ack(multiple=True)."""
     channel = connection.channel()
     channel.basic_qos(prefetch_count=2 * batch)
     pending: list[int] = []
@@ -67,7 +77,6 @@ def raw_loop(server: RabbitMQServer, queue: str, count: int, batch: int) -> floa
         pending.append(method.delivery_tag)
 
     channel.basic_consume(queue, delivered)
-    started = time.perf_counter()
     while done < count:
         connection.process_data_events(time_limit=0.5)
         while len(pending) >= batch or (pending and done + len(pending) >= count):
@@ -75,9 +84,6 @@ def raw_loop(server: RabbitMQServer, queue: str, count: int, batch: int) -> floa
             _noop_handler({"messages": run}, None)
             channel.basic_ack(run[-1], multiple=True)
             done += len(run)
-    rate = count / (time.perf_counter() - started)
-    connection.close()
-    return rate
 
 
 def daemon_loop(server: RabbitMQServer, queue: str, count: int, batch: int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,7 +35,16 @@ def fill(server: SqsServer, url: str, count: int) -> None:
 
 
 def raw_loop(server: SqsServer, url: str, count: int, concurrency: int) -> float:
-    client = server.client(config=_pool_config(concurrency))
+    client = server.client(config=pool_config(concurrency))
+    start = time.perf_counter()
+    drain(client, url, count, concurrency, batch=10)
+    return count / (time.perf_counter() - start)
+
+
+def drain(client: Any, url: str, count: int, concurrency: int, batch: int,
+          handle: Callable[[list[Any]], None] = lambda messages: None) -> None:
+    """`concurrency` threads: each receives (10 a call) until it holds `batch` messages or a
+    receive comes back short, hands them to `handle`, then deletes them, 10 a call."""
     done = [0]
     lock = threading.Lock()
 
@@ -43,22 +53,27 @@ def raw_loop(server: SqsServer, url: str, count: int, concurrency: int) -> float
             with lock:
                 if done[0] >= count:
                     return
-            messages = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                              WaitTimeSeconds=1).get("Messages") or []
-            if messages:
+            messages: list[Any] = []
+            while len(messages) < batch:
+                got = client.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=min(10, batch - len(messages)),
+                    WaitTimeSeconds=1).get("Messages") or []
+                messages += got
+                if len(got) < 10:
+                    break
+            handle(messages)
+            for start in range(0, len(messages), 10):
                 client.delete_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(messages)])
+                    for i, m in enumerate(messages[start:start + 10])])
             with lock:
                 done[0] += len(messages)
 
-    start = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return count / (time.perf_counter() - start)
 
 
 def esm_loop(server: SqsServer, url: str, count: int, concurrency: int) -> float:
@@ -86,7 +101,7 @@ def esm_loop(server: SqsServer, url: str, count: int, concurrency: int) -> float
     return count / elapsed
 
 
-def _pool_config(concurrency: int) -> Any:
+def pool_config(concurrency: int) -> Any:
     from botocore.config import Config
 
     return Config(max_pool_connections=concurrency + 4)

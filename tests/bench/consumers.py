@@ -6,9 +6,10 @@ CONTENDER is esm (the whole daemon, no-op Python handler, window 0), raw (redis-
 XREADGROUP + XACK, or kafka-python poll + synchronous commit per poll), confluent (Kafka
 only: the same loop on confluent-kafka, librdkafka) or faststream (a batch subscriber
 with a no-op handler, acking after it; no payload validation). KIND is
-redis or kafka; each run reads the prefilled stream or topic from its start in a consumer
-group of its own. The clock runs from the first read until COUNT records are acked or
-committed; one line `FIGURES <json>` is printed: seconds, CPU seconds in that span, peak RSS in KiB.
+redis or kafka (the other sources' consumers: tests/bench/contenders.py); each run
+reads the prefilled stream or topic from its start in a consumer group of its own. The
+clock runs from the first read until COUNT records are acked or committed; one line
+`FIGURES <json>` is printed: seconds, CPU seconds in that span, peak RSS in KiB.
 """
 
 from __future__ import annotations
@@ -175,6 +176,10 @@ def report(end: float, end_cpu: float) -> None:
 
 def main() -> None:
     contender, kind, address, key, count, batch = sys.argv[1:7]
+    from tests.bench import contenders  # SQS, RabbitMQ, ActiveMQ, Kinesis, DynamoDB Streams
+    if kind in contenders.KINDS:
+        contenders.run(contender, kind, address, key, int(count), int(batch))
+        return
     runs: dict[str, Callable[[], None]] = {
         "esm": lambda: esm_run(kind, address, key, int(count), int(batch)),
         "raw": lambda: (raw_redis if kind == "redis" else raw_kafka)(

@@ -61,9 +61,10 @@ def opened(monkeypatch: pytest.MonkeyPatch, stop: threading.Event | None = None,
     return source, link
 
 
-def deliver(source: ActiveMQSource, link: FakeLink, broker_count: int) -> Record:
+def deliver(source: ActiveMQSource, link: FakeLink, broker_count: int,
+            message_id: str | None = "ID:m1", body: str = "same") -> Record:
     """m1 again, the broker's delivery-count at `broker_count` (returns of any kind)."""
-    message = Message(body="same", id="ID:m1")
+    message = Message(body=body, id=message_id)
     message.delivery_count = broker_count
     link.arriving.append((message, f"delivery-{broker_count}"))
     [record] = source.poll(10, 0.0)
@@ -102,3 +103,20 @@ def test_a_message_returned_in_a_crash_loop_is_dead_lettered_at_last(
     source, link = opened(monkeypatch)
     assert deliver(source, link, 29).delivery_count == 1
     assert deliver(source, link, 30).delivery_count == 31
+
+
+def test_a_message_without_an_id_counts_its_failures_by_its_body(
+        monkeypatch: pytest.MonkeyPatch, settled: list[tuple[str, Any]]) -> None:
+    # its ID is made up at each delivery, so counting by it would never reach the limit:
+    # a failing message would come back until the crash-loop bound (30 deliveries here)
+    source, link = opened(monkeypatch)
+    first = deliver(source, link, 0, message_id=None)
+    source.release([first], 0.2)
+    second = deliver(source, link, 1, message_id=None)
+    assert second.item_id != first.item_id and second.delivery_count == 2
+    assert deliver(source, link, 1, message_id=None, body="other").delivery_count == 1
+    source.release([second], 0.2)
+    third = deliver(source, link, 2, message_id=None)
+    assert third.delivery_count == 3
+    source.release([third], 0.2)  # past maximum_redeliveries (2): the broker's DLQ
+    assert settled[-1] == ("reject", "delivery-2")

@@ -69,6 +69,11 @@ def test_unset_headers_take_the_values_aws_events_carry() -> None:
     assert payload["timestamp"] == RECEIVED_MS  # no creation time: the receive time
 
 
+def test_messages_without_an_id_get_distinct_ids() -> None:
+    ids = {record_of(Message(body="x")).payload["messageID"] for _ in range(1000)}
+    assert len(ids) == 1000 and all(i.startswith("ID:esm-") for i in ids)
+
+
 def test_broker_in_time_never_after_broker_out_time() -> None:
     future = Message(body="x", creation_time=(RECEIVED_MS + 5000) / 1000)
     payload = record_of(future).payload

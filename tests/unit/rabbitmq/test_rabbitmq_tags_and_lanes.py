@@ -59,6 +59,20 @@ def test_slots_take_runs_of_a_batch_and_skip_paused_ones() -> None:
     assert plan.next_lane("q") is None and plan.all_paused()
 
 
+def test_lane_runs_give_what_next_lane_gives_one_by_one() -> None:
+    one_by_one = SlotPlan(["q"], concurrency=3, batch_size=4)
+    in_runs = SlotPlan(["q"], concurrency=3, batch_size=4)
+    expected = [one_by_one.next_lane("q") for _ in range(17)]
+    got: list[str | None] = []
+    for limit in (3, 5, 1, 8):
+        lane, run = in_runs.lane_run("q", limit)
+        assert 1 <= run <= limit
+        got += [lane] * run
+    assert got == expected[:len(got)] and len(got) >= 4  # runs end at a slot's batch
+    in_runs.pause(["q#slot-0", "q#slot-1", "q#slot-2"])
+    assert in_runs.lane_run("q", 10) == (None, 0)
+
+
 def test_failed_deliveries_are_bounded_and_forgotten_on_ack() -> None:
     counts = FailedDeliveries(capacity=2)
     for key in ("a", "a", "b", "c"):
