@@ -1,4 +1,6 @@
-"""Kafka on kafka-python: the `source` (consumer group, lane = topic-partition) with its
-`commits`, start `positions`, `hold` of paused lanes, `event` shape, `settings`,
-`security` options and the two reaches into kafka-python's `internals`; and the on-failure
-`destination` (a producer). Imports only esm's seams and kafka-python."""
+"""Kafka on confluent-kafka (librdkafka): the `source` (consumer group, lane =
+topic-partition) with its `commits`, start `positions`, `hold` of paused lanes, `event`
+shape and `settings`; the on-failure `destination` (a producer); what both share: `clients`
+(base configuration, acknowledged sends), `security` (AWS access configurations), `msk`
+(IAM tokens, cluster ARNs) and `bootstrap_errors`. Imports only esm's seams and
+confluent-kafka."""

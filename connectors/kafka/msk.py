@@ -13,14 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-try:  # kafka-python 3.x, then 2.x
-    from kafka.net.sasl.oauth import AbstractTokenProvider  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - depends on the installed kafka-python
-    from kafka.sasl.oauth import (  # type: ignore[import-untyped,no-redef,unused-ignore]
-        AbstractTokenProvider,
-    )
 
 MSK_ARN_PREFIX = "arn:aws:kafka:"
 _REFRESH_MARGIN_SECONDS = 60.0
@@ -78,15 +70,3 @@ class MskIamTokens:
         """librdkafka's `oauth_cb`: the token and its expiry in epoch seconds."""
         token = self.token()
         return token, self._expires_at
-
-
-class MskIamTokenProvider(MskIamTokens, AbstractTokenProvider):  # type: ignore[misc]
-    """kafka-python's OAUTHBEARER token provider for MSK IAM."""
-
-    def __init__(self, region: str, signer: Signer | None = None,
-                 now: Callable[[], float] = time.time) -> None:
-        AbstractTokenProvider.__init__(self)
-        MskIamTokens.__init__(self, region, signer, now)
-
-    def extensions(self) -> dict[str, Any]:
-        return {}

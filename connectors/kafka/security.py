@@ -1,5 +1,5 @@
 """Kafka connection security: settings that mirror AWS SourceAccessConfigurations, mapped to
-kafka-python client options.
+librdkafka configuration.
 
 AWS types (ESM-SPEC §1.2, `SourceAccessConfigurations`) and their esm spelling:
 
@@ -14,7 +14,7 @@ AWS types (ESM-SPEC §1.2, `SourceAccessConfigurations`) and their esm spelling:
                                   source's msk_cluster_arn (ESM-SPEC §2.7)
 
 Secrets never sit in the YAML: `password_env` / `client_key_password_env` name environment
-variables, read once when the client options are built (at connector construction, i.e.
+variables, read once when the client configuration is built (at connector construction, i.e.
 startup). Shared by the Kafka source and the Kafka destination so both speak to one cluster
 the same way.
 """
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from connectors.kafka.msk import MskIamTokenProvider, MskIamTokens, region_of
+from connectors.kafka.msk import MskIamTokens, region_of
 from esm.errors import ConfigError
 
 Auth = Literal["NONE", "BASIC_AUTH", "SASL_SCRAM_256_AUTH", "SASL_SCRAM_512_AUTH",
@@ -109,39 +109,6 @@ def uses_tls(settings: KafkaSecuritySettings) -> bool:
     """TLS is on when asked for, or when any certificate setting or MSK IAM needs it."""
     return bool(settings.tls or settings.auth in ("CLIENT_CERTIFICATE_TLS_AUTH", "AWS_MSK_IAM")
                 or settings.server_root_ca_file)
-
-
-def client_options(settings: KafkaSecuritySettings, environ: Mapping[str, str],
-                   owner: str = "kafka") -> dict[str, Any]:
-    """kafka-python keyword options (`security_protocol`, `sasl_*`, `ssl_*`) for the settings.
-
-    Raises ConfigError naming `owner` and every problem when the settings are inconsistent
-    or a named environment variable is missing (the config check reports them earlier).
-    """
-    problems = security_problems(settings, environ)
-    if problems:
-        raise ConfigError(f"{owner}: {p}" for p in problems)
-    tls = uses_tls(settings)
-    mechanism = _SASL_MECHANISMS.get(settings.auth)
-    iam = settings.auth == "AWS_MSK_IAM"
-    options: dict[str, Any] = {"security_protocol": _protocol(tls, sasl=iam or bool(mechanism))}
-    if iam:
-        options["sasl_mechanism"] = "OAUTHBEARER"
-        options["sasl_oauth_token_provider"] = MskIamTokenProvider(iam_region(settings) or "")
-    elif mechanism is not None:
-        options["sasl_mechanism"] = mechanism
-        options["sasl_plain_username"] = settings.username
-        options["sasl_plain_password"] = environ[settings.password_env or ""]
-    if tls:
-        options["ssl_check_hostname"] = settings.check_hostname
-        if settings.server_root_ca_file:
-            options["ssl_cafile"] = settings.server_root_ca_file
-        if settings.client_certificate_file:
-            options["ssl_certfile"] = settings.client_certificate_file
-            options["ssl_keyfile"] = settings.client_key_file
-        if settings.client_key_password_env:
-            options["ssl_password"] = environ[settings.client_key_password_env]
-    return options
 
 
 def client_config(settings: KafkaSecuritySettings, environ: Mapping[str, str],

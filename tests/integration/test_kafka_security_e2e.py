@@ -6,7 +6,7 @@ requires a client certificate (mutual TLS), each with the test CA as
 `auth: AWS_MSK_IAM` runs in-process against the same SASL_SSL listener's OAUTHBEARER, with
 Kafka's unsecured-JWT validator: the token provider's signer makes an unsecured JWT instead of
 MSK's SigV4 URL (which only MSK can check). What is proved is esm's side: the options, the
-provider kafka-python calls, and MSK's event shape from `msk_cluster_arn`.
+token callback librdkafka calls, and MSK's event shape from `msk_cluster_arn`.
 
 Records are produced on the broker's plaintext listener; what is proved is the consumer's
 side: each mode connects, joins the group, reads, invokes and commits.
