@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from connectors.kafka.bootstrap_errors import ConnectionErrors
 from connectors.kafka.clients import base_config, producer_config, send_all
@@ -186,6 +186,9 @@ def _redrive_config(settings: KafkaDestinationSettings, environ: Mapping[str, st
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest"}
 
 
+_COMMIT_ATTEMPTS = 4
+
+
 class _CommitPrefix:
     """Per partition, commits past the notices acknowledged so far without a gap: a notice
     that failed again keeps the committed offset at itself, so the next run reads it."""
@@ -209,13 +212,23 @@ class _CommitPrefix:
             return
         for read in finished:
             del pending[read]
-        upto = finished[-1]
-        try:
-            self.consumer.commit(offsets=[TopicPartition(tp[0], tp[1], upto + 1)],
-                                 asynchronous=False)
-        except KafkaException as exc:
-            raise DestinationError(f"kafka redrive commit of {tp[0]}-{tp[1]} at "
-                                   f"{upto + 1} failed: {exc.args[0]}") from exc
+        self._commit(tp, finished[-1] + 1)
+
+    def _commit(self, tp: tuple[str, int], offset: int) -> None:
+        """Synchronously; a retriable refusal (the group's coordinator loading or moving,
+        a timeout on a busy broker) is tried again a few times before it is reported."""
+        for attempt in range(_COMMIT_ATTEMPTS):
+            try:
+                self.consumer.commit(offsets=[TopicPartition(tp[0], tp[1], offset)],
+                                     asynchronous=False)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and error.retriable()
+                if not retriable or attempt + 1 == _COMMIT_ATTEMPTS:
+                    raise DestinationError(f"kafka redrive commit of {tp[0]}-{tp[1]} at "
+                                           f"{offset} failed: {error or exc}") from exc
+                time.sleep(0.5 * (attempt + 1))
 
 
 def _entry(message: Any, prefix: _CommitPrefix) -> Notice:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from connectors.kafka import destination as kafka_destination
 from connectors.memory.source import MemorySettings, MemorySource
@@ -246,3 +247,37 @@ def test_kafka_notice_id_names_the_request_and_the_failed_record():
                                                      "offset": 42}]}}}
     assert kafka_destination.notice_id(notice_doc, Message()) == "kafka:r:src-1@42"
     assert kafka_destination.notice_id({}, Message()) == "kafka-message:dlq-0@9"
+
+
+class BusyCoordinator(FakeConsumer):
+    """Refuses the first commits as a loading group coordinator does (retriable)."""
+
+    def __init__(self, refusals: int, code: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.code = code
+
+    def commit(self, offsets: Any, asynchronous: bool) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise KafkaException(KafkaError(self.code, "busy", retriable=True))
+        super().commit(offsets, asynchronous)
+
+
+def test_kafka_redrive_commit_is_retried_while_the_coordinator_is_busy(monkeypatch):
+    monkeypatch.setattr(kafka_destination.time, "sleep", lambda seconds: None)
+    consumer = BusyCoordinator(2, KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+    prefix = kafka_destination._CommitPrefix(consumer)
+    prefix.track(("dlq", 0), 4)
+    prefix.ack(("dlq", 0), 4)
+    assert consumer.commits == [5] and consumer.refusals == 0
+
+
+def test_kafka_redrive_commit_refused_for_good_is_reported(monkeypatch):
+    monkeypatch.setattr(kafka_destination.time, "sleep", lambda seconds: None)
+    consumer = BusyCoordinator(9, KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+    prefix = kafka_destination._CommitPrefix(consumer)
+    prefix.track(("dlq", 0), 4)
+    with pytest.raises(DestinationError, match="redrive commit of dlq-0 at 5 failed"):
+        prefix.ack(("dlq", 0), 4)
+    assert consumer.commits == [] and consumer.refusals == 5
