@@ -40,6 +40,18 @@ def signed_bytes(value: bytes | None) -> list[int]:
     return array("b", value).tolist() if value else []
 
 
+def message_of(record: Mapping[str, Any], default_topic: str
+               ) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """The inverse of `record_payload`: (topic, key, value, headers) of an event's record
+    object, its base64 and signed-byte forms decoded (`esm redrive --to source`)."""
+    key, value = record.get("key"), record.get("value")
+    return (record.get("topic") or default_topic,
+            None if key is None else base64.b64decode(key),
+            None if value is None else base64.b64decode(value),
+            [(name, bytes(b & 0xFF for b in data))
+             for header in record.get("headers") or () for name, data in header.items()])
+
+
 def record_payload(msg: Any) -> dict[str, Any]:
     """One record object of the event (ESM-SPEC §2.4) for a confluent-kafka Message.
 

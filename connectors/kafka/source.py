@@ -31,7 +31,6 @@ more are dropped here too (never acked: the new owner reads them).
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import time
@@ -43,7 +42,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from connectors.kafka.bootstrap_errors import ConnectionErrors
 from connectors.kafka.clients import base_config, producer_config, send_all
 from connectors.kafka.commits import Key, OffsetCommitter
-from connectors.kafka.event import KafkaEvents, lane_name, parse_item_identifier, to_record
+from connectors.kafka.event import (
+    KafkaEvents,
+    lane_name,
+    message_of,
+    parse_item_identifier,
+    to_record,
+)
 from connectors.kafka.hold import LaneHold
 from connectors.kafka.positions import StartPositions, committed_offsets, fresh_starts
 from connectors.kafka.security import client_config
@@ -377,24 +382,18 @@ class KafkaSource:
         return int(high)
 
     def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """`esm redrive --to source`: each record's key, value and headers (decoded from the
-        event's base64 and signed-byte forms, ESM-SPEC §2.4) sent again to its topic, the
-        partition chosen by the key as the original (Java) producer's would be; returns
-        once the brokers acknowledged all (acks=all). Its own short-lived producer: the
-        consumer's group membership is untouched."""
+        """`esm redrive --to source`: each record's key, value and headers sent again to
+        its topic, the partition chosen by the key as the original (Java) producer's would
+        be; returns once the brokers acknowledged all (acks=all). Its own short-lived
+        producer: the consumer's group membership is untouched."""
         s = self._settings
         errors = ConnectionErrors()
         config = producer_config(base_config(s.bootstrap_servers, f"{s.client_id}-redrive",
                                              self._client_security, errors),
                                  timeout_seconds=s.request_timeout_seconds)
         try:
-            send_all(Producer(config), [(
-                r.get("topic") or s.topics[0],
-                None if r.get("key") is None else base64.b64decode(r["key"]),
-                None if r.get("value") is None else base64.b64decode(r["value"]),
-                [(name, bytes(b & 0xFF for b in data))
-                 for header in r.get("headers") or () for name, data in header.items()])
-                for r in records], s.request_timeout_seconds, errors)
+            send_all(Producer(config), [message_of(r, s.topics[0]) for r in records],
+                     s.request_timeout_seconds, errors)
         except KafkaException as exc:
             raise SourceUnavailable(f"kafka produce to {s.topics}: "
                                     f"{exc.args[0] if exc.args else exc}") from exc

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from connectors.kafka.event import (
     KafkaEvents,
+    message_of,
     parse_item_identifier,
+    record_payload,
     to_record,
 )
 from tests.unit.kafka.fake_messages import Msg
@@ -152,3 +154,12 @@ def test_batch_size_never_under_counts_the_encoded_event(
     # And the batcher's estimate (envelope, sizes, separators) covers the encoded event
     estimate = events.event_overhead_bytes() + sum(r.size_bytes for r in records) + len(records)
     assert estimate >= len(orjson.dumps(events.build_event(records)))
+
+
+@given(key=st.none() | st.binary(max_size=20), value=st.none() | st.binary(max_size=50),
+       headers=st.lists(st.tuples(st.text(max_size=5), st.binary(max_size=8)), max_size=3))
+def test_redrive_to_source_sends_back_the_key_value_and_headers_the_event_carried(
+        key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+    payload = record_payload(Msg(3, key=key, value=value, headers=list(headers)))
+    assert message_of(payload, "other") == ("orders", key, value, headers)
+    assert message_of({k: v for k, v in payload.items() if k != "topic"}, "other")[0] == "other"
