@@ -32,6 +32,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from connectors.kafka.bootstrap_errors import ConnectionErrors
 from connectors.kafka.clients import base_config, producer_config, send_all
+from connectors.kafka.commits import is_retriable
 from connectors.kafka.event import envelope
 from connectors.kafka.security import KafkaSecuritySettings, client_config
 from esm.errors import DestinationError
@@ -224,7 +225,7 @@ class _CommitPrefix:
                 return
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None
-                retriable = isinstance(error, KafkaError) and error.retriable()
+                retriable = isinstance(error, KafkaError) and is_retriable(error)
                 if not retriable or attempt + 1 == _COMMIT_ATTEMPTS:
                     raise DestinationError(f"kafka redrive commit of {tp[0]}-{tp[1]} at "
                                            f"{offset} failed: {error or exc}") from exc
