@@ -98,6 +98,7 @@ class KafkaSource:
         self._commits = OffsetCommitter(context.mapping)
         self._closing = False
         self._failure: Exception | None = None  # raised in a rebalance callback
+        self._changed: set[str] = set()  # lanes revoked or lost inside the current consume
 
     @classmethod
     def check_mapping(cls, settings: KafkaSourceSettings,
@@ -173,6 +174,7 @@ class KafkaSource:
         # the reader wait for settlements instead of blocking here for the whole timeout.
         if records or (self._assigned and hold.paused.issuperset(self._assigned)):
             timeout_seconds = 0.0
+        self._changed.clear()
         try:
             messages = self._consume(consumer, room, max(0.0, timeout_seconds))
         except KafkaException as exc:
@@ -180,6 +182,11 @@ class KafkaSource:
         failure, self._failure = self._failure, None
         if failure is not None:  # a rebalance callback failed: the supervisor rebuilds
             raise SourceUnavailable(f"kafka {self._where}: rebalance: {failure}") from failure
+        if self._changed:
+            # Held records released above belong to the lane as it was before a rebalance
+            # served inside consume(): the core dropped that lane's buffered batches, so
+            # handing these out (even if the lane came straight back) would skip them.
+            records = [r for r in records if r.lane not in self._changed]
         self._take(messages, records)
         full = [self._tp(lane) for lane in hold.to_pause_hard() if lane in self._assigned]
         if full:
@@ -273,6 +280,7 @@ class KafkaSource:
             self._forget(owned)
 
     def _forget(self, lanes: list[str]) -> None:
+        self._changed.update(lanes)
         tps = [self._assigned.pop(lane) for lane in lanes if lane in self._assigned]
         self._hold.forget(lanes)
         self._starts.revoked((tp, self._commits.position(tp)) for tp in tps)

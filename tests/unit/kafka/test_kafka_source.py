@@ -327,6 +327,30 @@ def test_revoked_lanes_drop_their_held_records() -> None:
     assert len(source._hold) == 0
 
 
+def test_held_records_released_before_a_rebalance_inside_the_poll_are_not_handed_out(
+        ) -> None:
+    # Given a paused lane whose records 5..6 wait in the holding area (the core has an
+    # earlier batch of the lane buffered), then resumed
+    source, consumer, lanes = make()
+    consumer.script = [assign(TP0, TP1), {}]
+    source.poll(10, 0.1)
+    source.poll(10, 0.1)
+    source.pause(["orders-0"])
+    consumer.script = [{TP0: [at(5), at(6)]}]
+    source.poll(10, 0.1)
+    source.resume(["orders-0"])
+    # When the next poll releases them, and the group revokes the lane and gives it back
+    # inside that poll's consume() (the core drops the lane's buffered batch meanwhile)
+    consumer.script = [rebalance(TP0, TP1)]
+    handed = source.poll(10, 0.1)
+    # Then the released records are not handed out: the lane starts again at the group's
+    # offset, not after records the core dropped
+    assert [r.position for r in handed] == []
+    assert lanes.calls[-2:] == [("revoked", ["orders-0", "orders-1"]),
+                                ("assigned", ["orders-0", "orders-1"])]
+    assert (TP0, 3) in consumer.starts
+
+
 def test_a_partition_kept_across_a_rebalance_reads_again_from_the_group_offset() -> None:
     # Given a lane whose records 4..6 were handed out, 4 acked and committed, 5..6 still
     # in the core's buffer
