@@ -209,6 +209,20 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
+class InlineTarget(Target, Protocol):
+    """Optional on a target: it can run the function on the calling thread and leave the
+    timeout to the caller. The lane worker then calls `invoke_inline` under an overrun
+    watch (esm.pipeline.overruns) instead of `invoke`, saving the hand-offs to a helper
+    thread; when the call overruns `timeout_seconds`, `overrun_result` is its result and
+    the call's own result, whenever it comes, is dropped."""
+
+    def invoke_inline(self, event: Event, timeout_seconds: float) -> InvokeResult:
+        """Like `invoke`, on this thread, without enforcing `timeout_seconds`."""
+
+    def overrun_result(self, timeout_seconds: float) -> InvokeResult:
+        """The result of a call that overran `timeout_seconds`."""
+
+
 class Destination(Protocol):
     """Where notices for discarded records go. Safe to call from several threads."""
 

@@ -9,12 +9,15 @@ Python runtime does (DESIGN §6).
   Lambda's attributes it carries `idempotency_key` (the same when the same records are
   invoked again), also found where Lambda puts caller data,
   `context.client_context.custom["idempotency_key"]`.
-- The handler runs on a helper thread so that `timeout_seconds` can be enforced: an overrun
-  returns `FunctionFailed("Sandbox.Timedout", "Task timed out after 3.00 seconds")`, Lambda's
-  wording. Python cannot kill a thread, so the stray call keeps running on its thread and
-  the next call gets a fresh one (no deadlock); once `MAX_ABANDONED_CALLS` timed-out calls
-  are still running, invocations raise `InvokeError` rather than pile up threads
-  (connectors/python/calls.py).
+- An overrun of `timeout_seconds` gives `FunctionFailed("Sandbox.Timedout", "Task timed
+  out after 3.00 seconds")`, Lambda's wording. The daemon's lane workers call
+  `invoke_inline`: the handler runs on the lane worker's own thread and the pipeline keeps
+  the timeout (esm.pipeline.overruns), which saves two thread hand-offs per batch. Other
+  callers (tumbling windows, redrive) call `invoke`, which runs the handler on a helper
+  thread and waits for it with the timeout. Either way Python cannot kill a thread: the
+  stray call keeps running on its thread and the next call gets a fresh one (no deadlock);
+  once 32 timed-out calls are still running, invocations fail as invoke errors rather than
+  pile up threads (connectors/python/calls.py, esm.pipeline.invoker).
 - An exception → `FunctionFailed(type name, str(exc), stack lines)`; the return value must
   be JSON-serialisable as in Lambda (Decimals become numbers), else `Runtime.MarshalError`.
 """
@@ -142,7 +145,26 @@ class PythonTarget:
                 self._handler = _import_handler(self._settings, self._mapping)
 
     def invoke(self, event: Event, timeout_seconds: float) -> InvokeResult:
-        """Run the handler with `timeout_seconds`; never raises for handler behaviour."""
+        """Run the handler on a helper thread within `timeout_seconds`; never raises for
+        handler behaviour."""
+        call = self._call(event, timeout_seconds)
+        if isinstance(call, FunctionFailed):
+            return call
+        result = self._calls.run(call.run, timeout_seconds)
+        return self.overrun_result(timeout_seconds) if result is None else result
+
+    def invoke_inline(self, event: Event, timeout_seconds: float) -> InvokeResult:
+        """Run the handler on the calling thread (esm.interfaces.InlineTarget): the caller
+        keeps the timeout and takes `overrun_result` when the handler overruns it."""
+        call = self._call(event, timeout_seconds)
+        return call if isinstance(call, FunctionFailed) else call.run()
+
+    def overrun_result(self, timeout_seconds: float) -> FunctionFailed:
+        """What Lambda reports for a handler that ran past its timeout."""
+        return FunctionFailed("Sandbox.Timedout",
+                              f"Task timed out after {timeout_seconds:.2f} seconds")
+
+    def _call(self, event: Event, timeout_seconds: float) -> _HandlerCall | FunctionFailed:
         try:
             if self._handler is None:  # lock-free after the first call
                 self.load()
@@ -152,12 +174,7 @@ class PythonTarget:
         handler = self._handler
         assert handler is not None
         context = self._context(event, timeout_seconds)
-        call = _HandlerCall(handler, event.document if event.owned else event.body, context)
-        result = self._calls.run(call.run, timeout_seconds)
-        if result is None:
-            return FunctionFailed("Sandbox.Timedout",
-                                  f"Task timed out after {timeout_seconds:.2f} seconds")
-        return result
+        return _HandlerCall(handler, event.document if event.owned else event.body, context)
 
     def close(self) -> None:
         self._calls.close()

@@ -21,7 +21,9 @@ from esm.failures.policy import FailurePolicy
 from esm.interfaces import Clock
 from esm.ops.logs import log_context
 from esm.ops.metrics import MappingMetrics
-from esm.pipeline.invoker import Invoker, Oversized
+from esm.pipeline.invoker import Invoker, Oversized, Takeover
+from esm.pipeline.lane_threads import LaneThreads
+from esm.pipeline.overruns import TakenOver
 from esm.protection.breaker import Admission, Breaker
 from esm.protection.rate_limit import RateLimiter
 from esm.records import (
@@ -40,6 +42,7 @@ from esm.records import (
 log = logging.getLogger(__name__)
 
 Settle = Callable[[Settlement], None]
+Crashed = Callable[[BaseException], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,17 @@ class _Job:
     attempt: int = 0
     invoke_count: int = 0
     delay_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Run:
+    """One batch's journey through the lane worker; moves to another thread on takeover."""
+
+    work: deque[_Job]
+    outbox: _Outbox
+    lane: str
+    threads: LaneThreads | None
+    crashed: Crashed | None
 
 
 class LaneWorker:
@@ -67,18 +81,32 @@ class LaneWorker:
         self.stop = stop
         self.envelope_bytes = envelope_bytes
 
-    def process(self, batch: Batch, settle: Settle) -> None:
+    def process(self, batch: Batch, settle: Settle, threads: LaneThreads | None = None,
+                crashed: Crashed | None = None) -> None:
         """Run `batch` to completion; always ends with a `finished` settlement, which also
-        carries the batch's last ack or release."""
-        outbox = _Outbox(settle)
-        try:
-            with log_context(lane=batch.lane):  # every log line of this batch names its lane
-                self._run(batch, outbox)
-        finally:
-            outbox.finish(batch.lane)
+        carries the batch's last ack or release. With `threads`, an inline target runs on
+        this thread: if it overruns, the batch goes on on another of `threads` (which hands
+        anything that continuation raises to `crashed`) and this call raises `TakenOver`."""
+        self._drive(_Run(deque([_Job(batch)]), _Outbox(settle), batch.lane, threads, crashed))
 
-    def _run(self, batch: Batch, outbox: _Outbox) -> None:
-        work: deque[_Job] = deque([_Job(batch)])
+    def _drive(self, run: _Run, decided: Callable[[], tuple[Step, ...] | None] | None = None
+               ) -> None:
+        """Apply `decided`'s steps (a taken-over invocation's), then the lane's work."""
+        taken_over = False
+        try:
+            with log_context(lane=run.lane):  # every log line of this batch names its lane
+                steps = decided() if decided is not None else ()
+                if steps is not None and self._apply(steps, run):
+                    self._run(run)
+        except TakenOver:
+            taken_over = True  # the batch, its outbox included, is another thread's now
+            raise
+        finally:
+            if not taken_over:
+                run.outbox.finish(run.lane)
+
+    def _run(self, run: _Run) -> None:
+        work, outbox = run.work, run.outbox
         while work:
             outbox.flush()  # nothing is held back while a retry waits or an invoke runs
             job = work.popleft()
@@ -86,11 +114,11 @@ class LaneWorker:
                 return
             if self.stop.is_set() and job.invoke_count:
                 return  # draining: finish what is in flight, start no new retries
-            steps = self._attempt(job)
-            if steps is None or not self._apply(steps, job.batch.lane, work, outbox):
+            steps = self._attempt(job, run)
+            if steps is None or not self._apply(steps, run):
                 return
 
-    def _attempt(self, job: _Job) -> tuple[Step, ...] | None:
+    def _attempt(self, job: _Job, run: _Run) -> tuple[Step, ...] | None:
         """Screen, then invoke what is left, then ask the policy what comes next; None when
         the daemon stopped while the lane waited for its turn."""
         if len(job.batch) == 1 and not self._fits(job.batch):
@@ -101,18 +129,36 @@ class LaneWorker:
         admission = self._wait_turn(rest)
         if admission is None:
             return None
-        result = self.invoker.invoke(rest)
+        takeover = None
+        if run.threads is not None:
+            takeover = Takeover(run.threads.watch, lambda outcome: self._resume(
+                run, lambda: steps + self._judge(rest, job, admission, outcome)))
+        result = self.invoker.invoke(rest, takeover)
         if isinstance(result, Oversized):
             if self.breaker is not None:  # nothing was sent: a probe slot is given back
                 self.breaker.forgo(admission)
             return steps + self._oversized(rest, job)
-        outcome: Outcome = result
+        return steps + self._judge(rest, job, admission, result)
+
+    def _judge(self, batch: Batch, job: _Job, admission: Admission,
+               outcome: Outcome) -> tuple[Step, ...]:
+        """Tell the breaker how the invocation went; the policy's next steps."""
         if self.breaker is not None:
             failed = outcome.reason if isinstance(outcome, InvokeFailure) else None
             self.breaker.record(admission, failed is not None, failed or "")
-        decided = self.policy.decide(rest, outcome, attempt=job.attempt,
-                                     invoke_count=job.invoke_count + 1, now=self.clock.now())
-        return steps + decided
+        return self.policy.decide(batch, outcome, attempt=job.attempt,
+                                  invoke_count=job.invoke_count + 1, now=self.clock.now())
+
+    def _resume(self, run: _Run, decided: Callable[[], tuple[Step, ...]]) -> None:
+        """Carry a taken-over batch on, on this (another) lane thread."""
+        try:
+            self._drive(run, decided)
+        except TakenOver:
+            raise
+        except BaseException as exc:
+            if run.crashed is None:
+                raise
+            run.crashed(exc)
 
     def _wait_turn(self, batch: Batch) -> Admission | None:
         """The target's protections, in order: the circuit breaker (is the target being
@@ -142,9 +188,9 @@ class LaneWorker:
         halves = (Batch(batch.lane, batch.records[:half]), Batch(batch.lane, batch.records[half:]))
         return (Split(halves, job.attempt, job.invoke_count),)
 
-    def _apply(self, steps: tuple[Step, ...], lane: str, work: deque[_Job],
-               outbox: _Outbox) -> bool:
+    def _apply(self, steps: tuple[Step, ...], run: _Run) -> bool:
         """Carry out steps in order; False when the daemon stopped mid-way."""
+        lane, work, outbox = run.lane, run.work, run.outbox
         settle = outbox.put
         follow_ups: list[_Job] = []
         for step in steps:

@@ -36,7 +36,9 @@ from esm.pipeline.acks import AckBook
 from esm.pipeline.batching import BatchLimits
 from esm.pipeline.intake import Intake
 from esm.pipeline.lane_buffer import Lane, LaneBuffer
+from esm.pipeline.lane_threads import LaneThreads
 from esm.pipeline.lane_worker import LaneWorker
+from esm.pipeline.overruns import TakenOver
 from esm.pipeline.reader_checks import oldest_age, report, warn_if_visibility_below_timeout
 from esm.pipeline.target_guard import HELD_WAIT_SECONDS, TargetGuard
 from esm.records import Batch, Record, Settlement
@@ -53,7 +55,7 @@ class Reader:
     """Runs one mapping's read loop until `stop` is set; see the module docstring."""
 
     def __init__(self, *, mapping: MappingConfig, source: Source, matcher: Matcher,
-                 worker: LaneWorker, pool: Executor, max_in_flight: int,
+                 worker: LaneWorker, pool: Executor | LaneThreads, max_in_flight: int,
                  metrics: MappingMetrics, status: MappingStatus, clock: Clock,
                  stop: threading.Event, run_stop: threading.Event | None = None,
                  drain_seconds: float = 30.0,
@@ -64,6 +66,8 @@ class Reader:
         self.matcher = matcher
         self.worker = worker
         self.pool = pool
+        # Inline targets run on the lane threads only where a stuck one can be taken over.
+        self._threads = pool if isinstance(pool, LaneThreads) else None
         self.max_in_flight = max_in_flight
         self.metrics = metrics
         self.status = status
@@ -190,10 +194,16 @@ class Reader:
         def settle(settlement: Settlement) -> None:
             self._settlements.put((lane, settlement))
         try:
-            self.worker.process(batch, settle)
-        except BaseException as exc:  # reported to the reader, which restarts the mapping
-            log.exception("mapping %s: lane worker crashed", self.mapping.name)
-            self._crashed = exc
+            self.worker.process(batch, settle, self._threads, self._worker_crashed)
+        except TakenOver:
+            raise  # the batch went on on another thread (LaneThreads ends this one)
+        except BaseException as exc:
+            self._worker_crashed(exc)
+
+    def _worker_crashed(self, exc: BaseException) -> None:
+        """Reported to the reader, which restarts the mapping."""
+        log.error("mapping %s: lane worker crashed", self.mapping.name, exc_info=exc)
+        self._crashed = exc
 
     def apply_settlements(self, wait_seconds: float) -> bool:
         """Apply every queued settlement, waiting up to `wait_seconds` for the first; True

@@ -14,7 +14,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from esm.config.types import MappingConfig
 from esm.errors import SourceUnavailable
@@ -24,6 +23,7 @@ from esm.ops import status as st
 from esm.ops.logs import log_context
 from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
+from esm.pipeline.lane_threads import LaneThreads
 from esm.pipeline.lane_worker import LaneWorker
 from esm.pipeline.reader import Reader
 
@@ -76,8 +76,7 @@ class MappingRunner(threading.Thread):
 
     def _run_once(self) -> None:
         source = self.build_source()
-        pool = ThreadPoolExecutor(self.max_in_flight,
-                                  thread_name_prefix=f"esm-lane-{self.mapping.name}")
+        pool = LaneThreads(f"esm-lane-{self.mapping.name}")
         # Lane workers of this run wait on their own event: set when the daemon stops
         # (after the reader stops polling) or when this reader crashes, so no worker keeps
         # retrying for a reader that is gone.

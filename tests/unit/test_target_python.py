@@ -377,3 +377,15 @@ def test_settings_document_every_field() -> None:
     timeout = {f.name: f for f in dataclasses.fields(PythonSettings)}["timeout_seconds"]
     assert (timeout.metadata["min"], timeout.metadata["max"]) == (1, 900)
 
+
+
+def test_inline_invocation_returns_what_invoke_returns_and_overruns_read_as_a_timeout(
+        make_target: MakeTarget) -> None:
+    # Given the echo handler
+    target = make_target("echo")
+    # When it is invoked inline (as lane workers do)
+    result = target.invoke_inline(event(request_id="r3"), 1.0)
+    # Then it returned what `invoke` returns, and its timeout result is Lambda's wording
+    assert result == Returned(payload={"event": {"Records": [{"body": "x"}]}, "request_id": "r3"})
+    assert target.overrun_result(3.0) == FunctionFailed("Sandbox.Timedout",
+                                                        "Task timed out after 3.00 seconds")
