@@ -212,7 +212,7 @@ class Target(Protocol):
 class InlineTarget(Target, Protocol):
     """Optional on a target: it can run the function on the calling thread and leave the
     timeout to the caller. The lane worker then calls `invoke_inline` under an overrun
-    watch (esm.pipeline.overruns) instead of `invoke`, saving the hand-offs to a helper
+    watch (esm.threads.overruns) instead of `invoke`, saving the hand-offs to a helper
     thread; when the call overruns `timeout_seconds`, `overrun_result` is its result and
     the call's own result, whenever it comes, is dropped."""
 

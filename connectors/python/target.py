@@ -12,7 +12,7 @@ Python runtime does (DESIGN §6).
 - An overrun of `timeout_seconds` gives `FunctionFailed("Sandbox.Timedout", "Task timed
   out after 3.00 seconds")`, Lambda's wording. The daemon's lane workers call
   `invoke_inline`: the handler runs on the lane worker's own thread and the pipeline keeps
-  the timeout (esm.pipeline.overruns), which saves two thread hand-offs per batch. Other
+  the timeout (esm.threads.overruns), which saves two thread hand-offs per batch. Other
   callers (tumbling windows, redrive) call `invoke`, which runs the handler on a helper
   thread and waits for it with the timeout. Either way Python cannot kill a thread: the
   stray call keeps running on its thread and the next call gets a fresh one (no deadlock);

@@ -12,7 +12,7 @@ status is written only when the last processing result changes.
 
 A target that can run the function on the caller's thread (`InlineTarget`) does so when
 the lane worker offers a `Takeover`: the call runs under an overrun watch instead of on a
-helper thread (esm.pipeline.overruns). If the function overruns `timeout_seconds`, the
+helper thread (esm.threads.overruns). If the function overruns `timeout_seconds`, the
 target's `overrun_result` becomes the outcome and the batch goes on on another lane
 thread (`Takeover.resume`); the stuck thread gets `TakenOver` when the call returns. Once
 `MAX_STUCK_CALLS` overrun calls are still running, invocations fail as invoke errors
@@ -37,7 +37,6 @@ from esm.interfaces import Source, Target
 from esm.ops import status as st
 from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
-from esm.pipeline.overruns import TakenOver, Watch
 from esm.protection.idempotency import idempotency_key
 from esm.records import (
     MAX_PAYLOAD_BYTES,
@@ -50,6 +49,7 @@ from esm.records import (
     PartialFailure,
     Success,
 )
+from esm.threads.overruns import TakenOver, Watch
 
 log = logging.getLogger(__name__)
 

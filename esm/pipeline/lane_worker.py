@@ -22,8 +22,6 @@ from esm.interfaces import Clock
 from esm.ops.logs import log_context
 from esm.ops.metrics import MappingMetrics
 from esm.pipeline.invoker import Invoker, Oversized, Takeover
-from esm.pipeline.lane_threads import LaneThreads
-from esm.pipeline.overruns import TakenOver
 from esm.protection.breaker import Admission, Breaker
 from esm.protection.rate_limit import RateLimiter
 from esm.records import (
@@ -38,6 +36,8 @@ from esm.records import (
     Split,
     Step,
 )
+from esm.threads.lane_threads import LaneThreads
+from esm.threads.overruns import TakenOver
 
 log = logging.getLogger(__name__)
 

@@ -36,12 +36,12 @@ from esm.pipeline.acks import AckBook
 from esm.pipeline.batching import BatchLimits
 from esm.pipeline.intake import Intake
 from esm.pipeline.lane_buffer import Lane, LaneBuffer
-from esm.pipeline.lane_threads import LaneThreads
 from esm.pipeline.lane_worker import LaneWorker
-from esm.pipeline.overruns import TakenOver
 from esm.pipeline.reader_checks import oldest_age, report, warn_if_visibility_below_timeout
 from esm.pipeline.target_guard import HELD_WAIT_SECONDS, TargetGuard
 from esm.records import Batch, Record, Settlement
+from esm.threads.lane_threads import LaneThreads
+from esm.threads.overruns import TakenOver
 from esm.windows.book import WindowBook
 
 log = logging.getLogger(__name__)

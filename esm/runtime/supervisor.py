@@ -23,9 +23,9 @@ from esm.ops import status as st
 from esm.ops.logs import log_context
 from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
-from esm.pipeline.lane_threads import LaneThreads
 from esm.pipeline.lane_worker import LaneWorker
 from esm.pipeline.reader import Reader
+from esm.threads.lane_threads import LaneThreads
 
 log = logging.getLogger(__name__)
 

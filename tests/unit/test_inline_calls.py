@@ -1,6 +1,6 @@
 """Inline targets under the lane worker: the function runs on the lane thread, and an
 overrun is taken over by another lane thread with Lambda's timeout as the outcome; the
-stuck call's late result is dropped (esm.pipeline.invoker, esm.pipeline.overruns)."""
+stuck call's late result is dropped (esm.pipeline.invoker, esm.threads.overruns)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import esm.pipeline.invoker as invoker_module
 from esm.pipeline.invoker import Takeover
-from esm.pipeline.lane_threads import LaneThreads
 from esm.records import (
     Batch,
     Event,
@@ -24,6 +23,7 @@ from esm.records import (
     Settlement,
     Success,
 )
+from esm.threads.lane_threads import LaneThreads
 from tests.unit.runtime_fakes import Rig, mapping_config
 
 

@@ -1,14 +1,14 @@
 """LaneThreads: jobs on reused threads, shutdown waits for them, and an overrun moves the
 batch to another thread while shutdown stops waiting for the stuck one
-(esm.pipeline.lane_threads)."""
+(esm.threads.lane_threads)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from esm.pipeline.lane_threads import LaneThreads
-from esm.pipeline.overruns import TakenOver
+from esm.threads.lane_threads import LaneThreads
+from esm.threads.overruns import TakenOver
 
 
 def test_jobs_run_one_after_another_reuse_one_thread() -> None:

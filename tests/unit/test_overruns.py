@@ -1,5 +1,5 @@
 """The overrun watchdog: exactly one side wins a watch, and deadlines fire on time
-(esm.pipeline.overruns). Real threads and short real deadlines."""
+(esm.threads.overruns). Real threads and short real deadlines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from esm.pipeline.overruns import Watchdog
+from esm.threads.overruns import Watchdog
 
 
 @pytest.fixture()

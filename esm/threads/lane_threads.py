@@ -1,5 +1,5 @@
 """The threads lane workers run on: a pool like `ThreadPoolExecutor`, plus taking a batch
-over from a thread whose call overran (`esm.pipeline.overruns`).
+over from a thread whose call overran (`esm.threads.overruns`).
 
 When an inline call overruns, `watch` detaches the stuck thread (its call runs on, but the
 thread is no longer the pool's: `shutdown` does not wait for it, and it ends when the call
@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from esm.pipeline.overruns import TakenOver, Watch, Watchdog
+from esm.threads.overruns import TakenOver, Watch, Watchdog
 
 log = logging.getLogger(__name__)
 
