@@ -129,9 +129,11 @@ def consumer_config(s: KafkaSourceSettings) -> dict[str, Any]:
         # resumed waits behind it (500 ms by default: half-second stalls).
         "fetch.wait.max.ms": 100,
         # Bounded prefetch (librdkafka keeps up to 64 MiB / 100k messages by default): the
-        # daemon's memory stays small whatever the backlog.
-        "queued.max.messages.kbytes": 4096, "queued.min.messages": 20000,
-        "fetch.max.bytes": 8 * 1024 * 1024,
+        # daemon's memory stays small whatever the backlog. 1 MiB queued and 1 MiB fetch
+        # responses (a larger first record batch is still returned whole) read as fast as
+        # 4 and 8 MiB did in tests/bench, with 10-12 MiB less peak RSS (66 -> 55 MiB).
+        "queued.max.messages.kbytes": 1024, "queued.min.messages": 20000,
+        "fetch.max.bytes": 1024 * 1024,
         # Once those bounds are reached librdkafka waits this long before fetching the
         # partition again (1 s by default: the reader sat idle behind a drained queue).
         "fetch.queue.backoff.ms": 20,

@@ -411,3 +411,33 @@ def test_partitions_paused_in_librdkafka_resume_after_a_rebalance(
         assert set(numbers(got)) == set(range(2400))
     finally:
         a.close()
+
+
+def test_a_record_larger_than_the_fetch_size_is_still_delivered(kafka_server: KafkaServer
+                                                                 ) -> None:
+    # Given a topic that takes 3 MB records, and one such record between two small ones
+    # (the source fetches at most 1 MiB a response and queues at most 1 MiB ahead)
+    topic = f"t-{uuid.uuid4().hex[:10]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_server.bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, 1, 1,
+                                      topic_configs={"max.message.bytes": str(4_000_000)})])
+    finally:
+        admin.close()
+    big = b"x" * 3_000_000
+    producer = KafkaProducer(bootstrap_servers=kafka_server.bootstrap, max_request_size=4_000_000)
+    try:
+        for value in (b"small-1", big, b"small-2"):
+            producer.send(topic, value=value, partition=0)
+        producer.flush(30)
+    finally:
+        producer.close()
+    # When the source reads the topic
+    source, _ = open_source(kafka_server, topic, f"g-{uuid.uuid4().hex[:6]}")
+    try:
+        got = poll_until([source], lambda records: len(records) >= 3, ack=True)
+    finally:
+        source.close()
+    # Then all three arrive, in order, the large one whole
+    values = [base64.b64decode(r.payload["value"]) for r in got]
+    assert values == [b"small-1", big, b"small-2"]
