@@ -215,7 +215,7 @@ class _HandlerCall:
             value = self._handler(event, self._context)
         except SystemExit as exc:
             return FunctionFailed("Runtime.ExitError", f"handler called sys.exit({exc.code!r})")
-        except Exception as exc:  # noqa: BLE001 - user code: every exception is a function error
+        except BaseException as exc:  # noqa: BLE001 - user code: any raise is a function error
             return _failed_from(exc)
         return _marshal(value)
 

@@ -162,6 +162,9 @@ class Invoker:
         except Exception as exc:  # a connector bug must not lose records: retry them
             self._settle(watch)
             return _connector_bug(exc)
+        except BaseException:  # goes up as it is, but the watch must not fire later
+            self._settle(watch)
+            raise
         self._settle(watch)
         return self._interpret(result, batch)
 

@@ -152,3 +152,47 @@ def test_while_too_many_calls_are_stuck_invocations_fail_without_calling(
     assert isinstance(results.get(timeout=5.0), Success)
     assert len(target.calls) == 2 and results.empty()
     threads.shutdown()
+
+
+class Halt(BaseException):
+    """Not an Exception: what a connector bug handler must not swallow."""
+
+
+class HaltingInlineTarget(HangingInlineTarget):
+    def invoke_inline(self, event: Event, timeout_seconds: float) -> InvokeResult:
+        self.calls.append(threading.current_thread().name)
+        raise Halt("stop here")
+
+
+def test_an_inline_call_ending_in_a_base_exception_is_never_taken_over_later() -> None:
+    # Given an inline target whose call raises a BaseException, under a 0.1 s timeout
+    target = HaltingInlineTarget()
+    rig = Rig(mapping_config(batch_size=3, target_timeout_seconds=0.1), target)
+    batch = polled_batch(rig, 3)
+    threads = LaneThreads("esm-lane-test")
+    # When a lane worker processes the batch, and the deadline passes
+    settled: queue.SimpleQueue[Settlement] = queue.SimpleQueue()
+    crashes: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            rig.worker.process(batch, settled.put, threads, crashes.append)
+        except Halt as exc:
+            crashes.append(exc)
+
+    threads.submit(job)
+    time.sleep(0.4)
+    # Then the batch finished once, the exception reached the caller, and no overrun
+    # continuation invoked the batch again
+    finished = [s for s in iter_queue(settled) if s.finished]
+    assert len(finished) == 1
+    assert [type(c) for c in crashes] == [Halt]
+    assert len(target.calls) == 1
+    threads.shutdown()
+
+
+def iter_queue(q: queue.SimpleQueue[Settlement]) -> list[Settlement]:
+    items = []
+    while not q.empty():
+        items.append(q.get_nowait())
+    return items

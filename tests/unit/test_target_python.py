@@ -69,6 +69,14 @@ def hangs(event, context):
     release.wait(30)
     return "late"
 
+class Interrupted(BaseException):
+    pass
+
+
+def interrupts(event, context):
+    raise Interrupted("not an Exception")
+
+
 def exits(event, context):
     sys.exit(3)
 
@@ -389,3 +397,14 @@ def test_inline_invocation_returns_what_invoke_returns_and_overruns_read_as_a_ti
     assert result == Returned(payload={"event": {"Records": [{"body": "x"}]}, "request_id": "r3"})
     assert target.overrun_result(3.0) == FunctionFailed("Sandbox.Timedout",
                                                         "Task timed out after 3.00 seconds")
+
+
+def test_a_handler_raising_a_base_exception_is_a_function_error_inline_too(
+        make_target: MakeTarget) -> None:
+    # Given a handler that raises a BaseException that is not an Exception
+    target = make_target("interrupts")
+    # When it is invoked inline and on a helper thread
+    # Then both report a function error naming it, and the daemon's thread carries on
+    for result in (target.invoke_inline(event(), 1.0), target.invoke(event(), 1.0)):
+        assert isinstance(result, FunctionFailed)
+        assert (result.error_type, result.error_message) == ("Interrupted", "not an Exception")
