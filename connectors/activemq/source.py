@@ -18,10 +18,16 @@ The attempt a record is (`delivery_count`) is esm's count of its failed deliveri
 raise as well: a crashing daemon must not bring healthy messages closer to the DLQ.
 A failed message waiting out its delay stays unsettled, so a lost connection (or a
 restart) hands it and every other unsettled delivery back to the broker: nothing is lost.
+
+Records carry an integer token, not proton's delivery: the deliveries stay in this source,
+so they are created, settled and freed on the reader thread alone. (A record's last
+reference may go on any thread; when records held deliveries, one freed on a lane thread
+while the reader pumped the connection crashed the process in proton's C library.)
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -59,6 +65,8 @@ class ActiveMQSource:
         self._next_lane = 0
         self._link: QueueLink | None = None
         self._delayed: list[tuple[float, Any]] = []  # (due monotonic, delivery), due order
+        self._deliveries: dict[int, Any] = {}  # a record's token → its unsettled delivery
+        self._tokens = itertools.count()
         self._overhead = sum(len(part) for part in event.envelope(self.event_source_arn))
         self._attempts = FailedAttempts(settings.maximum_redeliveries + 1)
 
@@ -88,6 +96,8 @@ class ActiveMQSource:
         if self._link is not None:
             self._link.close()
             self._link = None
+        self._deliveries.clear()  # handed back with the connection; freed on this thread
+        self._delayed.clear()
 
     # ---- reading --------------------------------------------------------------------
 
@@ -108,8 +118,12 @@ class ActiveMQSource:
         # `connectors.counting`), not the broker's delivery-count, which a lost connection
         # raises too.
         attempt = self._attempts.delivery_count
-        return [event.to_record(message, queue, lane, received_ms, delivery, attempt)
-                for message, delivery in link.take(max_records)]
+        records = []
+        for message, delivery in link.take(max_records):
+            token = next(self._tokens)
+            self._deliveries[token] = delivery
+            records.append(event.to_record(message, queue, lane, received_ms, token, attempt))
+        return records
 
     def _wait_seconds(self, timeout_seconds: float) -> float:
         """Wait no longer than the next delayed settlement is due."""
@@ -134,8 +148,8 @@ class ActiveMQSource:
     # ---- settling -------------------------------------------------------------------
 
     def ack(self, records: Sequence[Record]) -> None:
-        for record in records:
-            QueueLink.accept(record.handle)
+        for delivery in self._take_deliveries(records):
+            QueueLink.accept(delivery)
         self._attempts.finished(event.attempt_key(r.payload) for r in records)
         self._flush()
 
@@ -147,8 +161,8 @@ class ActiveMQSource:
         limit = self._settings.maximum_redeliveries
         due = time.monotonic() + self._settings.redelivery_delay_seconds
         spent = [r for r in records if r.delivery_count > limit]
-        for record in spent:
-            QueueLink.reject(record.handle)
+        for delivery in self._take_deliveries(spent):
+            QueueLink.reject(delivery)
         self._attempts.finished(event.attempt_key(r.payload) for r in spent)
         if delay_seconds > 0 or not self._context.stop.is_set():
             self._attempts.failed(event.attempt_key(r.payload) for r in records
@@ -156,10 +170,17 @@ class ActiveMQSource:
         if spent:
             log.warning("activemq: %d message(s) failed %d deliveries: rejected to the broker's "
                         "dead-letter queue", len(spent), limit + 1)
-        self._delayed.extend((due, r.handle) for r in records if r.delivery_count <= limit)
+        again = [r for r in records if r.delivery_count <= limit]
+        self._delayed.extend((due, delivery) for delivery in self._take_deliveries(again))
         self._delayed.sort(key=lambda item: item[0])
         self._settle_due()
         self._flush()
+
+    def _take_deliveries(self, records: Sequence[Record]) -> list[Any]:
+        """The records' unsettled deliveries, now this call's to settle (a token already
+        settled, or from before a reconnect, has none)."""
+        deliveries = self._deliveries
+        return [d for r in records if (d := deliveries.pop(r.handle, None)) is not None]
 
     def _settle_due(self) -> None:
         now = time.monotonic()

@@ -288,3 +288,47 @@ def test_wrong_password_is_a_clear_source_unavailable(
     assert "Authentication failed" in text
     assert f"cannot read queue {queue!r} at {secured_activemq_server.url}" in text
     assert "wrong" not in text  # never the password
+
+
+def holds_proton(value: object, depth: int = 0) -> bool:
+    """Whether `value`, or anything in it, is an object of proton's (its C library frees
+    them, and must only do so on the thread that pumps the connection)."""
+    module = type(value).__module__ or ""
+    if module.startswith(("proton", "cproton", "_cproton")):
+        return True
+    if depth > 4:
+        return False
+    if isinstance(value, dict):
+        return any(holds_proton(k, depth + 1) or holds_proton(v, depth + 1)
+                   for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return any(holds_proton(v, depth + 1) for v in value)
+    return False
+
+
+def test_records_hold_nothing_of_protons_and_may_be_freed_on_any_thread(
+        activemq_server: ActiveMQServer, queue: str, source: ActiveMQSource) -> None:  # noqa: F811
+    # Given 600 messages
+    send(activemq_server, queue, *[f"m{n}" for n in range(600)])
+    # When the reader thread polls and acks them while another thread drops every record
+    # (a record's last reference may go on a lane thread)
+    got: list[Record] = []
+    dropped = 0
+    deadline = time.monotonic() + 30
+    while len(got) < 600 and time.monotonic() < deadline:
+        records = list(source.poll(100, 0.5))
+        assert not any(holds_proton(getattr(r, f)) for r in records for f in Record.__slots__)
+        source.ack(records)
+        got += [Record(r.lane, r.position, r.item_id, {}, 0, 0.0) for r in records]
+        dropper = threading.Thread(target=records.clear)
+        dropper.start()
+        source.poll(0, 0.0)  # pumps the connection meanwhile
+        dropper.join()
+        dropped += 1
+    # Then every message arrived once, nothing crashed, and they are all settled
+    assert len(got) == 600 and len({r.item_id for r in got}) == 600
+    restarted = open_source(activemq_server, queue)
+    try:
+        assert poll_n(restarted, 1, seconds=2.0) == []
+    finally:
+        restarted.close()
