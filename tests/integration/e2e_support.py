@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -75,6 +76,21 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
                           text=True, timeout=timeout_seconds, check=False)
 
 
+_PR_SET_PDEATHSIG = 1
+try:  # resolved here, not in the forked child
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: a killed test run may leave daemons behind
+    _prctl = None
+
+
+def _die_with_the_test_process() -> None:
+    """In the daemon's child process before exec: SIGKILL it when the thread that started
+    it ends, so a test run killed with -9 leaves no daemon running (its own session keeps
+    it out of the test's process group). Daemons are started from the test's main thread."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class DaemonProcess:
     """`esm run CONFIG` as a subprocess; use as a context manager so it never outlives a test."""
 
@@ -97,7 +113,8 @@ class DaemonProcess:
             log.flush()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "esm.cli", "run", str(self.config)], cwd=REPO_ROOT,
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_the_test_process)
         return self
 
     @property
