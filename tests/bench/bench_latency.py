@@ -7,10 +7,11 @@ raw client loop in the same run.
 A producer process writes `rate` records/s, each stamped with CLOCK_MONOTONIC (the same
 clock in every process) at the moment it is sent. The consumer — esm's daemon with a no-op
 Python handler, or the raw loop (redis-py XREADGROUP BLOCK + XACK; kafka-python poll +
-commit) — notes how long ago each record was stamped when its handler sees it. The first
-second is left out (group join, first connections). Rounds alternate esm and raw; the
-figures are medians over rounds of each round's p50, p99 and max. The machine is shared:
-compare the lines of one run, not runs.
+commit, and confluent-kafka consume + commit, esm's own Kafka client) — notes how long ago
+each record was stamped when its handler sees it. The first second is left out (group
+join, first connections). Rounds alternate the contenders; the figures are medians over
+rounds of each round's p50, p99 and max. The machine is shared: compare the lines of one
+run, not runs.
 """
 
 from __future__ import annotations
@@ -163,7 +164,39 @@ def raw_kafka(address: str, topic: str, stop: threading.Event) -> None:
     consumer.close()
 
 
-CONSUMERS = {"esm": esm_consumer, "raw": raw_consumer}
+def raw_confluent(address: str, topic: str, stop: threading.Event) -> None:
+    """confluent-kafka (librdkafka, esm's Kafka client) consume + synchronous commit."""
+    from confluent_kafka import Consumer
+    consumer = Consumer({"bootstrap.servers": address, "group.id": f"raw-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "latest"})
+    consumer.subscribe([topic])
+    while not stop.is_set():
+        # consume(100, t) waits for 100 messages or t: wait for one, then take what is there
+        first = consumer.poll(0.1)
+        if first is None:
+            continue
+        messages = [m for m in (first, *consumer.consume(99, 0)) if m.error() is None]
+        if messages:
+            kafka_handler({"records": {"p": [{"value": base64.b64encode(m.value())}
+                                             for m in messages]}}, None)
+            consumer.commit(asynchronous=False)
+    consumer.close()
+
+
+@contextmanager
+def confluent_consumer(kind: str, address: str, key: str) -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=raw_confluent, args=(address, key, stop))
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+CONSUMERS = {"esm": esm_consumer, "raw": raw_consumer, "confluent": confluent_consumer}
+KAFKA_ONLY = {"confluent"}
 
 
 def one_round(kind: str, contender: str, address: str, key: str, rate: float,
@@ -223,9 +256,10 @@ def main() -> None:
           f"{args.rounds} rounds (contenders alternating) of p50 / p99 / max, ms", flush=True)
     for kind in args.source or list(SERVERS):
         with SERVERS[kind]() as (address, key):
-            rounds: dict[str, list[tuple[float, float, float]]] = {c: [] for c in CONSUMERS}
+            contenders = [c for c in CONSUMERS if kind == "kafka" or c not in KAFKA_ONLY]
+            rounds: dict[str, list[tuple[float, float, float]]] = {c: [] for c in contenders}
             for n in range(args.rounds):
-                order = list(CONSUMERS) if n % 2 == 0 else list(reversed(CONSUMERS))
+                order = contenders if n % 2 == 0 else list(reversed(contenders))
                 for contender in order:
                     rounds[contender].append(
                         one_round(kind, contender, address, key, args.rate, args.seconds))
