@@ -1,7 +1,10 @@
 """Run handler calls on helper threads, so that the `python` target can enforce its timeout
-(DESIGN §6): the caller waits at most `timeout_seconds` for the result.
+(DESIGN §6): the caller waits at most `timeout_seconds` for the result. This serves
+`PythonTarget.invoke`, whose callers keep no timeout of their own (tumbling windows,
+redrive); the daemon's lane workers call `invoke_inline` instead and keep the timeout in
+the pipeline (esm.threads.overruns), without these two hand-offs per call.
 
-Each calling thread (a lane worker) gets its own helper thread, kept in a thread-local, so
+Each calling thread gets its own helper thread, kept in a thread-local, so
 the common path takes no shared lock and wakes exactly one thread each way; the hand-off is
 two raw locks per call rather than a pool checkout and an `Event` (measured: this is most
 of the per-invocation cost at batch size 1, see tests/bench/bench_pipeline.py).
