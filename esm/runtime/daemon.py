@@ -18,6 +18,7 @@ Enabling → Enabled; Updating → Enabled; Deleting (then gone). `stateTransiti
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -130,6 +131,9 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, lambda _s, _f: self.request_reload())
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: what a daemon that does
+        # not stop, or stops reading, is waiting on (works while Python code is blocked).
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         self.start()
         while not self.stop.wait(0.2):
             if self._reload_requested.is_set():

@@ -165,8 +165,10 @@ class DaemonProcess:
         try:
             return self.proc.wait(timeout_seconds)
         except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGUSR1)  # the daemon prints its threads' stacks
+            time.sleep(1.0)
             raise AssertionError(f"esm run did not exit within {timeout_seconds:g}s\n"
-                                 f"{self.log_tail()}") from None
+                                 f"{self.log_tail(20000)}") from None
 
     def log_tail(self, chars: int = 4000) -> str:
         try:

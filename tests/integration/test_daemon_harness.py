@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.e2e_support import REPO_ROOT, python_target, write_config
+from tests.integration.e2e_support import (
+    REPO_ROOT,
+    DaemonProcess,
+    daemon_env,
+    python_target,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +63,23 @@ def test_a_test_process_killed_with_sigkill_takes_its_daemons_along(tmp_path: Pa
     while alive(daemon_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(daemon_pid), "the daemon outlived the test process that started it"
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_daemon_runs_on(tmp_path: Path) -> None:
+    # Given a running daemon
+    mapping = {"name": "stacks", "source": {"type": "memory", "lanes": 1},
+               "target": python_target()}
+    config = write_config(tmp_path, [mapping])
+    log = tmp_path / "daemon.log"
+    with DaemonProcess(config, daemon_env(tmp_path / "journal"), log) as daemon:
+        daemon.wait_ready()
+        # When it gets SIGUSR1
+        os.kill(daemon.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while "reader.py" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Then its log holds each thread's stack, the reader's included, and it still runs
+        text = log.read_text()
+        assert "Current thread" in text or "Thread 0x" in text
+        assert 'File "' in text and "reader.py" in text
+        assert daemon.get("/readyz")[0] == 200
