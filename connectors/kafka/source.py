@@ -60,6 +60,8 @@ from esm.records import Record
 log = logging.getLogger(__name__)
 
 # A message carrying one of these errors means this consumer cannot go on as it is.
+# How long closing waits for the group to take the partitions back before close().
+_LEAVE_SECONDS = 5.0
 _FATAL_MESSAGE_ERRORS = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED,
                                    KafkaError.GROUP_AUTHORIZATION_FAILED,
                                    KafkaError._AUTHENTICATION,
@@ -144,6 +146,7 @@ class KafkaSource:
             self._commits.commit_sync(consumer, self._commits.unconfirmed())
         except SourceUnavailable as exc:  # the records come again: duplicates, no loss
             log.warning("kafka final commit failed mapping=%s: %s", self._context.mapping, exc)
+        self._leave_group(consumer)
         try:
             consumer.close()
         except Exception:  # closing is best effort; the broker expires the member anyway
@@ -152,6 +155,21 @@ class KafkaSource:
         self._assigned.clear()
         self._hold = LaneHold()
         self._starts = StartPositions()
+
+    def _leave_group(self, consumer: Any) -> None:
+        """Unsubscribe and serve the revoke here, before `close()`: librdkafka can hang for
+        good when close() serves a rebalance whose callback assigns (confluentinc/
+        librdkafka#4884), and confluent-kafka makes that call holding the GIL, so the whole
+        daemon froze (seen in the churn scenario: a rebalance during a replica's
+        shutdown). What these last calls return is never acked: the next owner reads it."""
+        try:
+            consumer.unsubscribe()
+            deadline = time.monotonic() + _LEAVE_SECONDS
+            while consumer.assignment() and time.monotonic() < deadline:
+                consumer.consume(100, 0.1)
+        except Exception as exc:  # close() below still leaves; the broker expires us anyway
+            log.warning("kafka unsubscribe before close failed mapping=%s: %s",
+                        self._context.mapping, exc)
 
     def _client(self) -> Any:
         if self._consumer is None:
@@ -236,6 +254,8 @@ class KafkaSource:
     # ---- rebalances (librdkafka calls these inside consume(), on the reader thread) ----
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if self._closing:
+            return  # leaving the group: the core is gone
         try:
             self._assign(consumer, partitions)
         except Exception as exc:  # raised from poll(); librdkafka assigns the list as is

@@ -72,6 +72,8 @@ class FakeConsumer:
         self.starts: list[tuple[TopicPartition, int]] = []
         self.high_cached = 10
         self.closed = False
+        self.unsubscribed = False
+        self.rebalance_in_close = False
 
     def list_topics(self, timeout: float) -> object:
         return object()
@@ -82,9 +84,20 @@ class FakeConsumer:
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
         self.listener = Rebalancer(self, callbacks)
 
+    def unsubscribe(self) -> None:
+        self.unsubscribed = True
+
+    def assignment(self) -> list[TopicPartition]:
+        return sorted(self.assigned, key=str)
+
     def consume(self, num_messages: int, timeout: float) -> list[Msg]:
         """A step is what librdkafka has queued when a poll starts (the source's first,
-        non-blocking call); nothing more arrives while the source then waits."""
+        non-blocking call); nothing more arrives while the source then waits. After
+        unsubscribe, the next call serves the revoke of what is assigned."""
+        if self.unsubscribed:
+            if self.assigned:
+                self.listener.on_partitions_revoked(set(self.assigned))
+            return []
         if timeout > 0:
             return []
         step = self.script.pop(0) if self.script else {}
@@ -134,8 +147,10 @@ class FakeConsumer:
         self.starts += [(TopicPartition(p.topic, p.partition), p.offset) for p in partitions]
 
     def close(self) -> None:
-        """librdkafka serves a last revoke callback while leaving the group."""
+        """librdkafka serves a last revoke callback while leaving the group, unless the
+        consumer left before (a callback served inside close can hang it for good)."""
         if self.assigned:
+            self.rebalance_in_close = True
             self.listener.on_partitions_revoked(set(self.assigned))
         self.closed = True
 
@@ -539,6 +554,20 @@ def test_close_commits_then_leaves_without_calling_the_core_from_its_revoke_call
     source.close()
     # Then the ack was committed once, and the core heard nothing from the callback
     assert consumer.commits == [{TP0: 5}] and consumer.closed
+    assert source._listener.calls == lanes_before  # type: ignore[union-attr]
+
+
+def test_close_leaves_the_group_before_closing_so_close_serves_no_rebalance() -> None:
+    # Given an owned lane
+    source, consumer, records = polled(TP0, p0=[at(4)])
+    lanes_before = list(source._listener.calls)  # type: ignore[union-attr]
+    # When the source closes
+    source.close()
+    # Then it unsubscribed and served the revoke itself, so that librdkafka's close()
+    # had no rebalance left to serve (assigning inside close() can hang librdkafka, with
+    # confluent-kafka holding the GIL: the whole daemon froze), and the core heard nothing
+    assert consumer.unsubscribed and not consumer.assigned
+    assert consumer.closed and not consumer.rebalance_in_close
     assert source._listener.calls == lanes_before  # type: ignore[union-attr]
 
 
