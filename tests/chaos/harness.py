@@ -220,7 +220,8 @@ def sigterm(run: ChaosRun) -> None:
         daemon.proc.send_signal(signal.SIGTERM)
         try:
             daemon.wait_exit(30)
-        except AssertionError:
+        except AssertionError:  # a problem of the run (Result.problems), not of this step
+            run.ledger.stuck_stops += 1
             daemon.kill()
     run.ledger.kills += 1
     daemon.start()

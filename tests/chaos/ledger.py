@@ -67,6 +67,8 @@ class Result:
     # source's limit (kits that set `dead_letter_after`)
     early_healthy: list[str] = field(default_factory=list)
     notices_without_payload: int = 0
+    # replicas that did not exit within 30 s of SIGTERM (and were killed instead)
+    stuck_stops: int = 0
     diagnosis: str = ""
 
     def problems(self) -> list[str]:
@@ -78,6 +80,9 @@ class Result:
             out.append(f"first deliveries out of lane order: {self.order_breaks[:10]}")
         if self.notices_without_payload:
             out.append(f"{self.notices_without_payload} notice(s) without payload")
+        if self.stuck_stops:
+            out.append(f"{self.stuck_stops} replica(s) did not exit within 30 s of SIGTERM "
+                       "(their stacks are in the daemon log)")
         return out
 
     def anomalies(self) -> list[str]:
@@ -120,6 +125,7 @@ class Ledger:
         self.dead_letter_after = dead_letter_after
         self.produced: dict[str, Produced] = {}
         self.kills = 0
+        self.stuck_stops = 0
 
     def add(self, records: Iterable[Produced]) -> None:
         for record in records:
@@ -157,6 +163,7 @@ class Ledger:
             dead_lettered=len(set(dead) & set(self.produced)), lost=self.missing(),
             duplicates=self._duplicates(),
             duplicate_bound=self.in_flight_bound * max(1, self.kills), kills=self.kills,
+            stuck_stops=self.stuck_stops,
             order_breaks=self._order_breaks() if self.ordered else [],
             uninvoked_healthy=self._uninvoked_healthy(dead),
             early_healthy=self._early_healthy(dead),

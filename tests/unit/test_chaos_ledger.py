@@ -97,3 +97,14 @@ def test_healthy_records_dead_lettered_before_failing_the_limit_are_reported(
     assert "before failing" in result.anomalies()[0]
     # without a limit, nothing is checked
     assert ledger(tmp_path, [notice], stream=False).result().early_healthy == []
+
+
+def test_a_replica_that_did_not_exit_on_sigterm_is_refused(tmp_path: Path) -> None:
+    # Given a run where everything arrived but one replica hung on SIGTERM and was killed
+    book = ledger(tmp_path, [kafka_notice(Produced("r2", "p0", 2, True))])
+    journal(book.journal, ("ok", "r0", True), ("ok", "r1", True), ("ok", "r3", True))
+    book.stuck_stops += 1
+    result = book.result()
+    # Then nothing is lost, yet the check refuses the run and says why
+    assert result.lost == []
+    assert any("did not exit within 30 s of SIGTERM" in p for p in result.problems())
