@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,15 @@ def esm_consumer(kind: str, address: str, key: str) -> Iterator[None]:
         daemon.shutdown()
 
 
+def raw_consumer(kind: str, address: str, key: str) -> ContextManager[None]:
+    return looping(raw_redis if kind == "redis" else raw_kafka, address, key)
+
+
 @contextmanager
-def raw_consumer(kind: str, address: str, key: str) -> Iterator[None]:
+def looping(loop: Callable[[str, str, threading.Event], None], address: str,
+            key: str) -> Iterator[None]:
+    """`loop(address, key, stop)` on a thread of its own while the block runs."""
     stop = threading.Event()
-    loop = raw_redis if kind == "redis" else raw_kafka
     thread = threading.Thread(target=loop, args=(address, key, stop))
     thread.start()
     try:
@@ -183,16 +189,8 @@ def raw_confluent(address: str, topic: str, stop: threading.Event) -> None:
     consumer.close()
 
 
-@contextmanager
-def confluent_consumer(kind: str, address: str, key: str) -> Iterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=raw_confluent, args=(address, key, stop))
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+def confluent_consumer(kind: str, address: str, key: str) -> ContextManager[None]:
+    return looping(raw_confluent, address, key)
 
 
 CONSUMERS = {"esm": esm_consumer, "raw": raw_consumer, "confluent": confluent_consumer}
