@@ -150,8 +150,10 @@ class Invoker:
         inline = self._inline
         assert inline is not None
         if self._stuck >= MAX_STUCK_CALLS:
-            return InvokeFailure(f"{self._stuck} timed-out function calls are still running; "
-                                 "not starting more")
+            return InvokeFailure(
+                f"{self._stuck} calls of the function ran past timeout_seconds "
+                f"({self.timeout_seconds:g}) and are still running; no more calls until one "
+                "returns (Python cannot stop them: the function must end on its own)")
         watch = takeover.arm(self.timeout_seconds,
                              lambda: self._overran(batch, started, takeover))
         try:

@@ -46,8 +46,10 @@ def test_an_overrun_continues_elsewhere_and_shutdown_does_not_wait_for_the_stuck
     continued_on: list[str] = []
     continued = threading.Event()
     stuck_result: list[str] = []
+    job_thread: list[str] = []
 
     def job() -> None:
+        job_thread.append(threading.current_thread().name)
         watch = threads.watch(0.05, lambda: (
             continued_on.append(threading.current_thread().name), continued.set()))
         release.wait(5.0)  # the hung call
@@ -60,7 +62,8 @@ def test_an_overrun_continues_elsewhere_and_shutdown_does_not_wait_for_the_stuck
     # When the deadline passes
     assert continued.wait(2.0)
     # Then the continuation ran on another thread while the call still hangs
-    assert continued_on and continued_on[0] != "" and not stuck_result
+    assert continued_on and continued_on[0] != job_thread[0] and not stuck_result
+    assert continued_on[0].startswith("esm-lane-test_")
     # And shutdown returns without waiting for the hung call
     started = time.monotonic()
     threads.shutdown(wait=True)
