@@ -15,6 +15,10 @@ Exactly one side wins a watch: a lock acquired without blocking decides it.
 The watchdog sleeps until the earliest deadline, or until a watch with an earlier deadline
 is armed; arming costs a set insertion and an attribute read, and waking it is needed only
 when it idles or sleeps past the new deadline (never in the steady state of one timeout).
+Calls usually come and go while it sleeps, so it often wakes to find no watch at all: as
+long as watches were armed since its last look, it then looks again one watch-length
+later rather than idling. Idling there would have every next `arm` wake it, a thread
+switch per call (Redis, no-op handler: 0.9 us of CPU per record at batch 100).
 """
 
 from __future__ import annotations
@@ -70,6 +74,10 @@ class Watchdog:
         self._watches: set[Watch] = set()
         self._kick = threading.Event()
         self._wake_at = _NEVER  # when the thread will look next; read without a lock
+        # Set by `arm` (no lock: a lost write costs at most one wake-up): the length of the
+        # latest watch, and whether one was armed since the thread last looked.
+        self._latest_seconds = 0.0
+        self._armed = False
         self._lock = threading.Lock()  # only for starting the thread
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -79,6 +87,8 @@ class Watchdog:
         unless it is settled first. `on_overrun` must be quick and must not raise."""
         watch = Watch(self, time.monotonic() + seconds, on_overrun)
         self._watches.add(watch)
+        self._latest_seconds = seconds
+        self._armed = True
         if self._thread is None:
             self._start()
         if watch.deadline < self._wake_at:
@@ -101,8 +111,11 @@ class Watchdog:
     def _run(self) -> None:
         while not self._closed:
             self._kick.clear()
-            self._wake_at = time.monotonic()  # an arm now kicks: this pass may miss it
+            looked_at = self._wake_at = time.monotonic()  # an arm now kicks: this pass may miss it
             next_deadline = self._fire_due()
+            if next_deadline == _NEVER and self._armed:  # calls are coming: see the docstring
+                next_deadline = looked_at + self._latest_seconds
+            self._armed = False
             self._wake_at = next_deadline
             # A watch armed after the pass above and before `_wake_at` was set did not
             # kick (it saw an earlier `_wake_at`): look once more before sleeping.

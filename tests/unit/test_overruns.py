@@ -67,3 +67,27 @@ def test_a_failing_overrun_callback_does_not_stop_the_watchdog(watchdog: Watchdo
     watchdog.arm(0.1, fired.set)
     # Then the second still fires
     assert fired.wait(2.0)
+
+
+def test_quick_calls_in_a_row_do_not_wake_the_watchdog_each(monkeypatch) -> None:
+    # Given a watchdog whose passes are counted
+    passes: list[float] = []
+    dog = Watchdog("esm-test-watch")
+    fire_due = dog._fire_due
+    monkeypatch.setattr(dog, "_fire_due", lambda: passes.append(1) or fire_due())
+    try:
+        # When 300 quick calls come one after another, each settled before the watchdog
+        # could look at it (1 ms apart, 50 ms deadlines)
+        for _ in range(300):
+            dog.arm(0.05, lambda: None).settle()
+            time.sleep(0.001)
+        # Then the watchdog looked about once a deadline, not once per call (a thread
+        # switch each)
+        assert len(passes) < 40
+        # And a call that then overruns a shorter deadline is still taken over on time
+        fired = threading.Event()
+        watch = dog.arm(0.05, fired.set)
+        assert fired.wait(2.0)
+        assert not watch.settle()
+    finally:
+        dog.close()
