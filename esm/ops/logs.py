@@ -2,9 +2,10 @@
 secrets redacted (DESIGN §9, STYLE rule 9).
 
 Context: `log_context(mapping=..., lane=...)` binds fields for the current thread (a
-contextvar); the supervisor binds `mapping` for its reader thread. Threads named by esm
-(`esm-reader-NAME`, `esm-lane-NAME_N`, `esm-admin-NAME`) get `mapping` from their name when
-nothing is bound. Each line then carries `mapping=` / `lane=` (text) or keys (JSON).
+contextvar); the supervisor binds `mapping` for its own thread. Threads named by esm
+(`esm-mapping-NAME`, `esm-reader-NAME`, `esm-lane-NAME_N`, `esm-admin-NAME`) get `mapping`
+from their name when nothing is bound. Each line then carries `mapping=` / `lane=` (text)
+or keys (JSON).
 
 Redaction: every secret value from the configuration (fields marked secret, the server's
 auth token) is replaced by `***` in messages and tracebacks, as are credentials in URLs
@@ -27,8 +28,8 @@ from typing import Any
 # Default None (not a shared dict); readers treat None as "nothing bound".
 _CONTEXT: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "esm_log_context", default=None)
-_THREAD_PATTERNS = (re.compile(r"^esm-reader-(?P<m>.+)$"), re.compile(r"^esm-lane-(?P<m>.+)_\d+$"),
-                    re.compile(r"^esm-admin-(?P<m>.+)$"))
+_THREAD_PATTERNS = (re.compile(r"^esm-(?:mapping|reader|admin)-(?P<m>.+)$"),
+                    re.compile(r"^esm-lane-(?P<m>.+)_\d+$"))
 _PATTERNS = (
     (re.compile(r"(?P<k>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+(?=@)", re.I), r"\g<k>***"),
     (re.compile(r"(?P<k>\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\g<k>***"),

@@ -103,6 +103,11 @@ class Invoker:
         self._stuck = 0  # inline calls that overran and are still running
         self._stuck_lock = threading.Lock()
 
+    @property
+    def runs_inline(self) -> bool:
+        """Whether the target can run the function on the calling thread (InlineTarget)."""
+        return self._inline is not None
+
     def invoke(self, batch: Batch, takeover: Takeover | None = None) -> Outcome | Oversized:
         """The batch's outcome, or Oversized when its event is over the payload limit.
         With `takeover`, an inline target's overrun raises TakenOver here (see the module

@@ -14,6 +14,9 @@ the settlements they send back (only this thread touches the source). DESIGN §2
   saved window is restored when the lane is assigned, an ended window gets its final
   invoke queued behind the lane's buffered records, and each window document is saved
   before the checkpoint of the records it covers moves (esm.windows);
+- a batch runs on a lane thread, or on the reader's own thread when its function is quick
+  and holds the GIL (`Dispatcher`, esm.pipeline.dispatch); the loop then runs on a relay
+  (esm.threads.relay), which carries it on on a new thread if such a batch holds it up;
 - on stop it polls no more, waits for in-flight batches within the drain budget, applies
   their settlements, and returns; undispatched records stay unacked (redelivered later).
 """
@@ -34,14 +37,15 @@ from esm.ops.metrics import MappingMetrics
 from esm.ops.status import MappingStatus
 from esm.pipeline.acks import AckBook
 from esm.pipeline.batching import BatchLimits
+from esm.pipeline.dispatch import Dispatcher
 from esm.pipeline.intake import Intake
 from esm.pipeline.lane_buffer import Lane, LaneBuffer
 from esm.pipeline.lane_worker import LaneWorker
 from esm.pipeline.reader_checks import oldest_age, report, warn_if_visibility_below_timeout
 from esm.pipeline.target_guard import HELD_WAIT_SECONDS, TargetGuard
-from esm.records import Batch, Record, Settlement
+from esm.records import Record, Settlement
 from esm.threads.lane_threads import LaneThreads
-from esm.threads.overruns import TakenOver
+from esm.threads.relay import Relay
 from esm.windows.book import WindowBook
 
 log = logging.getLogger(__name__)
@@ -65,9 +69,9 @@ class Reader:
         self.source = source
         self.matcher = matcher
         self.worker = worker
-        self.pool = pool
-        # Inline targets run on the lane threads only where a stuck one can be taken over.
-        self._threads = pool if isinstance(pool, LaneThreads) else None
+        self._relay = Relay(f"esm-reader-{mapping.name}")
+        self.dispatcher = Dispatcher(mapping_name=mapping.name, worker=worker, pool=pool,
+                                     relay=self._relay)
         self.max_in_flight = max_in_flight
         self.metrics = metrics
         self.status = status
@@ -91,12 +95,11 @@ class Reader:
         self.acks = AckBook(source, metrics, stream=self.stream)
         self.intake = Intake(mapping_name=mapping.name, matcher=matcher, buffer=self.buffer,
                              acks=self.acks, metrics=metrics, stream=self.stream)
-        self._settlements: queue.SimpleQueue[tuple[Lane, Settlement]] = queue.SimpleQueue()
+        self._settlements = self.dispatcher.settlements
         self._in_flight = 0
         self._flying: dict[Lane, float] = {}  # in-flight lanes: their batch's first timestamp
         self.guard = TargetGuard(worker.breaker, metrics, status)
         self._next_lag_at = 0.0
-        self._crashed: BaseException | None = None
         self.idle = False
 
     @property
@@ -111,21 +114,32 @@ class Reader:
         self.status.update(ready=True, state="Enabled")
         self.metrics.up.set(1)
         try:
-            while not self.stop.is_set():
-                self.step()
+            self._relay.run(self._turn)
         finally:
             self.metrics.up.set(0)
             self.status.update(ready=False)
             self.run_stop.set()  # workers finish their current invocation, start no retries
         self.drain()  # only on a clean stop: a crashed reader's source may be unusable
 
+    def _turn(self) -> bool:
+        if self.stop.is_set():
+            return False
+        self.step()
+        return True
+
     def step(self) -> None:
-        """One turn: settle, close due batches, dispatch, then poll (or wait)."""
+        """One turn: settle, close due batches, dispatch (and run those placed here), then
+        poll (or wait)."""
         self.apply_settlements(0)
         self.guard.follow()
         self._queue_due_finals()
         self.buffer.close_due(self.clock.monotonic())
-        self._dispatch()
+        self._dispatch(here=self.dispatcher.placement.on_reader())
+        # The last use of the loop's state before the batches placed here run: if one holds
+        # this thread up, the loop goes on on another thread from the top of a turn. Their
+        # settlements are applied at the next turn's start: until then they count as in
+        # flight, so the poll takes only what has arrived, as while a lane thread runs one.
+        self.dispatcher.run_here()
         self._report()
         if self.stop.is_set():
             return
@@ -176,7 +190,7 @@ class Reader:
 
     # -- dispatch and settle ----------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, here: bool = False) -> None:
         for lane in self.buffer.dispatchable():
             if self._in_flight >= self.guard.batches_allowed(self.max_in_flight):
                 self.buffer.requeue(lane)
@@ -187,23 +201,7 @@ class Reader:
                 self._flying[lane] = batch.records[0].timestamp
                 self.metrics.iterator_age.set(
                     max(0.0, self.clock.now() - batch.records[-1].timestamp))
-            self.pool.submit(self._run_batch, lane, batch)
-
-    def _run_batch(self, lane: Lane, batch: Batch) -> None:
-        """Runs on a lane-worker thread."""
-        def settle(settlement: Settlement) -> None:
-            self._settlements.put((lane, settlement))
-        try:
-            self.worker.process(batch, settle, self._threads, self._worker_crashed)
-        except TakenOver:
-            raise  # the batch went on on another thread (LaneThreads ends this one)
-        except BaseException as exc:
-            self._worker_crashed(exc)
-
-    def _worker_crashed(self, exc: BaseException) -> None:
-        """Reported to the reader, which restarts the mapping."""
-        log.error("mapping %s: lane worker crashed", self.mapping.name, exc_info=exc)
-        self._crashed = exc
+            self.dispatcher.send(lane, batch, here)
 
     def apply_settlements(self, wait_seconds: float) -> bool:
         """Apply every queued settlement, waiting up to `wait_seconds` for the first; True
@@ -228,8 +226,8 @@ class Reader:
             except queue.Empty:
                 break
         self.acks.flush()
-        if self._crashed is not None:
-            raise RuntimeError("a lane worker crashed") from self._crashed
+        if self.dispatcher.crashed is not None:
+            raise RuntimeError("a lane worker crashed") from self.dispatcher.crashed
         return True
 
     def _settle(self, lane: Lane, s: Settlement) -> None:

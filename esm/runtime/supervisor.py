@@ -34,14 +34,16 @@ _HEALTHY_AFTER_SECONDS = 60.0
 
 
 class MappingRunner(threading.Thread):
-    """The supervisor thread of one mapping."""
+    """The supervisor thread of one mapping. Its reader's loop runs on threads of its own
+    (`esm-reader-NAME`, esm.threads.relay), so that a loop thread held up in a function
+    never holds up a restart or the daemon's stop."""
 
     def __init__(self, *, mapping: MappingConfig, build_source: Callable[[], Source],
                  build_worker: Callable[[Source, threading.Event], LaneWorker], matcher: Matcher,
                  max_in_flight: int, metrics: MappingMetrics, status: MappingStatus,
                  clock: Clock, stop: threading.Event, drain_seconds: float,
                  reader_options: dict[str, float] | None = None) -> None:
-        super().__init__(name=f"esm-reader-{mapping.name}", daemon=True)
+        super().__init__(name=f"esm-mapping-{mapping.name}", daemon=True)
         self.mapping = mapping
         self.build_source = build_source
         self.build_worker = build_worker

@@ -41,10 +41,11 @@ def test_text_lines_show_context_in_brackets_and_omit_it_when_absent(capture):
     assert "esm.test: no context" in second
 
 
-def test_mapping_comes_from_esm_thread_names_when_nothing_is_bound(capture):
+@pytest.mark.parametrize("name", ["esm-lane-billing_2", "esm-reader-billing",
+                                  "esm-mapping-billing", "esm-admin-billing"])
+def test_mapping_comes_from_esm_thread_names_when_nothing_is_bound(capture, name):
     logs.configure("INFO", "json", stream=capture)
-    thread = threading.Thread(target=lambda: logging.getLogger("w").info("x"),
-                              name="esm-lane-billing_2")
+    thread = threading.Thread(target=lambda: logging.getLogger("w").info("x"), name=name)
     thread.start()
     thread.join()
     assert json.loads(capture.getvalue())["mapping"] == "billing"

@@ -436,7 +436,7 @@ def test_a_lane_that_settles_while_the_full_buffer_waits_is_dispatched_before_po
             raise queue_module.Empty
 
     late = ArrivesDuringTheWait()
-    rig.reader._settlements = late
+    rig.reader._settlements = rig.reader.dispatcher.settlements = late
     rig.executor.run_all()  # the batch finishes: its settlement is queued
     polls = []
     original = rig.source.poll
@@ -446,7 +446,7 @@ def test_a_lane_that_settles_while_the_full_buffer_waits_is_dispatched_before_po
     # Then it applied the settlement and returned to dispatch, without polling (a poll with
     # every lane paused and nothing in flight used to wait out its whole timeout idle)
     assert polls == []
-    rig.reader._settlements = queue_module.SimpleQueue()
+    rig.reader._settlements = rig.reader.dispatcher.settlements = queue_module.SimpleQueue()
     rig.reader.step()
     assert len(rig.executor.pending) == 1  # the next batch is on its way
     rig.run_until_quiet()
