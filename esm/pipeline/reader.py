@@ -135,10 +135,11 @@ class Reader:
         self._queue_due_finals()
         self.buffer.close_due(self.clock.monotonic())
         self._dispatch(here=self.dispatcher.placement.on_reader())
-        # The last use of the loop's state before the batches placed here run: if one holds
-        # this thread up, the loop goes on on another thread from the top of a turn. Their
-        # settlements are applied at the next turn's start: until then they count as in
-        # flight, so the poll takes only what has arrived, as while a lane thread runs one.
+        # The batches placed here run once the turn's changes so far are complete: if one
+        # holds this thread up, the loop goes on on another thread from the top of a turn
+        # and this thread does nothing more with it. Their settlements are applied at the
+        # next turn's start: until then they count as in flight, so the poll below takes
+        # only what has arrived, as while a lane thread runs a batch.
         self.dispatcher.run_here()
         self._report()
         if self.stop.is_set():
