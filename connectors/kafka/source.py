@@ -366,9 +366,22 @@ class KafkaSource:
         self._hold.resume(lanes)
 
     def _resume_hard(self, lanes: list[str]) -> None:
+        """Resume the partitions in librdkafka, then seek each to its consumed position
+        (where it would fetch from anyway). The seek is there to wake librdkafka's broker
+        thread: a resume alone waits for its next wake-up, up to a second, before the
+        partition is fetched again (tests/bench, Kafka at batch 10: 0.9 s stalls, 16k
+        records/s; with the seek 90k; the same stall is confluent-kafka-go issue 630)."""
         tps = [self._tp(lane) for lane in lanes if lane in self._assigned]
-        if tps:
-            self._client().resume(tps)
+        if not tps:
+            return
+        consumer = self._client()
+        try:
+            consumer.resume(tps)
+            for position in consumer.position(tps):
+                if position.offset >= 0:  # else unknown: nothing consumed, nothing to skip
+                    consumer.seek(position)
+        except KafkaException as exc:
+            raise SourceUnavailable(f"kafka {self._where}: resume failed: {exc}") from exc
 
     def _tp(self, lane: str) -> TopicPartition:
         topic, partition = self._assigned[lane]

@@ -413,6 +413,44 @@ def test_partitions_paused_in_librdkafka_resume_after_a_rebalance(
         a.close()
 
 
+def test_a_partition_resumed_in_librdkafka_is_fetched_again_at_once(
+        kafka_server: KafkaServer) -> None:
+    # Given four lanes paused with a full holding area, so paused in librdkafka itself
+    # (which drops what it had fetched ahead for the partitions)
+    topic, group = make_topic(kafka_server, 4), f"g-{uuid.uuid4().hex}"
+    produce(kafka_server, topic, 8000, 4)
+    source, lanes = open_source(kafka_server, topic, group)
+    gaps: list[float] = []
+    try:
+        got = poll_until([source], lambda g: len(lanes.assigned) == 4, ack=True)
+        source._hold.max_records = 200
+        for _ in range(5):
+            source.pause(sorted(lanes.assigned))
+            deadline = time.monotonic() + 30
+            while len(source._hold.hard) < 4:
+                assert time.monotonic() < deadline, "the holding area never filled"
+                assert list(source.poll(100, 0.05)) == []
+            # When the core resumes the lanes and their held records are handed out
+            source.resume(sorted(lanes.assigned))
+            while source._hold.hard or len(source._hold):
+                got += source.poll(100, 0.05)
+            # Then the next records come from a fresh fetch at once (within the broker's
+            # fetch wait, 0.1 s), not when librdkafka's broker thread next wakes up on its
+            # own (up to a second)
+            resumed = time.monotonic()
+            while not (more := list(source.poll(100, 1.0))):
+                assert time.monotonic() - resumed < 5
+            gaps.append(time.monotonic() - resumed)
+            got += more
+            source.ack(got)
+        assert max(gaps) < 0.3, gaps
+        for partition in range(4):  # in order, nothing skipped
+            mine = [n for n in numbers(got) if n % 4 == partition]
+            assert mine == list(range(partition, 4 * len(mine), 4))
+    finally:
+        source.close()
+
+
 def test_a_record_larger_than_the_fetch_size_is_still_delivered(kafka_server: KafkaServer
                                                                  ) -> None:
     # Given a topic that takes 3 MB records, and one such record between two small ones

@@ -64,6 +64,8 @@ class FakeConsumer:
         self.async_commits: list[dict[TopicPartition, int]] = []
         self.unanswered: list[list[TopicPartition]] = []
         self.paused: set[TopicPartition] = set()
+        self.positions: dict[TopicPartition, int] = {}  # after the last message consumed
+        self.seeks: list[tuple[TopicPartition, int]] = []
         self.script: list[Any] = []
         self.listener: Any = None
         self.commit_error: Exception | None = None
@@ -103,7 +105,10 @@ class FakeConsumer:
         step = self.script.pop(0) if self.script else {}
         if callable(step):
             step = step(self)
-        return [m for messages in step.values() for m in messages]
+        consumed = [m for messages in step.values() for m in messages]
+        for m in consumed:
+            self.positions[TopicPartition(m.topic(), m.partition())] = m.offset() + 1
+        return consumed
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> Any:
         sent = {TopicPartition(tp.topic, tp.partition): tp.offset for tp in offsets}
@@ -128,6 +133,13 @@ class FakeConsumer:
 
     def resume(self, tps: list[TopicPartition]) -> None:
         self.paused -= set(tps)
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition,
+                               self.positions.get(tp, OFFSET_INVALID)) for tp in tps]
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append((TopicPartition(tp.topic, tp.partition), tp.offset))
 
     def get_watermark_offsets(self, tp: TopicPartition, timeout: float | None = None,
                               cached: bool = False) -> tuple[int, int]:
@@ -330,6 +342,9 @@ def test_a_full_holding_area_pauses_the_partitions_in_librdkafka() -> None:
     assert consumer.paused == {TP0}
     assert [r.position for r in source.poll(10, 0.1)] == ["7"]
     assert consumer.paused == set()
+    # And seeks it to where it stands, which wakes librdkafka's broker thread to fetch
+    # (a resume alone waits up to a second for it)
+    assert consumer.seeks == [(TP0, 8)]
 
 
 def test_revoked_lanes_drop_their_held_records() -> None:
