@@ -155,7 +155,9 @@ class Reader:
         if self._in_flight:
             # Barely block in the source: a settling batch must wake the reader at once,
             # and only the settlement queue can do that (no client has a portable wakeup).
-            timeout = 0.001
+            # Not at all when a settlement is already there (a batch run on this thread):
+            # with every lane paused, the source would wait out the whole timeout.
+            timeout = 0.001 if self._settlements.empty() else 0.0
         elif self.guard.held:
             timeout = HELD_WAIT_SECONDS  # every lane is paused: nothing is due but a probe
         elif self.buffer.records:
