@@ -35,6 +35,12 @@ _COUNTERS = {
     "bisections": ("esm_bisections", "Batches split in two after a function error."),
     "polling_errors": ("esm_polling_errors", "Errors reading from the source."),
     "reader_restarts": ("esm_reader_restarts", "Times a mapping's reader was restarted."),
+    "reader_thread_batches": ("esm_reader_thread_batches",
+                              "Batches run on the reader's own thread (a quick in-process "
+                              "function), not on a lane thread."),
+    "reader_hand_ons": ("esm_reader_hand_ons",
+                        "Times a batch held the reader's thread past the hold limit, so the "
+                        "reader went on on a new thread."),
     "rate_limited_seconds": ("esm_rate_limit_wait_seconds",
                              "Seconds lanes waited for the mapping's rate limit."),
 }

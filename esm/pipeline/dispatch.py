@@ -18,6 +18,7 @@ import queue
 import time
 from concurrent.futures import Executor
 
+from esm.ops.metrics import MappingMetrics
 from esm.pipeline.lane_buffer import Lane
 from esm.pipeline.lane_worker import LaneWorker, Settle
 from esm.pipeline.placement import Placement
@@ -33,8 +34,9 @@ class Dispatcher:
     """Runs one mapping's batches; see the module docstring."""
 
     def __init__(self, *, mapping_name: str, worker: LaneWorker, pool: Executor | LaneThreads,
-                 relay: Relay) -> None:
+                 relay: Relay, metrics: MappingMetrics) -> None:
         self.mapping_name = mapping_name
+        self.metrics = metrics
         self.worker = worker
         self.pool = pool
         # Inline targets run on the calling thread only where a stuck one can be taken over.
@@ -62,9 +64,11 @@ class Dispatcher:
             try:
                 self._relay.call(self._run_here, lane, batch)
             except HandedOn:
+                self.metrics.count("reader_thread_batches", done + 1)
                 for later in batches[done + 1:]:
                     self.pool.submit(self._run, *later)
                 raise
+        self.metrics.count("reader_thread_batches", len(batches))
         return bool(batches)
 
     def _run(self, lane: Lane, batch: Batch) -> None:

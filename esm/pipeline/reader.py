@@ -69,9 +69,10 @@ class Reader:
         self.source = source
         self.matcher = matcher
         self.worker = worker
-        self._relay = Relay(f"esm-reader-{mapping.name}")
+        self._relay = Relay(f"esm-reader-{mapping.name}",
+                            on_hand_on=lambda: metrics.count("reader_hand_ons"))
         self.dispatcher = Dispatcher(mapping_name=mapping.name, worker=worker, pool=pool,
-                                     relay=self._relay)
+                                     relay=self._relay, metrics=metrics)
         self.max_in_flight = max_in_flight
         self.metrics = metrics
         self.status = status

@@ -44,9 +44,11 @@ class HandedOn(BaseException):
 class Relay:
     """Runs one loop; see the module docstring."""
 
-    def __init__(self, name: str, hold_seconds: float = HOLD_SECONDS) -> None:
+    def __init__(self, name: str, hold_seconds: float = HOLD_SECONDS,
+                 on_hand_on: Callable[[], None] = lambda: None) -> None:
         self._name = name
         self._hold_seconds = hold_seconds
+        self._on_hand_on = on_hand_on  # told on the watchdog's thread, before the new thread
         self._watchdog = Watchdog(f"{name}-hold")
         self._turn: Callable[[], bool] | None = None
         self._ended = threading.Event()
@@ -73,7 +75,7 @@ class Relay:
         if self._turn is None:
             fn(*args)
             return
-        watch = self._watchdog.arm(self._hold_seconds, self._start)
+        watch = self._watchdog.arm(self._hold_seconds, self._hand_on)
         try:
             fn(*args)
         except BaseException:
@@ -84,6 +86,12 @@ class Relay:
             raise HandedOn from None
         if not watch.settle():
             raise HandedOn
+
+    def _hand_on(self) -> None:
+        try:
+            self._on_hand_on()
+        finally:
+            self._start()
 
     def _start(self) -> None:
         """A thread for the loop: at `run`, or on the watchdog once a call held it up."""

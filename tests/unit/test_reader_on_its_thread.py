@@ -92,6 +92,8 @@ def test_a_quick_function_runs_on_the_readers_thread_once_measured() -> None:
     threads = [thread for thread, _, _ in target.calls]
     assert all(t.startswith("esm-lane-test_") for t in threads[:4])  # measured first there
     assert threads.count("esm-reader-test") >= len(threads) // 2
+    # And the metric counts exactly the batches that ran there
+    assert rig.metrics.value("reader_thread_batches") == threads.count("esm-reader-test")
 
 
 def test_a_function_that_waits_runs_on_lane_threads() -> None:
@@ -118,6 +120,7 @@ def test_a_batch_that_holds_the_reader_up_does_not_hold_up_the_other_lane() -> N
         put(rig, 50, lane="lane-1", start=500)
         wait_for(lambda: rig.broker.committed("lane-1") == 50)
         assert target.calls[-1][0] == "esm-reader-test"
+        hand_ons = rig.metrics.value("reader_hand_ons")
         # When lane 0's next batch holds the reader's thread up
         held_at = time.monotonic()
         put(rig, 5, lane="lane-0", start=1000)
@@ -126,6 +129,8 @@ def test_a_batch_that_holds_the_reader_up_does_not_hold_up_the_other_lane() -> N
         # Then lane 1 goes on meanwhile: its records are invoked and acked well within 1 s
         wait_for(lambda: rig.broker.committed("lane-1") == 100, seconds=0.8)
         assert time.monotonic() - held_at < 0.9 and not release.is_set()
+        # (the reader went on on a new thread, and its metric counted that)
+        assert rig.metrics.value("reader_hand_ons") >= hand_ons + 1
         # And lane 0 finishes once the call returns, nothing lost or out of order
         wait_for(lambda: rig.broker.committed("lane-0") == 55)
     lane_0 = [b for b in target.bodies() if json.loads(b)["n"] in (*range(50), *range(1000, 1005))]

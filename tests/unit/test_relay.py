@@ -40,7 +40,7 @@ def test_what_a_turn_raises_ends_the_loop_and_is_raised_by_run() -> None:
 
 def test_a_quick_call_keeps_the_loop_on_its_thread() -> None:
     # Given turns that each make a call well within the hold limit
-    relay = Relay("esm-reader-test", hold_seconds=0.5)
+    relay = Relay("esm-reader-test", hold_seconds=0.5, on_hand_on=lambda: calls.append(0))
     idents: set[int] = set()
     calls = []
 
@@ -51,12 +51,14 @@ def test_a_quick_call_keeps_the_loop_on_its_thread() -> None:
 
     relay.run(turn)
     # Then the loop never moved
-    assert len(calls) == 50 and len(idents) == 1 and relay.threads_started == 1
+    assert calls == [1] * 50 and len(idents) == 1 and relay.threads_started == 1
 
 
 def test_a_call_that_holds_the_thread_up_hands_the_loop_on_and_the_held_thread_leaves() -> None:
     # Given a loop whose first turn makes a call that takes 0.3 s, past a 0.05 s hold limit
-    relay = Relay("esm-reader-test", hold_seconds=0.05)
+    hand_ons: list[bool] = []
+    relay = Relay("esm-reader-test", hold_seconds=0.05,
+                  on_hand_on=lambda: hand_ons.append(call_returned.is_set()))
     turns: list[tuple[int, float]] = []
     went_on_after_the_call = []
     call_returned = threading.Event()
@@ -84,6 +86,8 @@ def test_a_call_that_holds_the_thread_up_hands_the_loop_on_and_the_held_thread_l
     # And every later turn ran on that thread, and the held thread left the loop
     assert {ident for ident, _ in turns[1:]} == {second_thread}
     assert went_on_after_the_call == [] and relay.threads_started == 2
+    # And the hand-on was told once, while the call was still held up
+    assert hand_ons == [False]
 
 
 def test_a_call_that_raises_after_the_loop_went_on_does_not_end_the_loop() -> None:
