@@ -3,15 +3,18 @@ raw client loop in the same run.
 
     python -m tests.bench.bench_latency [--rate 200] [--seconds 10] [--rounds 3]
                                         [--source redis|kafka]
+                                        [--producer kafka-python|confluent]
 
 A producer process writes `rate` records/s, each stamped with CLOCK_MONOTONIC (the same
-clock in every process) at the moment it is sent. The consumer — esm's daemon with a no-op
-Python handler, or the raw loop (redis-py XREADGROUP BLOCK + XACK; kafka-python poll +
-commit, and confluent-kafka consume + commit, esm's own Kafka client) — notes how long ago
-each record was stamped when its handler sees it. The first second is left out (group
-join, first connections). Rounds alternate the contenders; the figures are medians over
-rounds of each round's p50, p99 and max. The machine is shared: compare the lines of one
-run, not runs.
+clock in every process) at the moment it is sent (Kafka: kafka-python's producer, or with
+`--producer confluent` librdkafka's, both with linger 0). The consumer — esm's daemon with
+a no-op Python handler, or the raw loop (redis-py XREADGROUP BLOCK + XACK; kafka-python
+poll + commit, and confluent-kafka consume + commit, esm's own Kafka client; `floor` is
+confluent-kafka consuming without committing, what the client delivers before any
+guarantee) — notes how long ago each record was stamped when its handler sees it. The
+first second is left out (group join, first connections). Rounds alternate the contenders;
+the figures are medians over rounds of each round's p50, p99 and max. The machine is
+shared: compare the lines of one run, not runs.
 """
 
 from __future__ import annotations
@@ -70,17 +73,24 @@ def produce(kind: str, address: str, key: str, rate: float, seconds: float) -> N
         import redis
         client = redis.Redis.from_url(address)
         send = lambda: client.xadd(key, {"body": stamped()})  # noqa: E731
-    else:
+    elif kind == "kafka":
         from kafka import KafkaProducer
         producer = KafkaProducer(bootstrap_servers=address, linger_ms=0)
         send = lambda: producer.send(key, stamped())  # noqa: E731
+    else:  # librdkafka's producer: its broker thread sends at once with linger 0
+        from confluent_kafka import Producer
+        producer = Producer({"bootstrap.servers": address, "linger.ms": 0})
+
+        def send() -> None:
+            producer.produce(key, stamped())
+            producer.poll(0)  # serves delivery reports, so that the queue does not grow
     interval, start = 1.0 / rate, time.monotonic()
     for n in range(int(rate * seconds)):
         delay = start + n * interval - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         send()
-    if kind == "kafka":
+    if kind != "redis":
         producer.flush()
 
 
@@ -88,9 +98,12 @@ def stamped() -> bytes:
     return orjson.dumps({"t": time.monotonic(), "type": "order"})
 
 
+PRODUCER = {"redis": "redis", "kafka": "kafka"}  # source -> the producer's client; --producer
+
+
 def run_producer(kind: str, address: str, key: str, rate: float, seconds: float) -> None:
-    subprocess.run([sys.executable, "-m", "tests.bench.bench_latency", "--produce", kind,
-                    address, key, str(rate), str(seconds)], check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench.bench_latency", "--produce",
+                    PRODUCER[kind], address, key, str(rate), str(seconds)], check=True)
 
 
 # ---- consumers ---------------------------------------------------------------------------
@@ -170,8 +183,10 @@ def raw_kafka(address: str, topic: str, stop: threading.Event) -> None:
     consumer.close()
 
 
-def raw_confluent(address: str, topic: str, stop: threading.Event) -> None:
-    """confluent-kafka (librdkafka, esm's Kafka client) consume + synchronous commit."""
+def raw_confluent(address: str, topic: str, stop: threading.Event,
+                  commit: bool = True) -> None:
+    """confluent-kafka (librdkafka, esm's Kafka client) consume + synchronous commit; with
+    `commit` False, consume alone: the client's own floor, no delivery guarantee."""
     from confluent_kafka import Consumer
     consumer = Consumer({"bootstrap.servers": address, "group.id": f"raw-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, "auto.offset.reset": "latest"})
@@ -185,7 +200,8 @@ def raw_confluent(address: str, topic: str, stop: threading.Event) -> None:
         if messages:
             kafka_handler({"records": {"p": [{"value": base64.b64encode(m.value())}
                                              for m in messages]}}, None)
-            consumer.commit(asynchronous=False)
+            if commit:
+                consumer.commit(asynchronous=False)
     consumer.close()
 
 
@@ -193,8 +209,13 @@ def confluent_consumer(kind: str, address: str, key: str) -> ContextManager[None
     return looping(raw_confluent, address, key)
 
 
-CONSUMERS = {"esm": esm_consumer, "raw": raw_consumer, "confluent": confluent_consumer}
-KAFKA_ONLY = {"confluent"}
+def floor_consumer(kind: str, address: str, key: str) -> ContextManager[None]:
+    return looping(lambda a, k, stop: raw_confluent(a, k, stop, commit=False), address, key)
+
+
+CONSUMERS = {"esm": esm_consumer, "raw": raw_consumer, "confluent": confluent_consumer,
+             "floor": floor_consumer}
+KAFKA_ONLY = {"confluent", "floor"}
 
 
 def one_round(kind: str, contender: str, address: str, key: str, rate: float,
@@ -249,7 +270,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--source", choices=tuple(SERVERS), action="append")
+    parser.add_argument("--producer", choices=("kafka-python", "confluent"),
+                        default="kafka-python",
+                        help="the Kafka producer's client (confluent: librdkafka's)")
     args = parser.parse_args()
+    PRODUCER["kafka"] = "kafka" if args.producer == "kafka-python" else "confluent"
     print(f"{args.rate:.0f} rec/s for {args.seconds:.0f} s, window 0, batch 100; medians of "
           f"{args.rounds} rounds (contenders alternating) of p50 / p99 / max, ms", flush=True)
     for kind in args.source or list(SERVERS):
