@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -77,13 +78,17 @@ def wait_for_port(port: int, timeout_seconds: float, proc: subprocess.Popen[byte
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_seconds: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it does not exit in time."""
+    """SIGTERM, then SIGKILL if it does not exit in time: logged, because a server killed
+    that way may lose its last writes, and a test that then counts a loss must say so."""
     if proc.poll() is not None:
         return
     proc.terminate()
     try:
         proc.wait(timeout_seconds)
     except subprocess.TimeoutExpired:
+        logging.getLogger("tests.servers").warning(
+            "%s did not exit within %.0f s of SIGTERM: SIGKILL (writes it had not yet put "
+            "on disk are lost)", " ".join(str(a) for a in proc.args[:3]), timeout_seconds)
         proc.kill()
         proc.wait(timeout_seconds)
 
