@@ -1,7 +1,7 @@
 """Running the reader's closed batches through the lane worker, on lane threads or on the
 reader's own thread, and carrying their settlements back to the reader.
 
-Where a batch runs is `Placement`'s call (esm.pipeline.placement). A batch sent to run
+Where a batch runs is `Placement`'s call (esm.threads.placement). A batch sent to run
 here waits until the reader's turn has finished with its state (`run_here`), then runs
 under the relay's hold limit: if it holds the reader's thread up, the reader's loop goes on
 on a new thread, and this thread finishes the batch as a lane thread would, passes the
@@ -21,10 +21,10 @@ from concurrent.futures import Executor
 from esm.ops.metrics import MappingMetrics
 from esm.pipeline.lane_buffer import Lane
 from esm.pipeline.lane_worker import LaneWorker, Settle
-from esm.pipeline.placement import Placement
 from esm.records import Batch, Settlement
 from esm.threads.lane_threads import LaneThreads
 from esm.threads.overruns import TakenOver
+from esm.threads.placement import Placement
 from esm.threads.relay import HandedOn, Relay
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """The reader: one thread per mapping that owns the source client.
 
 It polls, filters, batches per lane, dispatches closed batches to lane workers, and applies
-the settlements they send back (only this thread touches the source). DESIGN §2:
+the settlements they send back (`InFlight`, esm.pipeline.settling; only this thread
+touches the source). DESIGN §2:
 - a lane has one batch in flight (per ordering-key slot when parallelization_factor > 1);
 - records wait in a `LaneBuffer` between poll and dispatch; it pauses lanes at the source
   when batches queue up and bounds the whole buffer (memory is bounded by configuration,
@@ -24,7 +25,6 @@ the settlements they send back (only this thread touches the source). DESIGN §2
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Collection, Sequence
@@ -39,11 +39,12 @@ from esm.pipeline.acks import AckBook
 from esm.pipeline.batching import BatchLimits
 from esm.pipeline.dispatch import Dispatcher
 from esm.pipeline.intake import Intake
-from esm.pipeline.lane_buffer import Lane, LaneBuffer
+from esm.pipeline.lane_buffer import LaneBuffer
 from esm.pipeline.lane_worker import LaneWorker
 from esm.pipeline.reader_checks import oldest_age, report, warn_if_visibility_below_timeout
+from esm.pipeline.settling import InFlight
 from esm.pipeline.target_guard import HELD_WAIT_SECONDS, TargetGuard
-from esm.records import Record, Settlement
+from esm.records import Record
 from esm.threads.lane_threads import LaneThreads
 from esm.threads.relay import Relay
 from esm.windows.book import WindowBook
@@ -96,9 +97,9 @@ class Reader:
         self.acks = AckBook(source, metrics, stream=self.stream)
         self.intake = Intake(mapping_name=mapping.name, matcher=matcher, buffer=self.buffer,
                              acks=self.acks, metrics=metrics, stream=self.stream)
-        self._settlements = self.dispatcher.settlements
-        self._in_flight = 0
-        self._flying: dict[Lane, float] = {}  # in-flight lanes: their batch's first timestamp
+        self.in_flight = InFlight(source=source, buffer=self.buffer, acks=self.acks,
+                                  windows=self.windows, metrics=metrics,
+                                  dispatcher=self.dispatcher)
         self.guard = TargetGuard(worker.breaker, metrics, status)
         self._next_lag_at = 0.0
         self.idle = False
@@ -131,7 +132,7 @@ class Reader:
     def step(self) -> None:
         """One turn: settle, close due batches, dispatch (and run those placed here), then
         poll (or wait)."""
-        self.apply_settlements(0)
+        self.in_flight.apply(0)
         self.guard.follow()
         self._queue_due_finals()
         self.buffer.close_due(self.clock.monotonic())
@@ -145,20 +146,20 @@ class Reader:
         self._report()
         if self.stop.is_set():
             return
-        hold = self.guard.holds_reads(self._in_flight, self.buffer.records)
+        hold = self.guard.holds_reads(self.in_flight.count, self.buffer.records)
         outstanding = self.acks.outstanding() if self.stream else 0
         full = self.buffer.apply_limit(outstanding, hold)
-        if full and self.apply_settlements(self._short_wait()):
+        if full and self.in_flight.apply(self._short_wait()):
             return  # a lane finished while waiting: dispatch its next batch before polling
         self._poll()
 
     def _poll(self) -> None:
-        if self._in_flight:
+        if self.in_flight.count:
             # Barely block in the source: a settling batch must wake the reader at once,
             # and only the settlement queue can do that (no client has a portable wakeup).
             # Not at all when a settlement is already there (a batch run on this thread):
             # with every lane paused, the source would wait out the whole timeout.
-            timeout = 0.001 if self._settlements.empty() else 0.0
+            timeout = 0.0 if self.in_flight.queued() else 0.001
         elif self.guard.held:
             timeout = HELD_WAIT_SECONDS  # every lane is paused: nothing is due but a probe
         elif self.buffer.records:
@@ -168,16 +169,16 @@ class Reader:
         room = max(1, self.max_buffered_records - self.buffer.records)
         started = time.monotonic()
         records = self.source.poll(room, timeout)
-        self.idle = not records and not self._in_flight and not self.buffer.records
+        self.idle = not records and not self.in_flight.count and not self.buffer.records
         if records:
             self.ingest(records)
             return
-        if self._in_flight:
-            self.apply_settlements(self._short_wait())
+        if self.in_flight.count:
+            self.in_flight.apply(self._short_wait())
             return
         left = timeout - (time.monotonic() - started)
         if left > 0.005:  # the source returned early: wait here, not in a busy loop
-            self.apply_settlements(left)
+            self.in_flight.apply(left)
 
     def _short_wait(self) -> float:
         if self.guard.held:  # due batches wait for the breaker, not for their window
@@ -196,73 +197,15 @@ class Reader:
 
     def _dispatch(self, here: bool = False) -> None:
         for lane in self.buffer.dispatchable():
-            if self._in_flight >= self.guard.batches_allowed(self.max_in_flight):
+            if self.in_flight.count >= self.guard.batches_allowed(self.max_in_flight):
                 self.buffer.requeue(lane)
                 return
             batch = self.buffer.take(lane)
-            self._in_flight += 1
-            if batch.records:  # a window's final invoke has none
-                self._flying[lane] = batch.records[0].timestamp
+            self.in_flight.sent(lane, batch)
+            if batch.records:
                 self.metrics.iterator_age.set(
                     max(0.0, self.clock.now() - batch.records[-1].timestamp))
             self.dispatcher.send(lane, batch, here)
-
-    def apply_settlements(self, wait_seconds: float) -> bool:
-        """Apply every queued settlement, waiting up to `wait_seconds` for the first; True
-        if there was one."""
-        try:
-            item = self._settlements.get_nowait()
-        except queue.Empty:
-            # Queue acks deferred from ingest (filtered records) go now, not after a wait.
-            self.acks.flush()
-            if wait_seconds <= 0:
-                return False
-            try:
-                item = self._settlements.get(timeout=wait_seconds)
-            except queue.Empty:
-                return False
-        # Queue acks of every settlement applied in this turn go to the source in one call
-        # (AckBook); stream lanes ack their finished prefix as each settlement lands.
-        while True:
-            self._settle(*item)
-            try:
-                item = self._settlements.get_nowait()
-            except queue.Empty:
-                break
-        self.acks.flush()
-        if self.dispatcher.crashed is not None:
-            raise RuntimeError("a lane worker crashed") from self.dispatcher.crashed
-        return True
-
-    def _settle(self, lane: Lane, s: Settlement) -> None:
-        if s.finished:
-            self._in_flight -= 1
-            self._flying.pop(lane, None)
-            self.buffer.finished(lane)
-        if not self.buffer.is_current(lane):
-            return  # the lane was revoked: never ack for it again
-        if self.windows is not None:  # before the acks below move a checkpoint
-            self.windows.save_unsaved(self.source)
-        if s.ack:
-            self.acks.settled(lane.lane, s.ack)
-        if s.release:
-            # Acks gathered so far go first: a release can change how the source treats
-            # the lane's other records (SQS FIFO voids the rest of the group), and records
-            # that already succeeded must be deleted, not redelivered.
-            self.acks.flush()
-            self.source.release(s.release, s.release_delay_seconds)
-            self.metrics.count("released", len(s.release))
-            if getattr(self.source, "ordered_lanes", False):
-                self._release_buffered(lane)
-
-    def _release_buffered(self, lane: Lane) -> None:
-        """Ordered queue lanes (SQS FIFO message groups): once a record of the lane is
-        released, its later buffered records must not be invoked before it comes back;
-        hand them back too (ESM-SPEC §4.2 FIFO, checklist 41)."""
-        records = self.buffer.take_back(lane)
-        if records:
-            self.source.release(records, 0.0)
-            self.metrics.count("released", len(records))
 
     # -- lane ownership (LaneListener) ------------------------------------------------------
 
@@ -285,10 +228,10 @@ class Reader:
 
     def _settle_step(self) -> None:
         """Queue due finals, dispatch and apply settlements, without polling the source."""
-        self.apply_settlements(0)
+        self.in_flight.apply(0)
         self._queue_due_finals()
         self._dispatch()
-        self.apply_settlements(0.05)
+        self.in_flight.apply(0.05)
 
     def _queue_due_finals(self) -> None:
         if self.windows is not None:
@@ -300,7 +243,7 @@ class Reader:
         revoked = self.buffer.revoke(lanes)
         deadline = time.monotonic() + self.drain_seconds
         while any(lane.busy for lane in revoked) and time.monotonic() < deadline:
-            self.apply_settlements(0.05)
+            self.in_flight.apply(0.05)
         self.buffer.forget(revoked)
         self.acks.forget(lanes)
         if self.windows is not None:
@@ -312,12 +255,12 @@ class Reader:
     def drain(self) -> None:
         """Wait for in-flight batches (within the budget) and apply their settlements."""
         deadline = time.monotonic() + self.drain_seconds
-        while self._in_flight > 0 and time.monotonic() < deadline:
-            self.apply_settlements(0.05)
-        if self._in_flight:
+        while self.in_flight.count > 0 and time.monotonic() < deadline:
+            self.in_flight.apply(0.05)
+        if self.in_flight.count:
             log.warning("mapping %s: %d batch(es) still in flight after the %.0fs drain budget;"
                         " their records will be delivered again", self.mapping.name,
-                        self._in_flight, self.drain_seconds)
+                        self.in_flight.count, self.drain_seconds)
         if not self.stream:
             self.acks.flush()
             self._release_undispatched()
@@ -338,8 +281,8 @@ class Reader:
             return
         self._next_lag_at = now + self.lag_interval_seconds
         age = oldest_age(self.clock.now(), (self.buffer.oldest_timestamp(),
-                                            *self._flying.values()))
+                                            *self.in_flight.first_timestamps.values()))
         report(self.mapping, self.source, self.metrics, self.status, age_seconds=age,
-               in_flight=self._in_flight, buffered_records=self.buffer.records,
+               in_flight=self.in_flight.count, buffered_records=self.buffer.records,
                lanes=len(self.buffer.lanes), paused_lanes=self.buffer.paused_lanes(),
                outstanding_records=self.acks.outstanding())

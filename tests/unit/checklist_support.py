@@ -114,7 +114,7 @@ class PositionProbe:
         assert self.rig is not None
         # The Rig runs workers on the reader's thread, so settlements sent before this
         # invocation can be applied here, as the reader thread would have done meanwhile.
-        self.rig.reader.apply_settlements(0)
+        self.rig.reader.in_flight.apply(0)
         self.committed_at_call.append(self.rig.broker.committed("lane-0"))
         return self.behaviour(records)
 

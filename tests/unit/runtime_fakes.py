@@ -166,7 +166,7 @@ class Rig:
         self.reader.step()
         if run_workers:
             self.executor.run_all()
-        self.reader.apply_settlements(0)
+        self.reader.in_flight.apply(0)
 
     def run_until_quiet(self, max_turns: int = 200) -> None:
         for _ in range(max_turns):

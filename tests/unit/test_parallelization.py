@@ -48,7 +48,7 @@ def run_pending(rig: Rig, keep: Any = lambda batch: False) -> None:
             rig.executor.pending.append((fn, args))
         else:
             fn(*args)
-    rig.reader.apply_settlements(0)
+    rig.reader.in_flight.apply(0)
 
 
 @pytest.mark.parametrize("seed", range(6))

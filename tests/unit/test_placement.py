@@ -1,9 +1,9 @@
 """Where batches run: on the reader's thread while recent runs were short and barely
-waited, else on lane threads (esm.pipeline.placement)."""
+waited, else on lane threads (esm.threads.placement)."""
 
 from __future__ import annotations
 
-from esm.pipeline.placement import Placement
+from esm.threads.placement import Placement
 
 
 def quick(placement: Placement, runs: int = 8) -> None:

@@ -177,7 +177,7 @@ def test_reader_pauses_every_lane_and_reports_paused_while_the_breaker_is_open()
     assert rig.metrics.circuit_open._value.get() == 1
     assert set(rig.source._paused) == {"lane-0", "lane-1"}
     # And only one batch went out (to probe with), although two lanes have batches ready
-    assert rig.reader._in_flight == 1
+    assert rig.reader.in_flight.count == 1
     # When the target comes back, the probe succeeds and reading resumes
     down["value"] = False
     rig.run_until_quiet()

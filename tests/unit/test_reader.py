@@ -56,7 +56,7 @@ def test_stream_commit_never_passes_an_unfinished_record():
     assert rig.broker.committed("lane-0") == 0
     # When the batch completes
     rig.executor.run_all()
-    rig.reader.apply_settlements(0)
+    rig.reader.in_flight.apply(0)
     # Then all three are committed
     assert rig.broker.committed("lane-0") == 3
 
@@ -288,7 +288,7 @@ def test_revoked_lanes_are_never_acked_again():
     rig.reader.drain_seconds = 0.0
     rig.reader.lanes_revoked(["lane-0"])
     rig.executor.run_all()
-    rig.reader.apply_settlements(0)
+    rig.reader.in_flight.apply(0)
     rig.run_until_quiet()
     assert rig.broker.committed("lane-0") == 0
     assert rig.broker.committed("lane-1") == 2
@@ -305,7 +305,7 @@ def test_ordered_queue_lane_releases_its_buffered_records_after_a_failure():
     rig.turn(run_workers=False)  # dispatches [1, 2]; [3, 4] waits
     # When the in-flight batch fails and is released
     rig.executor.run_all()
-    rig.reader.apply_settlements(0)
+    rig.reader.in_flight.apply(0)
     # Then [3, 4] was released too, never invoked ahead of 1 and 2
     assert target.calls == [bodies(1, 2)]
     assert rig.metrics.value("released") == 4
@@ -436,7 +436,7 @@ def test_a_lane_that_settles_while_the_full_buffer_waits_is_dispatched_before_po
             raise queue_module.Empty
 
     late = ArrivesDuringTheWait()
-    rig.reader._settlements = rig.reader.dispatcher.settlements = late
+    rig.reader.in_flight._queue = rig.reader.dispatcher.settlements = late
     rig.executor.run_all()  # the batch finishes: its settlement is queued
     polls = []
     original = rig.source.poll
@@ -446,7 +446,7 @@ def test_a_lane_that_settles_while_the_full_buffer_waits_is_dispatched_before_po
     # Then it applied the settlement and returned to dispatch, without polling (a poll with
     # every lane paused and nothing in flight used to wait out its whole timeout idle)
     assert polls == []
-    rig.reader._settlements = rig.reader.dispatcher.settlements = queue_module.SimpleQueue()
+    rig.reader.in_flight._queue = rig.reader.dispatcher.settlements = queue_module.SimpleQueue()
     rig.reader.step()
     assert len(rig.executor.pending) == 1  # the next batch is on its way
     rig.run_until_quiet()

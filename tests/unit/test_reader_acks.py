@@ -34,7 +34,7 @@ def settle_two_lanes(family: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Rig,
     rig.reader.step()  # poll: both batches close on count
     rig.reader.step()  # dispatch both
     assert rig.executor.run_all() == 2
-    rig.reader.apply_settlements(0)
+    rig.reader.in_flight.apply(0)
     return rig, calls
 
 

@@ -1,7 +1,7 @@
 """Batches on the reader's own thread: a quick in-process function runs there once
 measured, a function that waits runs on lane threads, and a batch that holds the reader up
 does not stop the other lanes or the mapping's stop (esm.pipeline.dispatch,
-esm.pipeline.placement, esm.threads.relay). Real threads, a real clock, the memory broker."""
+esm.threads.placement, esm.threads.relay). Real threads, a real clock, the memory broker."""
 
 from __future__ import annotations
 

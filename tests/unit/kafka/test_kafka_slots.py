@@ -87,7 +87,7 @@ def test_a_rebalance_while_slots_are_busy_commits_only_the_finished_prefix() -> 
     assert target.started.wait(5)
     deadline = time.monotonic() + 5
     while len(target.offsets) < 11 and time.monotonic() < deadline:
-        rig.reader.apply_settlements(0.05)
+        rig.reader.in_flight.apply(0.05)
         rig.reader.step()
     assert sorted(target.offsets) == list(range(4, 15))  # every other key ran meanwhile
     assert all(c[TP0] <= 3 for c in [*consumer.async_commits, *consumer.commits])
@@ -118,7 +118,7 @@ def test_slots_unfinished_at_a_rebalance_are_read_again_from_the_first_unfinishe
             rig.executor.pending.append((fn, args))
         else:
             fn(*args)
-    rig.reader.apply_settlements(0)
+    rig.reader.in_flight.apply(0)
     # When the partition is revoked (the stuck slot outlives the drain) and assigned again
     consumer.group_offsets[TP0] = None  # nothing committed: offset 3 never finished
     consumer.script = [lambda c: (c.listener.on_partitions_revoked({TP0}), {})[1],
