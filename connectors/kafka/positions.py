@@ -24,6 +24,11 @@ where the next owner starts.
 
 Reader thread only. `StartPositions` is pure bookkeeping; `committed_offsets` and
 `fresh_starts` are the two lookups an assignment needs (librdkafka calls on the consumer).
+
+`partition_lags` measures how far each owned lane is behind: log end offset − acked
+position (ESM-SPEC §6 OffsetLag; an acked offset counts as processed even before its async
+commit is confirmed). Partitions the group never committed nor acked are left out
+(unknown).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
+from connectors.kafka.commits import OffsetCommitter
 from esm.errors import SourceUnavailable
 
 Key = Any  # the source's (topic, partition); kept opaque here
@@ -105,3 +111,35 @@ def fresh_starts(consumer: Any, fresh: list[Key], starting_position: str,
     starts = dict.fromkeys(fresh, OFFSET_END)
     starts.update({(h.topic, h.partition): h.offset for h in hits if h.offset >= 0})
     return starts
+
+
+def partition_lags(consumer: Any, assigned: Mapping[str, Key], commits: OffsetCommitter,
+                   timeout_seconds: float) -> dict[str, float]:
+    """Lane -> lag, for the lanes in `assigned`. Raises KafkaException when the broker
+    cannot be asked."""
+    lags: dict[str, float] = {}
+    for lane, tp in list(assigned.items()):
+        position = _position(consumer, tp, commits, timeout_seconds)
+        end = _log_end(consumer, tp, timeout_seconds)
+        if position is not None and end >= 0:
+            lags[lane] = float(max(0, end - position))
+    return lags
+
+
+def _position(consumer: Any, tp: Key, commits: OffsetCommitter,
+              timeout_seconds: float) -> int | None:
+    position = commits.position(tp)
+    if position is None:
+        (found,) = consumer.committed([TopicPartition(*tp)], timeout=timeout_seconds)
+        if found.offset >= 0:
+            commits.committed[tp] = found.offset
+            position = found.offset
+    return position
+
+
+def _log_end(consumer: Any, tp: Key, timeout_seconds: float) -> int:
+    """The high watermark librdkafka learnt from its fetches (free), else asked for."""
+    _, high = consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+    if high < 0:
+        _, high = consumer.get_watermark_offsets(TopicPartition(*tp), timeout=timeout_seconds)
+    return int(high)

@@ -19,14 +19,7 @@ Guarantees (ESM-SPEC §4.4, §8 items 56-61):
   acks only the partition's finished contiguous prefix, so the committed offset never
   passes a record still in flight in another slot.
 
-Rebalances. librdkafka runs the rebalance callbacks on the thread that calls `consume()`,
-the reader thread, inside `poll()` here. On revoke, the owned lanes go to
-`LaneListener.lanes_revoked` (their in-flight batches settle), their acked offsets are
-committed synchronously while this member still owns them, then they are forgotten. On
-assign (eager protocol), each partition's start offset is computed (positions.py) and the
-callback assigns the partitions itself with those offsets. Records of a revoked partition
-still in librdkafka's queue are discarded by librdkafka; records of lanes not owned any
-more are dropped here too (never acked: the new owner reads them).
+Rebalances: membership.py (librdkafka calls them inside `consume()`, on the reader thread).
 """
 
 from __future__ import annotations
@@ -41,16 +34,16 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from connectors.kafka.bootstrap_errors import ConnectionErrors
 from connectors.kafka.clients import base_config, producer_config, send_all
-from connectors.kafka.commits import Key, OffsetCommitter
+from connectors.kafka.commits import OffsetCommitter
 from connectors.kafka.event import (
     KafkaEvents,
-    lane_name,
     message_of,
     parse_item_identifier,
     to_record,
 )
 from connectors.kafka.hold import LaneHold
-from connectors.kafka.positions import StartPositions, committed_offsets, fresh_starts
+from connectors.kafka.membership import Membership
+from connectors.kafka.positions import partition_lags
 from connectors.kafka.security import client_config
 from connectors.kafka.settings import KafkaSourceSettings, consumer_config, source_problems
 from esm.errors import SourceUnavailable
@@ -59,9 +52,9 @@ from esm.records import Record
 
 log = logging.getLogger(__name__)
 
-# A message carrying one of these errors means this consumer cannot go on as it is.
 # How long closing waits for the group to take the partitions back before close().
 _LEAVE_SECONDS = 5.0
+# A message carrying one of these errors means this consumer cannot go on as it is.
 _FATAL_MESSAGE_ERRORS = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED,
                                    KafkaError.GROUP_AUTHORIZATION_FAILED,
                                    KafkaError._AUTHENTICATION,
@@ -93,14 +86,10 @@ class KafkaSource:
         self._where = self._events.bootstrap_servers
         self._consumer: Any = None
         self._errors = ConnectionErrors()
-        self._listener: LaneListener | None = None
-        self._assigned: dict[str, Key] = {}
         self._hold = LaneHold()  # paused lanes: their records wait here (hold.py)
-        self._starts = StartPositions()  # where an assigned lane reads from (positions.py)
         self._commits = OffsetCommitter(context.mapping)
-        self._closing = False
-        self._failure: Exception | None = None  # raised in a rebalance callback
-        self._changed: set[str] = set()  # lanes revoked or lost inside the current consume
+        self._members = Membership(settings, context.mapping, self._commits,
+                                   lambda lanes: self._hold.forget(lanes))
 
     @classmethod
     def check_mapping(cls, settings: KafkaSourceSettings,
@@ -119,7 +108,7 @@ class KafkaSource:
                 **consumer_config(s), "on_commit": self._commits.on_commit}
 
     def open(self, listener: LaneListener) -> None:
-        self._listener = listener
+        self._members.listener = listener
         try:
             consumer = self._factory(self.consumer_config())
         except KafkaException as exc:
@@ -128,8 +117,7 @@ class KafkaSource:
             # librdkafka's constructor never fails on unreachable brokers: without this, a
             # wrong address or password would look like an idle topic.
             self._errors.check(consumer, self._settings.request_timeout_seconds, self._where)
-            consumer.subscribe(list(self._settings.topics), on_assign=self._on_assign,
-                               on_revoke=self._on_revoke, on_lost=self._on_lost)
+            self._members.subscribe(consumer)
         except BaseException:
             consumer.close()
             raise
@@ -141,7 +129,7 @@ class KafkaSource:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
-        self._closing = True
+        self._members.closing = True
         try:
             self._commits.commit_sync(consumer, self._commits.unconfirmed())
         except SourceUnavailable as exc:  # the records come again: duplicates, no loss
@@ -152,9 +140,8 @@ class KafkaSource:
         except Exception:  # closing is best effort; the broker expires the member anyway
             log.warning("kafka consumer close failed mapping=%s", self._context.mapping,
                         exc_info=True)
-        self._assigned.clear()
+        self._members.clear()
         self._hold = LaneHold()
-        self._starts = StartPositions()
 
     def _leave_group(self, consumer: Any) -> None:
         """Unsubscribe and serve the revoke here, before `close()`: librdkafka can hang for
@@ -190,23 +177,25 @@ class KafkaSource:
             return records
         # Every owned lane paused (or records to hand out already): return at once and let
         # the reader wait for settlements instead of blocking here for the whole timeout.
-        if records or (self._assigned and hold.paused.issuperset(self._assigned)):
+        assigned = self._members.assigned
+        if records or (assigned and hold.paused.issuperset(assigned)):
             timeout_seconds = 0.0
-        self._changed.clear()
+        changed = self._members.changed
+        changed.clear()
         try:
             messages = self._consume(consumer, room, max(0.0, timeout_seconds))
         except KafkaException as exc:
             raise SourceUnavailable(f"kafka {self._where}: poll failed: {exc}") from exc
-        failure, self._failure = self._failure, None
+        failure = self._members.take_failure()
         if failure is not None:  # a rebalance callback failed: the supervisor rebuilds
             raise SourceUnavailable(f"kafka {self._where}: rebalance: {failure}") from failure
-        if self._changed:
+        if changed:
             # Held records released above belong to the lane as it was before a rebalance
             # served inside consume(): the core dropped that lane's buffered batches, so
             # handing these out (even if the lane came straight back) would skip them.
-            records = [r for r in records if r.lane not in self._changed]
+            records = [r for r in records if r.lane not in changed]
         self._take(messages, records)
-        full = [self._tp(lane) for lane in hold.to_pause_hard() if lane in self._assigned]
+        full = [self._tp(lane) for lane in hold.to_pause_hard() if lane in assigned]
         if full:
             consumer.pause(full)
         return records
@@ -229,7 +218,7 @@ class KafkaSource:
         """Append the records of owned lanes (held when their lane waits)."""
         now = self._context.clock.now()
         views = self._context.wants_filter_view
-        hold, assigned = self._hold, self._assigned
+        hold, assigned, starts = self._hold, self._members.assigned, self._members.starts
         for msg in messages:
             if (error := msg.error()) is not None:
                 self._message_error(error)
@@ -239,7 +228,7 @@ class KafkaSource:
             if lane not in assigned:
                 continue  # revoked meanwhile: the new owner reads it
             tp = assigned[lane]
-            if self._starts.to_pin(tp, msg.offset()):
+            if starts.to_pin(tp, msg.offset()):
                 self._commits.note(tp, msg.offset(), None)
             if hold.waiting(lane):
                 hold.hold(lane, [record])
@@ -251,102 +240,13 @@ class KafkaSource:
             raise SourceUnavailable(f"kafka {self._where}: {error.str()}")
         log.warning("kafka consumer error mapping=%s: %s", self._context.mapping, error.str())
 
-    # ---- rebalances (librdkafka calls these inside consume(), on the reader thread) ----
-
-    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        if self._closing:
-            return  # leaving the group: the core is gone
-        try:
-            self._assign(consumer, partitions)
-        except Exception as exc:  # raised from poll(); librdkafka assigns the list as is
-            self._failure = exc
-
-    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        if self._closing:
-            return  # close() committed already; the core is not told about its own exit
-        try:
-            self._revoke([lane_name(p.topic, p.partition) for p in partitions])
-        except Exception as exc:
-            self._failure = exc
-
-    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """The group may have given the partitions to others already: commit nothing. The
-        core still settles their in-flight batches first: what it acks meanwhile becomes
-        this consumer's restart point, should the group hand the lanes back (positions.py)."""
-        if self._closing:
-            return
-        lanes = [lane for p in partitions if (lane := lane_name(p.topic, p.partition))
-                 in self._assigned]
-        log.warning("kafka lanes lost mapping=%s lanes=%s", self._context.mapping, lanes)
-        try:
-            if self._listener is not None and lanes:
-                self._listener.lanes_revoked(lanes)
-        finally:
-            self._forget(lanes)
-
-    def _revoke(self, lanes: list[str]) -> None:
-        """In-flight batches of owned lanes settle and commit (synchronously) first, then
-        the lanes go."""
-        owned = [lane for lane in lanes if lane in self._assigned]
-        if not owned:
-            return
-        log.info("kafka lanes revoked mapping=%s lanes=%s", self._context.mapping, owned)
-        if self._listener is not None:
-            self._listener.lanes_revoked(owned)
-        tps = [self._assigned[lane] for lane in owned]
-        try:
-            self._commits.commit_sync(self._client(), tps)
-        finally:
-            self._forget(owned)
-
-    def _forget(self, lanes: list[str]) -> None:
-        self._changed.update(lanes)
-        tps = [self._assigned.pop(lane) for lane in lanes if lane in self._assigned]
-        self._hold.forget(lanes)
-        self._starts.revoked((tp, self._commits.position(tp)) for tp in tps)
-        self._commits.forget(tps)
-
-    def _assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """Assign the partitions at the offsets positions.py picks (never where librdkafka
-        stood before the rebalance), then tell the core."""
-        new = {lane_name(p.topic, p.partition): (p.topic, p.partition) for p in partitions}
-        starts = self._start_offsets(consumer, list(new.values()))
-        for p in partitions:
-            p.offset = starts[(p.topic, p.partition)]
-        consumer.assign(partitions)
-        # librdkafka keeps a partition's pause across unassign/assign: the core starts the
-        # lanes afresh, unpaused.
-        consumer.resume(partitions)
-        self._assigned.update(new)
-        log.info("kafka lanes assigned mapping=%s lanes=%s", self._context.mapping, list(new))
-        if self._listener is not None and new:
-            self._listener.lanes_assigned(list(new))
-
-    def _start_offsets(self, consumer: Any, tps: list[Key]) -> dict[Key, int]:
-        """positions.py: the group's committed offset, else this consumer's restart point,
-        else the starting position."""
-        s = self._settings
-        group = committed_offsets(consumer, tps, s.request_timeout_seconds)
-        # Known as the group's position from now on (lag, and the restart point if the
-        # lane is revoked before anything is acked).
-        self._commits.committed.update({tp: o for tp, o in group.items() if o is not None})
-        starts = self._starts.on_assigned(group)
-        for tp, start in starts.items():
-            if (offset := group.get(tp)) is not None and start > offset:
-                self._commits.note(tp, start, None)  # acked here before: make it the group's
-        fresh = [tp for tp in tps if tp not in starts]
-        if fresh:
-            starts.update(fresh_starts(consumer, fresh, s.starting_position,
-                                       s.starting_position_timestamp, s.request_timeout_seconds))
-        return starts
-
     # ---- settling --------------------------------------------------------------------
 
     def ack(self, records: Sequence[Record]) -> None:
         """Note last acked offset + 1 per owned partition; the next poll commits it
         (ESM-SPEC §4.4: committed only after success)."""
         for record in records:
-            tp = self._assigned.get(record.lane)
+            tp = self._members.assigned.get(record.lane)
             if tp is None:
                 continue  # revoked: the new owner redelivers from the last commit
             epoch = record.handle if isinstance(record.handle, int) else None
@@ -358,7 +258,7 @@ class KafkaSource:
     def pause(self, lanes: Collection[str]) -> None:
         """Soft: the lanes' records are held back here; librdkafka pauses the partitions
         only once the holding area is full (hold.py)."""
-        self._hold.pause(lane for lane in lanes if lane in self._assigned)
+        self._hold.pause(lane for lane in lanes if lane in self._members.assigned)
 
     def resume(self, lanes: Collection[str]) -> None:
         """Soft too: the lanes' held records are handed out first; once they are, the next
@@ -371,7 +271,7 @@ class KafkaSource:
         thread: a resume alone waits for its next wake-up, up to a second, before the
         partition is fetched again (tests/bench, Kafka at batch 10: 0.9 s stalls, 16k
         records/s; with the seek 90k; the same stall is confluent-kafka-go issue 630)."""
-        tps = [self._tp(lane) for lane in lanes if lane in self._assigned]
+        tps = [self._tp(lane) for lane in lanes if lane in self._members.assigned]
         if not tps:
             return
         consumer = self._client()
@@ -384,43 +284,17 @@ class KafkaSource:
             raise SourceUnavailable(f"kafka {self._where}: resume failed: {exc}") from exc
 
     def _tp(self, lane: str) -> TopicPartition:
-        topic, partition = self._assigned[lane]
+        topic, partition = self._members.assigned[lane]
         return TopicPartition(topic, partition)
 
     def lag(self) -> Mapping[str, float]:
-        """Per owned partition: log end offset − acked position (ESM-SPEC §6 OffsetLag; an
-        acked offset counts as processed even before its async commit is confirmed).
-        Partitions the group never committed nor acked are left out (unknown)."""
-        consumer = self._client()
-        lags: dict[str, float] = {}
+        """Per owned partition (positions.py); empty when the broker cannot be asked."""
         try:
-            for lane, tp in list(self._assigned.items()):
-                position = self._position(consumer, tp)
-                end = self._log_end(consumer, tp)
-                if position is not None and end >= 0:
-                    lags[lane] = float(max(0, end - position))
+            return partition_lags(self._client(), self._members.assigned, self._commits,
+                                  self._settings.request_timeout_seconds)
         except KafkaException as exc:
             log.warning("kafka lag unknown mapping=%s: %s", self._context.mapping, exc)
             return {}
-        return lags
-
-    def _position(self, consumer: Any, tp: Key) -> int | None:
-        position = self._commits.position(tp)
-        if position is None:
-            (found,) = consumer.committed([TopicPartition(*tp)],
-                                          timeout=self._settings.request_timeout_seconds)
-            if found.offset >= 0:
-                self._commits.committed[tp] = found.offset
-                position = found.offset
-        return position
-
-    def _log_end(self, consumer: Any, tp: Key) -> int:
-        """The high watermark librdkafka learnt from its fetches (free), else asked for."""
-        _, high = consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
-        if high < 0:
-            _, high = consumer.get_watermark_offsets(
-                TopicPartition(*tp), timeout=self._settings.request_timeout_seconds)
-        return int(high)
 
     def produce(self, records: Sequence[Mapping[str, Any]]) -> None:
         """`esm redrive --to source`: each record's key, value and headers sent again to

@@ -353,7 +353,7 @@ def test_revoked_lanes_drop_their_held_records() -> None:
     consumer.script = [{TP0: [at(5)]}]
     source.poll(10, 0.1)
     assert len(source._hold) == 1
-    source._revoke(["orders-0"])
+    source._members.revoke(consumer, ["orders-0"])
     assert len(source._hold) == 0
 
 
@@ -563,19 +563,19 @@ def test_close_commits_then_leaves_without_calling_the_core_from_its_revoke_call
         ) -> None:
     # Given an owned lane with an acked record
     source, consumer, records = polled(TP0, p0=[at(4)])
-    lanes_before = list(source._listener.calls)  # type: ignore[union-attr]
+    lanes_before = list(source._members.listener.calls)  # type: ignore[union-attr]
     source.ack(records)
     # When the source closes (librdkafka serves a last revoke callback inside close)
     source.close()
     # Then the ack was committed once, and the core heard nothing from the callback
     assert consumer.commits == [{TP0: 5}] and consumer.closed
-    assert source._listener.calls == lanes_before  # type: ignore[union-attr]
+    assert source._members.listener.calls == lanes_before  # type: ignore[union-attr]
 
 
 def test_close_leaves_the_group_before_closing_so_close_serves_no_rebalance() -> None:
     # Given an owned lane
     source, consumer, records = polled(TP0, p0=[at(4)])
-    lanes_before = list(source._listener.calls)  # type: ignore[union-attr]
+    lanes_before = list(source._members.listener.calls)  # type: ignore[union-attr]
     # When the source closes
     source.close()
     # Then it unsubscribed and served the revoke itself, so that librdkafka's close()
@@ -583,7 +583,7 @@ def test_close_leaves_the_group_before_closing_so_close_serves_no_rebalance() ->
     # confluent-kafka holding the GIL: the whole daemon froze), and the core heard nothing
     assert consumer.unsubscribed and not consumer.assigned
     assert consumer.closed and not consumer.rebalance_in_close
-    assert source._listener.calls == lanes_before  # type: ignore[union-attr]
+    assert source._members.listener.calls == lanes_before  # type: ignore[union-attr]
 
 
 def test_lost_partitions_are_forgotten_without_a_commit() -> None:
