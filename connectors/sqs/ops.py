@@ -116,7 +116,7 @@ def _settle_chunk(client: Any, queue_url: str, handles: list[str], visibility: i
     done = 0
     for _ in range(ENTRY_ATTEMPTS):
         try:
-            response = _batch_call(client, queue_url, pending, visibility)
+            response = batch_call(client, queue_url, pending, visibility)
         except Exception as exc:  # logged below, never raised: see module docstring
             log.warning("%s on %s failed for %d messages: %s", _op(visibility), queue_url,
                         len(pending), error_code(exc))
@@ -139,8 +139,10 @@ def _settle_chunk(client: Any, queue_url: str, handles: list[str], visibility: i
     return done
 
 
-def _batch_call(client: Any, queue_url: str, pending: dict[str, str],
-                visibility: int | None) -> Any:
+def batch_call(client: Any, queue_url: str, pending: dict[str, str],
+               visibility: int | None) -> Any:
+    """One DeleteMessageBatch (`visibility` None) or ChangeMessageVisibilityBatch of the
+    entries `pending` (entry id -> receipt handle); the raw answer, errors raised."""
     entries: list[dict[str, Any]] = [{"Id": i, "ReceiptHandle": h} for i, h in pending.items()]
     if visibility is None:
         return client.delete_message_batch(QueueUrl=queue_url, Entries=entries)

@@ -15,7 +15,9 @@ messages are acked, hence deleted (ESM-SPEC §3.5). Lanes and FIFO ordering: see
 `max_receive_count` set, the core sends messages that failed at the target that often to
 the on-failure destination and then acks (deletes) them; `delivery_count` counts failed
 attempts, not SQS receives, so messages a killed daemon had received and never invoked are
-not brought closer to a dead letter (`connectors.counting`).
+not brought closer to a dead letter (`connectors.counting`). Visibility: every message
+the source holds (read ahead, waiting for a lane, at the target) has its visibility timeout
+extended until it is acked or released (`visibility.py`; `extend_visibility`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from connectors.sqs.records import (
     convert,
     normalise_item_identifier,
 )
+from connectors.sqs.visibility import VisibilityKeeper
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext, LaneListener, SourceTraits
 from esm.records import Record
@@ -67,6 +70,11 @@ class SqsSettings(AwsSettings):
     backoff_on_failure: bool = field(default=False, metadata={
         "doc": "on failure, make messages visible again after the retry backoff instead of "
                "the visibility timeout (ChangeMessageVisibility)"})
+    extend_visibility: bool = field(default=True, metadata={
+        "doc": "keep the messages esm holds (read ahead, waiting for a lane or for the "
+               "target) invisible by extending their visibility timeout until they are "
+               "deleted or released, so that a busy target never sees a message twice; "
+               "false: AWS's behaviour, a message held past the timeout is delivered again"})
     slots: int = field(default=5, metadata={
         "min": 1, "max": 1000, "doc": "standard queues: lanes, i.e. concurrent batches"})
     pollers: int = field(default=5, metadata={
@@ -97,12 +105,13 @@ class SqsSource:
         self._client = client
         self._queue: QueueInfo | None = None
         self._handout: SlotHandout | GroupHandout = SlotHandout(settings.slots)
-        self._receives: set[Future[list[dict[str, Any]]]] = set()
+        self._receives: set[Future[tuple[float, list[dict[str, Any]]]]] = set()
         self._receive_pool: ThreadPoolExecutor | None = None
         self._settle_pool: ThreadPoolExecutor | None = None
         self.visibility_timeout_seconds: int | None = settings.visibility_timeout_seconds
         self.ordered_lanes = False
         self._attempts = FailedAttempts(settings.max_receive_count)
+        self._keeper: VisibilityKeeper | None = None
 
     @classmethod
     def check_mapping(cls, settings: SqsSettings, mapping_data: Mapping[str, Any]) -> list[str]:
@@ -127,6 +136,10 @@ class SqsSource:
             self.ordered_lanes = True  # the core then never invokes past a released record
         self._receive_pool = ThreadPoolExecutor(s.pollers, thread_name_prefix="sqs-receive")
         self._settle_pool = ThreadPoolExecutor(SETTLE_WORKERS, thread_name_prefix="sqs-settle")
+        if s.extend_visibility and self.visibility_timeout_seconds:
+            self._keeper = VisibilityKeeper(self._client, s.queue_url,
+                                            self.visibility_timeout_seconds, self._context.clock)
+            self._keeper.start(f"sqs-visibility-{self._context.mapping}")
         log.info("sqs source open: queue=%s fifo=%s visibility_timeout=%ss redrive=%s",
                  attrs.arn, attrs.fifo, self.visibility_timeout_seconds,
                  "yes" if attrs.redrive_policy else "no")
@@ -139,6 +152,8 @@ class SqsSource:
         for future in self._receives:
             future.cancel()
         self._receives.clear()
+        if self._keeper is not None:  # first, so that no extension follows the reset below
+            self._keeper.close()
         unsent = [r.receipt_handle for r in self._handout.drain()]
         if unsent and self._client is not None:
             sqs_ops.change_visibility(self._client, self._settings.queue_url, unsent, 0)
@@ -173,10 +188,13 @@ class SqsSource:
                and self._handout.buffered() + 10 * len(self._receives) < limit):
             self._receives.add(self._receive_pool.submit(self._receive, wait_seconds))
 
-    def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+    def _receive(self, wait_seconds: int) -> tuple[float, list[dict[str, Any]]]:
+        """The messages, with when their visibility period began (about when SQS answered;
+        taken here because the reader may collect the answer much later)."""
         s = self._settings
-        return sqs_ops.receive(self._client, s.queue_url, 10, wait_seconds,
-                               visibility_timeout=s.visibility_timeout_seconds)
+        messages = sqs_ops.receive(self._client, s.queue_url, 10, wait_seconds,
+                                   visibility_timeout=s.visibility_timeout_seconds)
+        return self._context.clock.monotonic(), messages
 
     def _collect(self) -> None:
         """Move finished receives into the handout; the first failure is raised after the
@@ -190,7 +208,11 @@ class SqsSource:
                 error = error or exc
                 continue
             assert self._queue is not None
-            self._handout.add([self._counted(convert(m, self._queue)) for m in future.result()])
+            since, messages = future.result()
+            received = [self._counted(convert(m, self._queue)) for m in messages]
+            if self._keeper is not None:
+                self._keeper.hold((r.receipt_handle for r in received), since)
+            self._handout.add(received)
         if error is not None:
             raise error
 
@@ -204,6 +226,8 @@ class SqsSource:
 
     def ack(self, records: Sequence[Record]) -> None:
         self._attempts.finished(r.item_id for r in records)
+        if self._keeper is not None:
+            self._keeper.let_go(r.handle for r in records)
         self._handout.settled(records)
         handles = [r.handle for r in records if not self._handout.consume_void(r)]
         if handles:
@@ -224,9 +248,13 @@ class SqsSource:
         if voided:
             log.info("sqs fifo: releasing %d later messages of %d failed group(s) to keep order",
                      len(voided), len({r.lane for r in fresh}))
-        if not self._settings.backoff_on_failure:
-            return  # the visibility timeout brings them back (ESM-SPEC §4.2)
         handles = [r.handle for r in (*fresh, *voided)]
+        if not self._settings.backoff_on_failure:
+            if self._keeper is not None:
+                self._keeper.let_go(handles)
+            return  # the visibility timeout brings them back (ESM-SPEC §4.2)
+        if self._keeper is not None:
+            self._keeper.released(handles, delay_seconds)
         if handles:
             sqs_ops.change_visibility(self._client, self._settings.queue_url, handles,
                                       delay_seconds, self._settle_pool)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -175,6 +176,24 @@ def sqs_kit(server: Any, fifo: bool, batch_size: int = 10, groups: int = 4,
             reply = client.send_message_batch(QueueUrl=url, Entries=entries)
             assert not reply.get("Failed"), reply["Failed"]
 
+    def diagnose(missing: list[str]) -> str:
+        """Whether the queue still holds the missing records (esm never settled them) or
+        not (the broker lost them): read after the daemons died and every message they
+        held became visible again."""
+        time.sleep(visibility_timeout_seconds + 1)
+        present: set[str] = set()
+        for _ in range(20):
+            reply = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                           VisibilityTimeout=60, WaitTimeSeconds=0)
+            bodies = [json.loads(m["Body"]).get("id") for m in reply.get("Messages", [])]
+            if not bodies:
+                break
+            present.update(str(b) for b in bodies)
+        still = sorted(set(missing) & present)
+        gone = sorted(set(missing) - present)
+        return (f"sqs: {len(still)} missing record(s) still in the queue {still[:10]}, "
+                f"{len(gone)} no longer in it {gone[:10]}")
+
     knobs = dict(QUEUE_KNOBS)
     if fifo:
         knobs["STOP_AT_FIRST_FAILURE"] = "1"
@@ -187,7 +206,7 @@ def sqs_kit(server: Any, fifo: bool, batch_size: int = 10, groups: int = 4,
         ordered=fifo, stream=False, in_flight_bound=2 * batch_size * 4,
         mapping_keys={**QUEUE_KEYS, "batch_size": batch_size,
                       "scaling_config": {"maximum_concurrency": 4}},
-        knobs=knobs, target_timeout_seconds=visibility_timeout_seconds)
+        knobs=knobs, target_timeout_seconds=visibility_timeout_seconds, diagnose=diagnose)
 
 
 def _shard_checkpoint(server: Any, leases: str | None, tmp_path: Any) -> dict[str, Any]:

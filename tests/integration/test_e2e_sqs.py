@@ -185,3 +185,29 @@ def test_sigterm_mid_queue_then_restart_processes_each_message_exactly_once(
           f"{len(journal.lines('fail'))} failed deliveries")
     assert 0 < at_stop < len(ids)
     assert (journal.processed(), journal.duplicated()) == (len(ids), [])
+
+
+def test_messages_waiting_for_a_busy_target_are_not_delivered_twice(
+        tmp_path: Path, sqs_server: SqsServer) -> None:  # noqa: F811
+    # Given a 2 s visibility timeout, two invocations at a time taking 1 s each, and 5 slots
+    # of 10 plus 20 read ahead: the last messages held wait about 3.5 s for the target
+    url = sqs_server.create_queue(visibility_timeout=2)
+    bodies = orders_and_pings(100)
+    send(sqs_server, url, bodies)
+    ids = [b["id"] for b in bodies]
+    mapping = sqs_mapping(sqs_server, url, visibility_timeout_seconds=2)
+    journal = Journal(tmp_path / "journal.jsonl")
+    log = tmp_path / "daemon.log"
+    # When the daemon works through the queue
+    run_until_settled(write_config(tmp_path, [mapping]), daemon_env(journal.path,
+                      sleep_seconds="1"), log, journal, ids,
+                      lambda: queue_empty(sqs_server, url),
+                      lambda: f"queue not empty: {queue_counts(sqs_server, url)}")
+    # Then esm kept what it held hidden: each message was invoked once, and no delete or
+    # visibility change met a receipt handle gone stale (with `extend_visibility: false`
+    # this run invoked the 100 messages 320 times)
+    invoked = Counter(line["id"] for line in journal.lines() if "id" in line)
+    print(f"\nsqs busy target: {sum(invoked.values())} invocations of {len(ids)} messages")
+    assert {i: n for i, n in invoked.items() if n > 1} == {}
+    assert sorted(invoked) == sorted(ids)
+    assert "ReceiptHandleIsInvalid" not in log.read_text()

@@ -4,7 +4,8 @@
 - the core's leaves (`records`, `interfaces`, `errors`, `clock`) import nothing else of esm;
 - a connector package imports from esm only the seams, from `connectors` only itself and
   the shared helpers (`connectors.aws.clients` for AWS connectors, `connectors.shards` for
-  the shard streams, `connectors.counting` for queues whose broker counts every return):
+  the shard streams, `connectors.counting` for queues whose broker counts every return,
+  `connectors.holding` for queues that keep what a replica holds):
   one broker's package never imports another's;
 - every package says in its docstring what lives there, and no folder holds more than 12
   modules.
@@ -26,6 +27,7 @@ SHARED_HELPERS = {
     "connectors.aws.clients": {"aws", "sqs", "shards", "dynamodb_streams", "kinesis"},
     "connectors.shards": {"dynamodb_streams", "kinesis"},
     "connectors.counting": {"sqs", "activemq"},
+    "connectors.holding": {"sqs", "redis"},
 }
 MAX_MODULES_PER_FOLDER = 12
 
