@@ -34,6 +34,10 @@ class RedisStreamsSettings:
     visibility_timeout_seconds: int = field(default=30, metadata={
         "min": 1, "max": 43_200,
         "doc": "idle time after which a pending entry is reclaimed and delivered again"})
+    extend_visibility: bool = field(default=True, metadata={
+        "doc": "keep the entries this replica holds (read ahead, waiting for a lane or for "
+               "the target) from going idle, so that no other replica reclaims them while "
+               "they wait; false: an entry held past the timeout can reach two replicas"})
     max_deliveries: int | None = field(default=None, metadata={
         "min": 1, "max": 1000,
         "doc": "failed attempts at the target after which an entry goes to the on-failure "

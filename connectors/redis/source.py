@@ -18,8 +18,10 @@ Guarantees and how they are kept (DESIGN §3):
   and never invoked come back with their count unchanged. The event's `deliveryCount` is
   Redis's own delivery counter (XPENDING), which also bounds a crash loop.
 - An entry still in flight here is not delivered a second time by this replica when it
-  reclaims it. A target slower than the visibility timeout can still see an entry twice
-  through another replica: delivery is at least once (ESM-SPEC §7).
+  reclaims it, and (`extend_visibility`, `keeper.py`) a keeper thread resets the idle time
+  of every entry held here, so no other replica reclaims an entry waiting here behind a
+  busy target. A replica killed with entries held stops resetting them: they are
+  reclaimed after the visibility timeout.
 - Reads and XACKs go through one pipelined connection (`RedisPipe`): an XACK is sent at
   once and its reply read by the next poll, lag or close, and while a stream is being read
   fast the next XREADGROUP is sent ahead (`StreamReads`), so Redis answers it while the
@@ -51,6 +53,7 @@ from connectors.redis.client import build_client, read_credentials
 from connectors.redis.entries import EntryDecoder, fresh_payload
 from connectors.redis.entries import text as _text
 from connectors.redis.group import create_groups, forget_consumer_if_idle
+from connectors.redis.keeper import PendingKeeper
 from connectors.redis.pipe import RedisPipe
 from connectors.redis.reads import StreamReads
 from connectors.redis.reclaim import Reclaimer
@@ -109,6 +112,7 @@ class RedisStreamsSource:
             handle=self)
         # Entries this instance has read and not yet seen acked or released, per stream.
         self._held = self._reads.held
+        self._keeper: PendingKeeper | None = None
 
     @classmethod
     def check_mapping(cls, settings: RedisStreamsSettings,
@@ -120,6 +124,10 @@ class RedisStreamsSource:
     def open(self, listener: LaneListener) -> None:
         with self._translate("open"):
             self._create_groups()
+        if self.settings.extend_visibility:
+            self._keeper = PendingKeeper(self._client, self._group, self.consumer,
+                                         self.settings.visibility_timeout_seconds, self._held)
+            self._keeper.start(f"redis-keeper-{self.context.mapping}")
         log.info("redis_streams: consumer %s joined group %s on %d stream(s)",
                  self.consumer, self._group, len(self._streams))
         listener.lanes_assigned(list(self._streams))
@@ -219,6 +227,8 @@ class RedisStreamsSource:
         """Forget this consumer in the group when it holds no pending entry (names are
         per process, so they would pile up); keep it when it does, so that its entries
         are reclaimed by others."""
+        if self._keeper is not None:  # first: a claim after the forget below would re-add us
+            self._keeper.close()
         try:
             self._pipe.close()  # confirms the acks sent so far
             for stream in self._streams:

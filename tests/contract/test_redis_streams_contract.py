@@ -190,7 +190,9 @@ def test_a_crashed_replicas_entries_are_reclaimed_by_another(
         redis_server: RedisServer, client: redis.Redis,  # noqa: F811
         streams: tuple[str, str]) -> None:
     ids = produce(client, streams[0], 5)
-    crashed = open_source(redis_server.url, streams[:1], consumer_name="crashed")
+    # A replica that dies holding entries stops claiming them: its keeper dies with it
+    crashed = open_source(redis_server.url, streams[:1], consumer_name="crashed",
+                          extend_visibility=False)
     assert len(drain(crashed, 5)) == 5  # read, never acked: the process dies here
     survivor = open_source(redis_server.url, streams[:1], consumer_name="survivor")
     assert drain(survivor, 1, 0.3) == []  # not before the visibility timeout
@@ -203,6 +205,23 @@ def test_a_crashed_replicas_entries_are_reclaimed_by_another(
     survivor.ack(reclaimed)
     assert pending_ids(client, streams[0]) == set()
     survivor.close()
+
+
+def test_entries_a_live_replica_holds_are_not_reclaimed_by_another(
+        redis_server: RedisServer, client: redis.Redis,  # noqa: F811
+        streams: tuple[str, str]) -> None:
+    # Given a replica holding 5 entries it has not settled yet (a busy target)
+    ids = produce(client, streams[0], 5)
+    holder = open_source(redis_server.url, streams[:1], consumer_name="holder")
+    held = drain(holder, 5)
+    # When another replica polls for more than twice the visibility timeout
+    other = open_source(redis_server.url, streams[:1], consumer_name="other")
+    # Then it reclaims none of them: the holder's keeper keeps them from going idle
+    assert drain(other, 1, 2.5 * VISIBILITY) == []
+    holder.ack(held)
+    assert [r.item_id for r in held] == ids and pending_ids(client, streams[0]) == set()
+    holder.close()
+    other.close()
 
 
 def test_restart_resumes_after_the_last_ack(

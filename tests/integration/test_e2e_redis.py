@@ -26,11 +26,13 @@ import pytest
 import redis
 
 from tests.integration.e2e_support import (
+    DaemonProcess,
     Journal,
     daemon_env,
     kill_at_progress,
     python_target,
     run_until_settled,
+    wait_until,
     write_config,
 )
 from tests.servers.redis_server import RedisServer, redis_server  # noqa: F401
@@ -229,3 +231,30 @@ def test_key_slots_run_one_stream_concurrently_in_order_per_key(
     assert max(line["concurrent"] for line in journal.lines("start")) > 1
     assert journal.lines("fail"), "no failure: redelivery unproven"
     assert group_state(client, [stream], group) == {stream: (0, 0)}
+
+
+def test_entries_waiting_for_a_busy_target_never_reach_a_second_replica(
+        tmp_path: Path, redis_server: RedisServer, client: redis.Redis) -> None:  # noqa: F811
+    # Given two replicas on one stream, a 2 s visibility timeout and batches that take 1 s:
+    # entries a replica reads ahead wait longer than the timeout for its target
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    streams, group, dlq = [prefix], f"{prefix}-g", f"{prefix}-dlq"
+    ids = produce(client, streams, 200)
+    mapping = redis_mapping(redis_server.url, streams, group, dlq, max_deliveries=10,
+                            visibility_timeout_seconds=2)
+    configs = [write_config(tmp_path, [mapping], name=f"esm-{n}.yaml") for n in range(2)]
+    journal = Journal(tmp_path / "journal.jsonl")
+    env = daemon_env(journal.path, sleep_seconds="1")
+    log = tmp_path / "daemon.log"
+    # When both work through the stream
+    with DaemonProcess(configs[0], env, log) as first, DaemonProcess(configs[1], env, log):
+        first.wait_ready()
+        wait_until(lambda: journal.processed() == len(ids) and settled(client, streams, group),
+                   120, lambda: f"{journal.processed()} processed, group "
+                                f"{group_state(client, streams, group)}")
+    # Then each entry was invoked once: no replica reclaimed what the other still held
+    # (with `extend_visibility: false` this run invoked the 200 entries 380 times)
+    invoked = Counter(line["id"] for line in journal.lines() if "id" in line)
+    print(f"\nredis busy target, 2 replicas: {sum(invoked.values())} invocations of "
+          f"{len(ids)} entries")
+    assert {i: n for i, n in invoked.items() if n > 1} == {}

@@ -21,6 +21,7 @@ from esm.clock import FakeClock
 from esm.failures.policy import FailurePolicy
 from esm.interfaces import ConnectorContext
 from esm.records import Batch, DeadLetter, FunctionError
+from tests.unit.threads_left import close_after_test
 
 
 class Listener:
@@ -41,7 +42,7 @@ def source(client: redis.Redis, name: str, stop: threading.Event | None = None,
     settings = RedisStreamsSettings(streams=("a",), consumer_name=name,
                                     max_deliveries=max_deliveries)
     context = ConnectorContext("m", stop or threading.Event(), FakeClock())
-    src = RedisStreamsSource(settings, context, client=client)
+    src = close_after_test(RedisStreamsSource(settings, context, client=client))
     src.open(Listener())
     return src
 

@@ -17,6 +17,7 @@ from esm.clock import FakeClock
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext
 from tests.servers.common import free_port
+from tests.unit.threads_left import close_after_test
 
 
 class Listener:
@@ -39,8 +40,8 @@ def make_source(client: redis.Redis, **overrides: object) -> RedisStreamsSource:
     values: dict[str, object] = {"streams": ("a", "b"), "consumer_name": "c1"}
     values.update(overrides)
     settings = RedisStreamsSettings(**values)  # type: ignore[arg-type]
-    source = RedisStreamsSource(settings, ConnectorContext("m", threading.Event(), FakeClock()),
-                                client=client)
+    source = close_after_test(RedisStreamsSource(
+        settings, ConnectorContext("m", threading.Event(), FakeClock()), client=client))
     source.open(Listener())
     return source
 
@@ -55,9 +56,9 @@ def pending(client: redis.Redis, stream: str) -> int:
 
 def test_open_creates_the_group_and_assigns_every_stream(client: fakeredis.FakeRedis) -> None:
     listener = Listener()
-    source = RedisStreamsSource(RedisStreamsSettings(streams=("a", "b")),
-                                ConnectorContext("m", threading.Event(), FakeClock()),
-                                client=client)
+    source = close_after_test(RedisStreamsSource(
+        RedisStreamsSettings(streams=("a", "b")),
+        ConnectorContext("m", threading.Event(), FakeClock()), client=client))
     source.open(listener)
     assert listener.assigned == ["a", "b"]
     assert [g["name"] for g in client.xinfo_groups("a")] == [b"esm"]
