@@ -78,6 +78,9 @@ class Daemon:
         self._config_loader = config_loader
         self._lock = threading.RLock()  # mapping start/stop: reload, admin API, shutdown
         self._reload_requested = threading.Event()
+        # Set once start() launched every enabled mapping. The admin server answers before
+        # that, and /readyz must not report ready while no mapping runs yet.
+        self._launched = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -95,6 +98,7 @@ class Daemon:
         with self._lock:
             for parts, stop in built.values():
                 self.running.launch(parts, stop)
+        self._launched.set()
         threading.Thread(target=self._relay_stop, name="esm-stop-relay", daemon=True).start()
         self.notifier.ready(f"running {len(self.parts)} mapping(s)")
         self._start_watchdog()  # after READY: systemd expects pings only from a started unit
@@ -297,5 +301,7 @@ class Daemon:
         return (not dead, f"reader thread not running: {', '.join(dead)}" if dead else "ok")
 
     def ready(self) -> tuple[bool, str]:
+        if not self._launched.is_set():
+            return False, "starting"
         waiting = self.running.not_ready()
         return (not waiting, f"not ready: {', '.join(waiting)}" if waiting else "ok")

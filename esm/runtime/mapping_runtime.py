@@ -19,7 +19,7 @@ from typing import Any
 from esm.config.types import MappingConfig
 from esm.interfaces import Clock
 from esm.ops.metrics import Metrics
-from esm.ops.status import MappingStatus
+from esm.ops.status import RUNNING_STATES, MappingStatus
 from esm.protection.rate_limit import RateLimiters
 from esm.runtime.assembly import MappingParts, assemble
 from esm.runtime.checkpoints import InProcessCheckpoints
@@ -104,9 +104,12 @@ class RunningMappings:
                 if not parts.runner.is_alive() and not self._stopping(name)]
 
     def not_ready(self) -> list[str]:
-        """Running mappings that have not reported ready yet."""
+        """Mappings meant to run that do not run ready: not reported ready yet, or not
+        launched yet (being created, updated by a reload, or enabled). Mappings disabled,
+        being disabled or being deleted do not count."""
         return [name for name, status in list(self.statuses.items())
-                if name in self.parts and not status.ready]
+                if status.state in RUNNING_STATES
+                and not (name in self.parts and status.ready)]
 
     def all_idle(self) -> bool:
         """True when every running reader has read everything and has no lag."""

@@ -252,3 +252,32 @@ def test_setting_the_daemon_stop_event_stops_every_mapping(tmp_path):
     assert not runner.is_alive()
     assert harness.daemon.shutdown() is True
 
+
+
+def test_the_daemon_is_ready_only_once_every_enabled_mapping_runs(tmp_path, harness_factory):
+    # Given one enabled and one disabled mapping, and a daemon not started yet (its admin
+    # server answers /readyz before start() has launched the mappings)
+    config = load_config([str(write_config(tmp_path, mapping_yaml("a"),
+                                           mapping_yaml("b", enabled=False)))], {})
+    harness = harness_factory(config)
+    assert harness.daemon.ready() == (False, "starting")
+    # When it starts / Then it becomes ready; the disabled mapping does not hold it back
+    harness.daemon.start()
+    wait_for(lambda: harness.daemon.ready() == (True, "ok"))
+
+
+def test_a_mapping_being_enabled_keeps_the_daemon_not_ready_until_it_runs(
+        tmp_path, harness_factory):
+    # Given a ready daemon whose only mapping was disabled
+    config = load_config([str(write_config(tmp_path, mapping_yaml("a")))], {})
+    harness = harness_factory(config)
+    harness.daemon.start()
+    wait_for(lambda: harness.daemon.ready()[0])
+    harness.daemon.set_enabled("a", False)
+    assert harness.daemon.ready() == (True, "ok")
+    # When it is enabled again: not ready while it is not launched or not reading yet
+    harness.daemon.statuses["a"].update(state="Enabling")
+    assert harness.daemon.ready() == (False, "not ready: a")
+    harness.daemon.set_enabled("a", True)
+    # Then ready once it runs
+    wait_for(lambda: harness.daemon.ready() == (True, "ok"))
