@@ -14,6 +14,7 @@ from connectors.sqs.source import SqsSettings, SqsSource
 from esm.clock import FakeClock
 from esm.errors import SourceUnavailable
 from esm.interfaces import ConnectorContext
+from tests.unit.threads_left import close_after_test
 
 URL = "https://sqs.us-east-2.amazonaws.com/123456789012/q"
 
@@ -82,8 +83,9 @@ def msg(i: int, group: str | None = None) -> dict[str, Any]:
 
 def make_source(fake: Any, url: str = URL, **settings: Any) -> SqsSource:
     context = ConnectorContext("m", threading.Event(), FakeClock())
-    source = SqsSource(SqsSettings(queue_url=url, region="us-east-2", pollers=1, **settings),
-                       context, client=fake)
+    source = close_after_test(SqsSource(
+        SqsSettings(queue_url=url, region="us-east-2", pollers=1, **settings), context,
+        client=fake))
     source.open(Listener())
     return source
 
