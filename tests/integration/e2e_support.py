@@ -122,12 +122,15 @@ class DaemonProcess:
         assert self.proc is not None, "daemon not started"
         return self.proc.pid
 
-    def wait_ready(self, timeout_seconds: float = 60) -> None:
-        """Until /readyz answers 200; fails with the log if the daemon exits or never is."""
+    def wait_ready(self, timeout_seconds: float = 60,
+                   diagnose: Callable[[], str] = lambda: "") -> None:
+        """Until /readyz answers 200; fails with the log (and what `diagnose` returns then)
+        if the daemon exits or never is."""
         def ready() -> bool:
             self._assert_running("before it was ready")
             return self.get("/readyz")[0] == 200
-        wait_until(ready, timeout_seconds, lambda: f"/readyz never answered 200\n{self.log_tail()}")
+        wait_until(ready, timeout_seconds,
+                   lambda: f"/readyz never answered 200\n{self.log_tail()}\n{diagnose()}")
 
     def get(self, path: str) -> tuple[int, str]:
         """(HTTP status, body) of GET path on the admin server; (0, error) if unreachable."""

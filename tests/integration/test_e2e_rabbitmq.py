@@ -136,7 +136,8 @@ def test_broker_killed_and_restarted_mid_stream_the_reader_reconnects(
                        lambda: f"/readyz still 200 with the broker down\n{daemon.log_tail()}")
             # and comes back
             server.start()
-            daemon.wait_ready(timeout_seconds=90)
+            daemon.wait_ready(timeout_seconds=90, diagnose=lambda: (
+                f"the broker's queues: {server.queues_listing()}\n{server.log_tail(6000)}"))
             wait_until(lambda: set(journal.ok_ids()) >= set(ids), 90,
                        lambda: f"{missing(ids, journal.ok_ids())}\n{daemon.log_tail()}")
             wait_until(lambda: ready(server, queue) == 0, 30, daemon.log_tail)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -25,11 +26,40 @@ def cache_dir(name: str) -> Path:
     return path
 
 
+# Servers listen below the kernel's ephemeral port range. A port from that range can become
+# the local port of any outgoing connection (a client reconnecting while its broker is
+# down), and a server restarted on its port then fails to bind: in CI on 2026-12-06 a
+# RabbitMQ killed and restarted by the damage suite met EADDRINUSE on its own port, and
+# every later RabbitMQ test failed with it.
+LOWEST_SERVER_PORT = 10000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # not Linux: 49152 on macOS and Windows
+        return 32768
+    return max(low, LOWEST_SERVER_PORT + 1000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1, below the ephemeral range (see above), that was free a
+    moment ago and that this process has not handed out before."""
+    rng = random.Random()
+    top = _ephemeral_ports_start() - 1
+    for _ in range(500):
+        port = rng.randint(LOWEST_SERVER_PORT, top)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise ServerUnavailable(f"no free TCP port between {LOWEST_SERVER_PORT} and {top}")
 
 
 def maven_fetch(root: Path, pom: str, staging: Path, what: str) -> None:
@@ -77,18 +107,29 @@ def wait_for_port(port: int, timeout_seconds: float, proc: subprocess.Popen[byte
     raise ServerUnavailable(f"nothing listening on {host}:{port} after {timeout_seconds:.0f}s")
 
 
+# Stops of this process's test servers, and those that needed SIGKILL (the command, the
+# seconds waited): the run's summary prints them (tests/conftest.py), since the warning
+# below is captured with a passing test's output and a CI log would never show it.
+STOPS = {"clean": 0}
+FORCED_STOPS: list[tuple[str, float]] = []
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout_seconds: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it does not exit in time: logged, because a server killed
-    that way may lose its last writes, and a test that then counts a loss must say so."""
+    """SIGTERM, then SIGKILL if it does not exit in time: logged and noted, because a
+    server killed that way may lose its last writes, and a test that then counts a loss
+    must say so."""
     if proc.poll() is not None:
         return
     proc.terminate()
     try:
         proc.wait(timeout_seconds)
+        STOPS["clean"] += 1
     except subprocess.TimeoutExpired:
+        command = " ".join(str(a) for a in proc.args[:3])
         logging.getLogger("tests.servers").warning(
             "%s did not exit within %.0f s of SIGTERM: SIGKILL (writes it had not yet put "
-            "on disk are lost)", " ".join(str(a) for a in proc.args[:3]), timeout_seconds)
+            "on disk are lost)", command, timeout_seconds)
+        FORCED_STOPS.append((command, timeout_seconds))
         proc.kill()
         proc.wait(timeout_seconds)
 

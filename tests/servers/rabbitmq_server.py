@@ -33,6 +33,7 @@ import pytest
 
 from tests.servers.certs import make_certificates
 from tests.servers.common import (
+    FORCED_STOPS,
     ServerProcess,
     ServerUnavailable,
     ensure_debian_package,
@@ -165,6 +166,27 @@ class RabbitMQServer(ServerProcess):
                 start_new_session=True)
         wait_for_port(self.epmd_port, 10, self._epmd)
 
+    def log_tail(self, chars: int = 2000) -> str:
+        """The start script's output and the node's own log (where recovery after a crash
+        and listener errors are written), each cut to its last `chars` characters."""
+        node_logs = sorted((self._dir / "log").glob("*.log"))
+        parts = [f"-- {self.name} output --\n{super().log_tail(chars)}"]
+        for path in node_logs:
+            try:
+                parts.append(f"-- {path.name} --\n{path.read_text(errors='replace')[-chars:]}")
+            except OSError:
+                continue
+        return "\n".join(parts)
+
+    def queues_listing(self) -> str:
+        """`rabbitmqctl list_queues` for failure messages: it reads the durable queue
+        records too, so it tells a queue the broker forgot from one it cannot serve."""
+        try:
+            return self.ctl("list_queues", "-q", "name", "durable", "state", "messages",
+                            timeout_seconds=30)
+        except (ServerUnavailable, subprocess.TimeoutExpired) as exc:
+            return f"(list_queues failed: {exc})"
+
     def broker_pid(self) -> int | None:
         """The Erlang VM's PID, as the broker wrote it (None before it did)."""
         try:
@@ -193,6 +215,7 @@ class RabbitMQServer(ServerProcess):
             stop_process(self._proc, timeout_seconds=30)
             self._proc = None
         if pid is not None and _alive(pid):
+            FORCED_STOPS.append((f"{self.name} {self.node} (its Erlang VM)", 30))
             _signal(pid, signal.SIGKILL)
 
     def restart(self) -> None:

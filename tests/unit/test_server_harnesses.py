@@ -15,3 +15,40 @@ def test_every_server_harness_can_be_installed_ahead_of_a_run(name: str) -> None
     module = importlib.import_module(f"tests.servers.{name}_server")
     assert callable(getattr(module, "ensure_installed", None)), \
         f"tests/servers/{name}_server.py has no ensure_installed()"
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
+    # Servers restart on their port; an ephemeral port could be taken meanwhile by any
+    # outgoing connection (tests/servers/common.py)
+    import socket
+
+    from tests.servers.common import LOWEST_SERVER_PORT, _ephemeral_ports_start, free_port
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(LOWEST_SERVER_PORT <= p < _ephemeral_ports_start() for p in ports)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports[-1]))
+
+
+def test_a_server_stop_that_needs_sigkill_is_noted_for_the_runs_summary(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.servers import common
+    ignores_term = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                    "print('up', flush=True); time.sleep(30)")
+    stubborn = subprocess.Popen([sys.executable, "-c", ignores_term], stdout=subprocess.PIPE)
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"up\n"
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # (the run's own tallies stay out of it: its summary would list this test's process)
+    monkeypatch.setattr(common, "STOPS", {"clean": 0})
+    monkeypatch.setattr(common, "FORCED_STOPS", [])
+    started = time.monotonic()
+    common.stop_process(polite, timeout_seconds=5)
+    common.stop_process(stubborn, timeout_seconds=0.5)
+    assert stubborn.returncode == -9 and polite.returncode == -15
+    assert common.STOPS["clean"] == 1
+    assert common.FORCED_STOPS == [(f"{sys.executable} -c {ignores_term}", 0.5)]
+    assert time.monotonic() - started < 5
