@@ -34,7 +34,7 @@ from esm.interfaces import ConnectorContext
 from esm.records import Record
 from tests.bench.progress import timed_daemon
 from tests.contract.test_kafka_source import FakeLanes, make_topic
-from tests.servers.kafka_server import KafkaServer, start_kafka
+from tests.servers.kafka_server import SHIPPED_JVM, KafkaServer, start_kafka
 
 PARTITIONS = 4
 
@@ -138,9 +138,9 @@ def daemon_loop(server: KafkaServer, topic: str, count: int, batch_size: int,
 @contextmanager
 def bench_broker(properties: dict[str, str] | None = None) -> Iterator[KafkaServer]:
     """A broker of its own for one benchmark run, removed afterwards; `properties` are
-    broker settings (KafkaServer)."""
+    broker settings (KafkaServer). Its JVM is run as Kafka's start scripts run it."""
     workdir = Path(tempfile.mkdtemp(prefix="esm-kafka-bench-"))
-    server = start_kafka(workdir, properties)
+    server = start_kafka(workdir, properties, jvm=SHIPPED_JVM)
     try:
         yield server
     finally:

@@ -11,9 +11,12 @@ clock in every process) at the moment it is sent (Kafka: kafka-python's producer
 a no-op Python handler, or the raw loop (redis-py XREADGROUP BLOCK + XACK; kafka-python
 poll + commit, and confluent-kafka consume + commit, esm's own Kafka client; `floor` is
 confluent-kafka consuming without committing, what the client delivers before any
-guarantee) — notes how long ago each record was stamped when its handler sees it. The
-first second is left out (group join, first connections). Rounds alternate the contenders;
-the figures are medians over rounds of each round's p50, p99 and max. The machine is
+guarantee, and `floor-commit` the same with an asynchronous commit after each batch, as
+esm commits) — notes how long ago each record was stamped when its handler sees it. The
+first second is left out (group join, first connections). Rounds alternate the contenders,
+after a round that is not counted (it warms the servers); the figures are medians over
+rounds of each round's p50, p99 and max. The Kafka broker's JVM runs as Kafka's start
+scripts run it (tests/servers/kafka_server.py, SHIPPED_JVM). The machine is
 shared: compare the lines of one run, not runs.
 """
 
@@ -184,9 +187,10 @@ def raw_kafka(address: str, topic: str, stop: threading.Event) -> None:
 
 
 def raw_confluent(address: str, topic: str, stop: threading.Event,
-                  commit: bool = True) -> None:
+                  commit: str = "sync") -> None:
     """confluent-kafka (librdkafka, esm's Kafka client) consume + synchronous commit; with
-    `commit` False, consume alone: the client's own floor, no delivery guarantee."""
+    `commit` "async", an asynchronous commit after each batch, as esm commits; with "none",
+    consume alone: the client's own floor, no delivery guarantee."""
     from confluent_kafka import Consumer
     consumer = Consumer({"bootstrap.servers": address, "group.id": f"raw-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, "auto.offset.reset": "latest"})
@@ -200,8 +204,8 @@ def raw_confluent(address: str, topic: str, stop: threading.Event,
         if messages:
             kafka_handler({"records": {"p": [{"value": base64.b64encode(m.value())}
                                              for m in messages]}}, None)
-            if commit:
-                consumer.commit(asynchronous=False)
+            if commit != "none":
+                consumer.commit(asynchronous=commit == "async")
     consumer.close()
 
 
@@ -210,12 +214,16 @@ def confluent_consumer(kind: str, address: str, key: str) -> ContextManager[None
 
 
 def floor_consumer(kind: str, address: str, key: str) -> ContextManager[None]:
-    return looping(lambda a, k, stop: raw_confluent(a, k, stop, commit=False), address, key)
+    return looping(lambda a, k, stop: raw_confluent(a, k, stop, commit="none"), address, key)
+
+
+def floor_commit_consumer(kind: str, address: str, key: str) -> ContextManager[None]:
+    return looping(lambda a, k, stop: raw_confluent(a, k, stop, commit="async"), address, key)
 
 
 CONSUMERS = {"esm": esm_consumer, "raw": raw_consumer, "confluent": confluent_consumer,
-             "floor": floor_consumer}
-KAFKA_ONLY = {"confluent", "floor"}
+             "floor": floor_consumer, "floor-commit": floor_commit_consumer}
+KAFKA_ONLY = {"confluent", "floor", "floor-commit"}
 
 
 def one_round(kind: str, contender: str, address: str, key: str, rate: float,
@@ -247,9 +255,9 @@ def redis_address() -> Iterator[tuple[str, str]]:
 @contextmanager
 def kafka_address() -> Iterator[tuple[str, str]]:
     from tests.contract.test_kafka_source import make_topic
-    from tests.servers.kafka_server import start_kafka
+    from tests.servers.kafka_server import SHIPPED_JVM, start_kafka
     workdir = Path(tempfile.mkdtemp(prefix="esm-kafka-lat-"))
-    server = start_kafka(workdir)
+    server = start_kafka(workdir, jvm=SHIPPED_JVM)
     try:
         yield server.bootstrap, make_topic(server, 4)
     finally:
@@ -281,6 +289,9 @@ def main() -> None:
         with SERVERS[kind]() as (address, key):
             contenders = [c for c in CONSUMERS if kind == "kafka" or c not in KAFKA_ONLY]
             rounds: dict[str, list[tuple[float, float, float]]] = {c: [] for c in contenders}
+            # Not counted: warms the server (Kafka's JIT compiles its request path) and
+            # this process's imports.
+            one_round(kind, contenders[0], address, key, args.rate, args.seconds)
             for n in range(args.rounds):
                 order = contenders if n % 2 == 0 else list(reversed(contenders))
                 for contender in order:
