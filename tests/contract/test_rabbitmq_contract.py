@@ -259,6 +259,7 @@ def test_unacked_messages_come_back_after_the_broker_is_killed_and_restarted() -
     try:
         queue = new_queue(server)
         publish(server, queue, [b"m%d" % i for i in range(20)])
+        server.dump_metadata()  # the crash below is about deliveries, not declarations
         source = open_source(server, queue)
         records = poll_until(source, 20)
         source.ack(records[:5])
@@ -269,6 +270,7 @@ def test_unacked_messages_come_back_after_the_broker_is_killed_and_restarted() -
                 source.ack(records[5:6])
         source.close()
         server.start()
+        server.assert_has_queue(queue)
         # Given a new source, as the supervisor builds after SourceUnavailable
         fresh = open_source(server, queue)
         again = poll_until(fresh, 20, seconds=10)

@@ -130,7 +130,7 @@ class DaemonProcess:
             self._assert_running("before it was ready")
             return self.get("/readyz")[0] == 200
         wait_until(ready, timeout_seconds,
-                   lambda: f"/readyz never answered 200\n{self.log_tail()}\n{diagnose()}")
+                   lambda: f"/readyz never answered 200\n{diagnose()}\n{self.log_tail()}")
 
     def get(self, path: str) -> tuple[int, str]:
         """(HTTP status, body) of GET path on the admin server; (0, error) if unreachable."""

@@ -127,6 +127,7 @@ def test_broker_killed_and_restarted_mid_stream_the_reader_reconnects(
     try:
         run = Run(server, tmp_path, 1000, sleep_seconds="0.05")
         journal, ids, queue = run.journal, run.ids, run.queue
+        server.dump_metadata()  # the crash below is about connections, not declarations
         with DaemonProcess(run.config(), run.env, run.log) as daemon:
             daemon.wait_ready()
             wait_until(lambda: journal.processed() >= 200, 60, daemon.log_tail)
@@ -136,8 +137,11 @@ def test_broker_killed_and_restarted_mid_stream_the_reader_reconnects(
                        lambda: f"/readyz still 200 with the broker down\n{daemon.log_tail()}")
             # and comes back
             server.start()
+            server.assert_has_queue(queue)
             daemon.wait_ready(timeout_seconds=90, diagnose=lambda: (
-                f"the broker's queues: {server.queues_listing()}\n{server.log_tail(6000)}"))
+                f"the broker's queues: {server.queues_listing()!r}\n{server.boot_summary()}\n"
+                f"{server.crash_files_mention(queue)}\n"
+                f"{server.log_tail(4000)}"))
             wait_until(lambda: set(journal.ok_ids()) >= set(ids), 90,
                        lambda: f"{missing(ids, journal.ok_ids())}\n{daemon.log_tail()}")
             wait_until(lambda: ready(server, queue) == 0, 30, daemon.log_tail)

@@ -52,3 +52,39 @@ def test_a_server_stop_that_needs_sigkill_is_noted_for_the_runs_summary(
     assert common.STOPS["clean"] == 1
     assert common.FORCED_STOPS == [(f"{sys.executable} -c {ignores_term}", 0.5)]
     assert time.monotonic() - started < 5
+
+
+def test_a_rabbitmq_failure_report_says_which_boot_began_a_new_database_and_what_a_crash_left(
+        ) -> None:
+    from tests.servers.rabbitmq_server import RabbitMQServer
+
+    # Given a broker's folder as two boots and one crash leave it (no broker runs)
+    server = RabbitMQServer()
+    try:
+        folder = server._dir
+        new, found = "[ ] quorum_queue\n[ ] stream_queue\n", "[x] quorum_queue\n"
+        (folder / "broker.log").write_text(
+            f"t Feature flags: list of feature flags found:\n{new}banner\n"
+            f"t Feature flags: list of feature flags found:\n{found}banner\n")
+        (folder / "log").mkdir()
+        (folder / "log" / f"{server.node}.log").write_text(
+            "2026-12-06 15:11:37.094944+00:00 [info] <0.612.0> Recovering 1 queues of type "
+            "rabbit_classic_queue took 4ms\n2026-12-06 15:11:37.1 [info] accepting AMQP\n")
+        database = folder / "mnesia" / server.node
+        database.mkdir(parents=True)
+        (database / "LATEST.LOG").write_bytes(b"\x01durable q-kept\x02")
+        server._proc = None
+        server.kill()  # no broker PID: only copies the database aside, as after a crash
+        (database / "LATEST.LOG").write_bytes(b"")
+        # When the failure report is written
+        summary = server.boot_summary()
+        # Then it names each boot's database, the recovery line, the files, and which
+        # files the crash left naming a queue
+        assert summary.startswith("boots: 1 began a new database, 2 found its database\n")
+        assert "Recovering 1 queues" in summary and "accepting AMQP" not in summary
+        assert "database files: LATEST.LOG:0" in summary
+        assert server.crash_files_mention("q-kept") == \
+            "crash 1: files naming 'q-kept': LATEST.LOG:16"
+        assert server.crash_files_mention("q-other") == "crash 1: files naming 'q-other': none"
+    finally:
+        server.cleanup()
