@@ -3,7 +3,7 @@ raw client loop in the same run.
 
     python -m tests.bench.bench_latency [--rate 200] [--seconds 10] [--rounds 3]
                                         [--source redis|kafka]
-                                        [--producer kafka-python|confluent]
+                                        [--producer kafka-python|confluent] [--inside]
 
 A producer process writes `rate` records/s, each stamped with CLOCK_MONOTONIC (the same
 clock in every process) at the moment it is sent (Kafka: kafka-python's producer, or with
@@ -18,6 +18,10 @@ after a round that is not counted (it warms the servers); the figures are median
 rounds of each round's p50, p99 and max. The Kafka broker's JVM runs as Kafka's start
 scripts run it (tests/servers/kafka_server.py, SHIPPED_JVM). The machine is
 shared: compare the lines of one run, not runs.
+
+`--inside` (Kafka) also times esm's own part: from the source's `consume()` returning one
+message to the handler seeing it, as wall time and as the reader thread's CPU time (the
+handler runs on that thread when placed there, esm.threads.placement).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,10 @@ from esm.config.loading import load_config
 from esm.runtime.daemon import Daemon
 
 LATENCIES: list[float] = []  # seconds from send to handler, in arrival order
+# --inside: (wall, CPU) seconds from consume() returning one message to its handler; the
+# stamp of the latest consume() that returned messages: wall, thread CPU, thread, count.
+INSIDE: list[tuple[float, float | None]] = []
+CONSUMED: list[float] = []
 
 
 def _note(stamps: list[float]) -> None:
@@ -52,10 +60,14 @@ def _note(stamps: list[float]) -> None:
 
 
 def noted() -> list[float]:
-    """The handlers' list: the daemon imports this file by its module name, which is not
-    `__main__` when run with -m."""
+    return shared().LATENCIES
+
+
+def shared() -> Any:
+    """This file as the daemon imports it (by its module name, which is not `__main__`
+    when run with -m): the module whose lists the handlers fill."""
     from tests.bench import bench_latency
-    return bench_latency.LATENCIES
+    return bench_latency
 
 
 def redis_handler(event: dict[str, Any], context: object) -> None:
@@ -63,8 +75,34 @@ def redis_handler(event: dict[str, Any], context: object) -> None:
 
 
 def kafka_handler(event: dict[str, Any], context: object) -> None:
-    _note([orjson.loads(base64.b64decode(r["value"]))["t"]
-           for records in event["records"].values() for r in records])
+    wall, cpu = time.monotonic(), time.thread_time()
+    stamps = [orjson.loads(base64.b64decode(r["value"]))["t"]
+              for records in event["records"].values() for r in records]
+    _note(stamps)
+    consumed = shared().CONSUMED
+    if consumed and len(stamps) == 1 and consumed[3] == 1:
+        same_thread = consumed[2] == threading.get_ident()
+        shared().INSIDE.append((wall - consumed[0], cpu - consumed[1] if same_thread else None))
+        consumed.clear()  # one message, one measurement
+
+
+@contextmanager
+def timing_inside() -> Iterator[None]:
+    """Stamp the Kafka source's `consume()` whenever it returns messages (see --inside)."""
+    from connectors.kafka.source import KafkaSource
+    original = KafkaSource.__dict__["_consume"]
+
+    def consume(consumer: Any, room: int, timeout: float) -> list[Any]:
+        messages: list[Any] = original.__func__(consumer, room, timeout)
+        if messages:
+            shared().CONSUMED[:] = [time.monotonic(), time.thread_time(), threading.get_ident(),
+                           len(messages)]
+        return messages
+    KafkaSource._consume = staticmethod(consume)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        KafkaSource._consume = original  # type: ignore[method-assign]
 
 
 # ---- the producer process ----------------------------------------------------------------
@@ -229,10 +267,14 @@ KAFKA_ONLY = {"confluent", "floor", "floor-commit"}
 def one_round(kind: str, contender: str, address: str, key: str, rate: float,
               seconds: float) -> tuple[float, float, float]:
     noted().clear()
+    shared().CONSUMED.clear()
+    inside = shared().INSIDE
     with CONSUMERS[contender](kind, address, key):
         time.sleep(1.0 if kind == "redis" else 4.0)  # group joined, first read waiting
+        started = len(inside)
         run_producer(kind, address, key, rate, seconds)
         time.sleep(0.5)
+    del inside[started:started + int(rate)]  # the first second left out, as below
     kept = sorted(noted()[int(rate):])  # the first second left out
     assert len(kept) >= rate * (seconds - 1) * 0.99, f"{contender}: {len(kept)} records seen"
     return (statistics.median(kept), kept[min(len(kept) - 1, int(len(kept) * 0.99))],
@@ -281,17 +323,21 @@ def main() -> None:
     parser.add_argument("--producer", choices=("kafka-python", "confluent"),
                         default="kafka-python",
                         help="the Kafka producer's client (confluent: librdkafka's)")
+    parser.add_argument("--inside", action="store_true",
+                        help="Kafka: also time esm's part, consume() to handler")
     args = parser.parse_args()
     PRODUCER["kafka"] = "kafka" if args.producer == "kafka-python" else "confluent"
     print(f"{args.rate:.0f} rec/s for {args.seconds:.0f} s, window 0, batch 100; medians of "
           f"{args.rounds} rounds (contenders alternating) of p50 / p99 / max, ms", flush=True)
     for kind in args.source or list(SERVERS):
-        with SERVERS[kind]() as (address, key):
+        inside = timing_inside() if args.inside and kind == "kafka" else nullcontext()
+        with inside, SERVERS[kind]() as (address, key):
             contenders = [c for c in CONSUMERS if kind == "kafka" or c not in KAFKA_ONLY]
             rounds: dict[str, list[tuple[float, float, float]]] = {c: [] for c in contenders}
             # Not counted: warms the server (Kafka's JIT compiles its request path) and
             # this process's imports.
             one_round(kind, contenders[0], address, key, args.rate, args.seconds)
+            shared().INSIDE.clear()
             for n in range(args.rounds):
                 order = contenders if n % 2 == 0 else list(reversed(contenders))
                 for contender in order:
@@ -301,6 +347,26 @@ def main() -> None:
                 p50, p99, worst = (statistics.median(f[i] for f in figures) * 1e3
                                    for i in range(3))
                 print(f"{kind:5} {contender}: {p50:.2f} / {p99:.2f} / {worst:.2f}", flush=True)
+            if args.inside and kind == "kafka":
+                print_inside(shared().INSIDE)
+
+
+def print_inside(measured: list[tuple[float, float | None]]) -> None:
+    """esm's part of one-message batches over its counted rounds: p50 / p99 / max, ms."""
+    walls = sorted(w for w, _ in measured)
+    cpus = sorted(c for _, c in measured if c is not None)
+    if not walls:
+        print("kafka esm inside: no one-message batch seen", flush=True)
+        return
+
+    def figures(values: list[float]) -> str:
+        at = (values[len(values) // 2], values[min(len(values) - 1, int(len(values) * 0.99))],
+              values[-1])
+        return " / ".join(f"{v * 1e3:.3f}" for v in at)
+    print(f"kafka esm inside, consume() to handler, {len(walls)} one-message batches: "
+          f"wall {figures(walls)}; reader thread CPU "
+          f"{figures(cpus) if cpus else 'n/a (the handler ran on a lane thread)'} "
+          f"({len(cpus)} on the reader's thread)", flush=True)
 
 
 if __name__ == "__main__":
