@@ -79,6 +79,11 @@ class InFlight:
             self.buffer.finished(lane)
         if not self.buffer.is_current(lane):
             return  # the lane was revoked: never ack for it again
+        self._apply(lane, s)
+        if s.finished:
+            self.buffer.drop_if_idle(lane)  # only now: its acks above needed it current
+
+    def _apply(self, lane: Lane, s: Settlement) -> None:
         if self.windows is not None:  # before the acks below move a checkpoint
             self.windows.save_unsaved(self.source)
         if s.ack:

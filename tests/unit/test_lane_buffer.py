@@ -136,3 +136,30 @@ def test_records_without_a_key_share_one_slot_and_keep_lane_order() -> None:
 def _buffered(lane: object) -> list[Record]:
     batch = lane.batcher.flush()  # type: ignore[attr-defined]
     return [r for b in [*lane.ready, *([batch] if batch else [])] for r in b.records]  # type: ignore[attr-defined]
+
+
+def test_only_lanes_the_source_did_not_announce_are_dropped_and_only_when_idle() -> None:
+    # Given an announced lane and a discovered one (an SQS FIFO group), each with a batch
+    # in flight and the discovered one with another record buffered
+    buffer, _ = make(["a"], batch_size=1)
+    fill(buffer, "a", 0, 1)
+    fill(buffer, "g", 0, 2)
+    a, g = buffer.lanes["a"], buffer.lanes["g"]
+    buffer.take(a)
+    buffer.take(g)
+    # When both finish: the discovered lane still has a batch waiting, so it stays
+    for lane in (a, g):
+        buffer.finished(lane)
+        buffer.drop_if_idle(lane)
+    assert set(buffer.lanes) == {"a", "g"}
+    # When its last batch is taken, it is kept while busy, and dropped once finished
+    buffer.take(g)
+    buffer.drop_if_idle(g)
+    assert "g" in buffer.lanes
+    buffer.finished(g)
+    buffer.drop_if_idle(g)
+    # Then only the announced lane keeps its state, and a new record starts the group again
+    assert set(buffer.lanes) == {"a"}
+    assert not buffer.is_current(g)
+    fill(buffer, "g", 2, 1)
+    assert buffer.lanes["g"] is not g and len(buffer.lanes["g"].ready) == 1

@@ -312,6 +312,32 @@ def test_ordered_queue_lane_releases_its_buffered_records_after_a_failure():
     assert not rig.executor.pending
 
 
+def test_lanes_that_come_with_the_data_are_forgotten_once_idle_and_still_acked():
+    # Given a queue whose records come on lanes the source never announced (as SQS FIFO
+    # message groups do), one record per group, and a batch that fails once on one group
+    def fail_group_7_once(records):
+        if any(r["body"] == json.dumps({"id": 7}) for r in records) and not failed:
+            failed.append(7)
+            raise ValueError("once")
+    failed: list[int] = []
+    target = ScriptedTarget(fail_group_7_once)
+    rig = Rig(mapping_config("queue", batch_size=2), target)
+    for n in range(40):
+        rig.put({"id": n}, lane=f"group-{n}")
+    # When the reader runs until quiet (the failed record comes back after its release)
+    rig.run_until_quiet()
+    rig.clock.advance(5)
+    rig.run_until_quiet()
+    # Then every record was invoked and deleted, group 7's twice, and the buffer keeps
+    # state only for the lane the source announced, not for the 40 groups it saw
+    assert sorted(ids_of([{"body": b} for call in target.calls for b in call])) == \
+        sorted([*range(40), 7])
+    assert rig.broker.backlog() == {}
+    assert len(rig.broker.acked) == 40
+    assert set(rig.reader.buffer.lanes) <= {"lane-0"}
+    assert rig.reader.in_flight.count == 0
+
+
 def test_reader_keeps_polling_with_every_lane_paused_while_the_buffer_is_full():
     # Given a target that never finishes (batches stay in flight) and a full buffer
     target = ScriptedTarget()
