@@ -95,8 +95,8 @@ def timing_inside() -> Iterator[None]:
     def consume(consumer: Any, room: int, timeout: float) -> list[Any]:
         messages: list[Any] = original.__func__(consumer, room, timeout)
         if messages:
-            shared().CONSUMED[:] = [time.monotonic(), time.thread_time(), threading.get_ident(),
-                           len(messages)]
+            shared().CONSUMED[:] = [time.monotonic(), time.thread_time(),
+                                    threading.get_ident(), len(messages)]
         return messages
     KafkaSource._consume = staticmethod(consume)  # type: ignore[method-assign]
     try:
