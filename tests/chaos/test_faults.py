@@ -72,9 +72,17 @@ def test_rabbitmq_broker_killed_and_restarted_mid_run_loses_nothing(
     # The damage is to connections, deliveries and acks, not to the queues' declarations:
     # on the disk before the crash (see RabbitMQServer.dump_metadata).
     rabbitmq_server.dump_metadata()
+    restart = broker_restart(rabbitmq_server, (1, 2), crash=True)
+
+    def restart_keeping_the_queues(run: ChaosRun) -> None:
+        # A queue the broker itself lost takes its records with it: say so, rather than
+        # let the ledger count them as lost by the daemon.
+        restart(run)
+        for queue in kit.source["queues"]:
+            rabbitmq_server.assert_has_queue(queue)
     run = ChaosRun(tmp_path, "rabbitmq broker restart", kit,
                    initial=600, feed_per_second=150, knobs=FAILING)
-    run_checked(run, Damage([broker_restart(rabbitmq_server, (1, 2), crash=True), kill_9]))
+    run_checked(run, Damage([restart_keeping_the_queues, kill_9]))
 
 
 def test_activemq_broker_killed_and_restarted_mid_run_loses_nothing(
